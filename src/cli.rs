@@ -1,0 +1,220 @@
+//! Command-line flags, spelled as nats-server spells them.
+//!
+//! The reference uses Go's `flag` package, so every flag may be written with
+//! one or two dashes and with its value either as the next argument or after
+//! `=`; boolean flags take no value (or `=true`/`=false`). Flags override the
+//! config file, so each is kept as an `Option` and applied last.
+
+use std::path::PathBuf;
+
+/// What the command line asks for.
+#[derive(Debug, Default, Clone)]
+pub struct Flags {
+    pub host: Option<String>,
+    pub port: Option<i32>,
+    pub server_name: Option<String>,
+    pub client_advertise: Option<String>,
+    pub config: Option<PathBuf>,
+    pub check_config: bool,
+    pub http_port: Option<i32>,
+    pub https_port: Option<i32>,
+    pub debug: Option<bool>,
+    pub trace: Option<bool>,
+    pub logtime: Option<bool>,
+    pub log_file: Option<PathBuf>,
+    pub pid_file: Option<PathBuf>,
+    pub ports_file_dir: Option<PathBuf>,
+    pub user: Option<String>,
+    pub pass: Option<String>,
+    pub auth: Option<String>,
+    pub shards: Option<usize>,
+    pub signal: Option<String>,
+    pub show_version: bool,
+    pub show_help: bool,
+    /// Flags of the reference that natrix does not implement, kept to be
+    /// refused with a clear message instead of silently ignored.
+    pub unsupported: Vec<String>,
+}
+
+pub const USAGE: &str = "\
+Usage: natrix [options]
+
+Server Options:
+    -a, --addr, --net <host>         Bind to host address (default: 0.0.0.0)
+    -p, --port <port>                Use port for clients (default: 4222; -1 picks a free port)
+    -n, --name
+        --server_name <server_name>  Server name (default: auto)
+    -P, --pid <file>                 File to store PID
+        --client_advertise <string>  Client URL to advertise to other servers
+        --ports_file_dir <dir>       Creates a ports file in the specified directory (<executable_name>_<pid>.ports).
+    -c, --config <file>              Configuration file
+    -t                               Test configuration and exit
+    -sl, --signal <signal>[=<pid>]   Send signal to natrix process (ldm, stop, quit, term, reopen, reload)
+        --shards <n>                 Number of shards (one pinned executor each; default: one per core)
+
+Logging Options:
+    -l, --log <file>                 File to redirect log output
+    -T, --logtime                    Timestamp log entries (default: true)
+    -D, --debug                      Enable debugging output
+    -V, --trace                      Trace the raw protocol
+    -DV                              Debug and trace
+
+Authorization Options:
+        --user <user>                User required for connections
+        --pass <password>            Password required for connections
+        --auth <token>               Authorization token required for connections
+
+Common Options:
+    -h, --help                       Show this message
+    -v, --version                    Show version
+";
+
+fn parse_bool(flag: &str, v: &str) -> Result<bool, String> {
+    match v {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
+        _ => Err(format!("invalid boolean value {v:?} for -{flag}")),
+    }
+}
+
+fn parse_num<T: std::str::FromStr>(flag: &str, v: &str) -> Result<T, String> {
+    v.parse()
+        .map_err(|_| format!("invalid value {v:?} for flag -{flag}: parse error"))
+}
+
+/// Parses arguments (without the program name).
+pub fn parse(args: &[String]) -> Result<Flags, String> {
+    let mut f = Flags::default();
+    let mut i = 0;
+    while i < args.len() {
+        let arg = &args[i];
+        i += 1;
+        if arg == "--" {
+            break;
+        }
+        let Some(stripped) = arg.strip_prefix("--").or_else(|| arg.strip_prefix('-')) else {
+            return Err(format!("unexpected argument {arg:?}"));
+        };
+        let (name, inline) = match stripped.split_once('=') {
+            Some((n, v)) => (n, Some(v.to_string())),
+            None => (stripped, None),
+        };
+        // Boolean flags: present means true, `=value` sets it.
+        let boolean = |inline: &Option<String>| -> Result<bool, String> {
+            match inline {
+                Some(v) => parse_bool(name, v),
+                None => Ok(true),
+            }
+        };
+        match name {
+            "D" | "debug" => f.debug = Some(boolean(&inline)?),
+            "V" | "trace" | "VV" => f.trace = Some(boolean(&inline)?),
+            "DV" | "DVV" => {
+                let b = boolean(&inline)?;
+                f.debug = Some(b);
+                f.trace = Some(b);
+            }
+            "T" | "logtime" => f.logtime = Some(boolean(&inline)?),
+            "t" => f.check_config = boolean(&inline)?,
+            "h" | "help" => f.show_help = boolean(&inline)?,
+            "v" | "version" => f.show_version = boolean(&inline)?,
+            "js" | "jetstream" | "s" | "syslog" => {
+                if boolean(&inline)? {
+                    f.unsupported.push(format!("-{name}"));
+                }
+            }
+            _ => {
+                let value = match inline {
+                    Some(v) => v,
+                    None => {
+                        let v = args
+                            .get(i)
+                            .cloned()
+                            .ok_or_else(|| format!("flag needs an argument: -{name}"))?;
+                        i += 1;
+                        v
+                    }
+                };
+                match name {
+                    "a" | "addr" | "net" => f.host = Some(value),
+                    "p" | "port" => f.port = Some(parse_num(name, &value)?),
+                    "n" | "name" | "server_name" => f.server_name = Some(value),
+                    "client_advertise" => f.client_advertise = Some(value),
+                    "c" | "config" => f.config = Some(PathBuf::from(value)),
+                    "m" | "http_port" => f.http_port = Some(parse_num(name, &value)?),
+                    "ms" | "https_port" => f.https_port = Some(parse_num(name, &value)?),
+                    "l" | "log" => f.log_file = Some(PathBuf::from(value)),
+                    "P" | "pid" => f.pid_file = Some(PathBuf::from(value)),
+                    "ports_file_dir" => f.ports_file_dir = Some(PathBuf::from(value)),
+                    "user" => f.user = Some(value),
+                    "pass" => f.pass = Some(value),
+                    "auth" => f.auth = Some(value),
+                    "shards" => f.shards = Some(parse_num(name, &value)?),
+                    "sl" | "signal" => f.signal = Some(value),
+                    "r" | "remote_syslog" | "routes" | "cluster" | "cluster_name"
+                    | "cluster_advertise" | "sd" | "store_dir" | "tls" | "tlsverify"
+                    | "tlscert" | "tlskey" | "tlscacert" | "log_size_limit"
+                    | "max_traced_msg_len" | "connect_retries" | "no_advertise" | "gateway" => {
+                        f.unsupported.push(format!("-{name}"))
+                    }
+                    _ => return Err(format!("flag provided but not defined: -{name}")),
+                }
+            }
+        }
+    }
+    Ok(f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(a: &[&str]) -> Result<Flags, String> {
+        parse(&a.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn dash_styles() {
+        let f = p(&[
+            "-p",
+            "-1",
+            "--addr=127.0.0.1",
+            "-DV",
+            "--ports_file_dir",
+            "/tmp",
+        ])
+        .unwrap();
+        assert_eq!(f.port, Some(-1));
+        assert_eq!(f.host.as_deref(), Some("127.0.0.1"));
+        assert_eq!(f.debug, Some(true));
+        assert_eq!(f.trace, Some(true));
+        assert_eq!(f.ports_file_dir, Some(PathBuf::from("/tmp")));
+    }
+
+    #[test]
+    fn booleans_take_inline_values() {
+        let f = p(&["-T=false", "--debug=true"]).unwrap();
+        assert_eq!(f.logtime, Some(false));
+        assert_eq!(f.debug, Some(true));
+        assert!(p(&["-D=maybe"]).is_err());
+    }
+
+    #[test]
+    fn errors_name_the_flag() {
+        assert_eq!(
+            p(&["-bogus"]).unwrap_err(),
+            "flag provided but not defined: -bogus"
+        );
+        assert_eq!(p(&["-p"]).unwrap_err(), "flag needs an argument: -p");
+        assert!(p(&["-p", "x"]).unwrap_err().contains("-p"));
+    }
+
+    #[test]
+    fn unsupported_flags_are_kept() {
+        let f = p(&["--routes", "nats://x:1", "-js"]).unwrap();
+        assert_eq!(
+            f.unsupported,
+            vec!["-routes".to_string(), "-js".to_string()]
+        );
+    }
+}

@@ -1,0 +1,795 @@
+//! One client connection, owned by the shard that accepted it.
+//!
+//! Two tasks serve a connection: the reader parses and acts on input, the
+//! writer drains the outbound buffer. They use separate descriptors for the
+//! same socket (the writer's is a `dup`), so neither needs to borrow the
+//! other's stream. Deliveries from any connection on the shard append to the
+//! outbound buffer and wake the writer, which therefore batches everything
+//! produced in one loop tick into one write.
+//!
+//! Closing is one-way: [`Client::close`] marks the client closed, and either
+//! lets the writer flush what is queued (for `-ERR` lines) or shuts the
+//! socket down at once (slow consumers). The reader alone cleans up, when
+//! its read ends, so subscriptions are removed exactly once.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::future::poll_fn;
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+use std::rc::Rc;
+use std::task::{Poll, Waker};
+use std::time::{Duration, Instant};
+
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use glommio::net::TcpStream;
+use serde::Deserialize;
+
+use crate::options::Options;
+use crate::proto::encode::{self, push_err, push_msg};
+use crate::proto::{parse, Limits, Op, ParseError, Parsed};
+use crate::shard::Shard;
+use crate::subject;
+
+/// Why a connection ended, as the reference names it in logs and monitoring.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CloseReason {
+    ClientClosed,
+    WriteError,
+    ReadError,
+    ParseError,
+    ProtocolViolation,
+    MaxPayloadExceeded,
+    MaxControlLineExceeded,
+    SlowConsumerPendingBytes,
+    SlowConsumerWriteDeadline,
+    StaleConnection,
+    MaxConnectionsExceeded,
+    BadClientProtocolVersion,
+    NoRespondersRequiresHeaders,
+    ServerShutdown,
+}
+
+impl CloseReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CloseReason::ClientClosed => "Client Closed",
+            CloseReason::WriteError => "Write Error",
+            CloseReason::ReadError => "Read Error",
+            CloseReason::ParseError => "Parse Error",
+            CloseReason::ProtocolViolation => "Protocol Violation",
+            CloseReason::MaxPayloadExceeded => "Maximum Message Payload Exceeded",
+            CloseReason::MaxControlLineExceeded => "Maximum Control Line Exceeded",
+            CloseReason::SlowConsumerPendingBytes => "Slow Consumer (Pending Bytes)",
+            CloseReason::SlowConsumerWriteDeadline => "Slow Consumer (Write Deadline)",
+            CloseReason::StaleConnection => "Stale Connection",
+            CloseReason::MaxConnectionsExceeded => "Maximum Connections Exceeded",
+            CloseReason::BadClientProtocolVersion => "Bad Client Protocol Version",
+            CloseReason::NoRespondersRequiresHeaders => "No Responders Requires Headers",
+            CloseReason::ServerShutdown => "Server Shutdown",
+        }
+    }
+}
+
+/// A subscription of one client; lives in the client's sid map and in the
+/// shard's index.
+pub struct Subscription {
+    pub client: Rc<Client>,
+    pub subject: Box<[u8]>,
+    pub queue: Option<Box<[u8]>>,
+    pub sid: Box<[u8]>,
+    pub delivered: Cell<u64>,
+    /// Auto-unsubscribe after this many deliveries; 0 means never.
+    pub max: Cell<u64>,
+}
+
+/// A subscription compared by identity, as stored in the subject index.
+#[derive(Clone)]
+pub struct SubRef(pub Rc<Subscription>);
+
+impl PartialEq for SubRef {
+    fn eq(&self, o: &Self) -> bool {
+        Rc::ptr_eq(&self.0, &o.0)
+    }
+}
+
+/// CONNECT options; absent fields keep the reference's defaults
+/// (verbose, pedantic and echo on).
+#[derive(Deserialize, Debug)]
+#[serde(default)]
+pub struct ConnectOpts {
+    pub verbose: bool,
+    pub pedantic: bool,
+    pub tls_required: bool,
+    pub auth_token: Option<String>,
+    pub user: Option<String>,
+    pub pass: Option<String>,
+    pub name: Option<String>,
+    pub lang: Option<String>,
+    pub version: Option<String>,
+    pub protocol: i64,
+    pub echo: bool,
+    pub headers: bool,
+    pub no_responders: bool,
+    pub sig: Option<String>,
+    pub jwt: Option<String>,
+    pub nkey: Option<String>,
+}
+
+impl Default for ConnectOpts {
+    fn default() -> Self {
+        ConnectOpts {
+            verbose: true,
+            pedantic: true,
+            tls_required: false,
+            auth_token: None,
+            user: None,
+            pass: None,
+            name: None,
+            lang: None,
+            version: None,
+            protocol: 0,
+            echo: true,
+            headers: false,
+            no_responders: false,
+            sig: None,
+            jwt: None,
+            nkey: None,
+        }
+    }
+}
+
+pub struct Client {
+    pub id: u64,
+    pub addr: SocketAddr,
+    fd: RawFd,
+    shard: Rc<Shard>,
+    out: RefCell<Vec<u8>>,
+    /// Bytes handed to the writer's current write, still counted as pending.
+    inflight: Cell<usize>,
+    writer: Cell<Option<Waker>>,
+    drain_waiters: RefCell<Vec<Waker>>,
+    closed: Cell<Option<CloseReason>>,
+    max_pending: Cell<usize>,
+    pub echo: Cell<bool>,
+    pub headers: Cell<bool>,
+    verbose: Cell<bool>,
+    pedantic: Cell<bool>,
+    no_responders: Cell<bool>,
+    connected: Cell<bool>,
+    subs: RefCell<HashMap<Box<[u8]>, Rc<Subscription>>>,
+    /// Interest changed since the last barrier: the next PING waits for the
+    /// peers to have seen it.
+    interest_dirty: Cell<bool>,
+    last_activity: Cell<Instant>,
+    last_ping_in: Cell<Option<Instant>>,
+    pings_out: Cell<u32>,
+    next_ping: Cell<Option<Instant>>,
+    desc: RefCell<String>,
+}
+
+thread_local! {
+    /// The most congested consumer the current read batch wrote to: the
+    /// producer waits for it to drain before reading more.
+    static CONGESTED: RefCell<Option<Rc<Client>>> = const { RefCell::new(None) };
+}
+
+impl Client {
+    pub fn is_closed(&self) -> bool {
+        self.closed.get().is_some()
+    }
+
+    fn pending(&self) -> usize {
+        self.out.borrow().len() + self.inflight.get()
+    }
+
+    /// Level above which producers wait for this consumer to drain.
+    fn stall_level(&self) -> usize {
+        (self.max_pending.get() / 2).min(8 * 1024 * 1024)
+    }
+
+    /// Appends protocol bytes and wakes the writer.
+    pub fn send(&self, bytes: &[u8]) {
+        if self.is_closed() {
+            return;
+        }
+        self.out.borrow_mut().extend_from_slice(bytes);
+        self.queued();
+    }
+
+    pub fn send_err(&self, text: &str) {
+        if self.is_closed() {
+            return;
+        }
+        push_err(&mut self.out.borrow_mut(), text);
+        self.queued();
+    }
+
+    /// After bytes were queued: enforce max_pending, note congestion, wake
+    /// the writer.
+    fn queued(self: &Client) {
+        let pending = self.pending();
+        if pending > self.max_pending.get() {
+            crate::info!(
+                "{} - Slow Consumer Detected: MaxPending of {} Exceeded",
+                self.desc.borrow(),
+                self.max_pending.get()
+            );
+            self.close(CloseReason::SlowConsumerPendingBytes, false);
+            return;
+        }
+        if let Some(w) = self.writer.take() {
+            w.wake();
+        }
+    }
+
+    /// Marks the client closed. With `flush`, the writer first sends what is
+    /// queued (an `-ERR` line); otherwise the socket is shut down at once.
+    pub fn close(&self, reason: CloseReason, flush: bool) {
+        if self.is_closed() {
+            return;
+        }
+        self.closed.set(Some(reason));
+        crate::debug!(
+            "{} - Client connection closed: {}",
+            self.desc.borrow(),
+            reason.as_str()
+        );
+        if !flush {
+            self.out.borrow_mut().clear();
+            // SAFETY: shutdown on our own open socket; it stays open until
+            // both tasks have dropped their descriptors.
+            unsafe { libc::shutdown(self.fd, libc::SHUT_RDWR) };
+        }
+        if let Some(w) = self.writer.take() {
+            w.wake();
+        }
+        for w in self.drain_waiters.borrow_mut().drain(..) {
+            w.wake();
+        }
+    }
+
+    /// Removes a subscription by sid from the client and the shard.
+    fn unsubscribe(&self, sid: &[u8]) {
+        let removed = self.subs.borrow_mut().remove(sid);
+        if let Some(sub) = removed {
+            if self.shard.remove_sub(&SubRef(sub)) {
+                self.interest_dirty.set(true);
+            }
+        }
+    }
+
+    /// Per-tick timers (called by the shard's housekeeping task).
+    pub fn tick(&self, now: Instant, opts: &Options) {
+        if self.is_closed() {
+            return;
+        }
+        let Some(due) = self.next_ping.get() else {
+            return;
+        };
+        if now < due {
+            return;
+        }
+        let interval = opts.ping_interval;
+        self.next_ping.set(Some(now + interval));
+        // As the reference: recent traffic from the client, or a PING it
+        // sent, proves it alive without a round trip.
+        if now.duration_since(self.last_activity.get()) < interval {
+            return;
+        }
+        if self
+            .last_ping_in
+            .get()
+            .is_some_and(|t| now.duration_since(t) < interval)
+        {
+            return;
+        }
+        if self.pings_out.get() + 1 > opts.ping_max {
+            crate::debug!("{} - Stale Client Connection - Closing", self.desc.borrow());
+            self.send_err("Stale Connection");
+            self.close(CloseReason::StaleConnection, true);
+            return;
+        }
+        self.pings_out.set(self.pings_out.get() + 1);
+        self.send(encode::PING);
+    }
+
+    /// Waits until this consumer's pending bytes drop below its stall level,
+    /// it closes, or `deadline` passes.
+    async fn drained(&self, deadline: Instant) {
+        let wait = poll_fn(|cx| {
+            if self.is_closed() || self.pending() <= self.stall_level() {
+                Poll::Ready(())
+            } else {
+                self.drain_waiters.borrow_mut().push(cx.waker().clone());
+                Poll::Pending
+            }
+        });
+        let left = deadline.saturating_duration_since(Instant::now());
+        let _ = glommio::timer::timeout(left, async {
+            wait.await;
+            Ok(())
+        })
+        .await;
+    }
+}
+
+/// Writes one message to one subscription. Returns whether it was queued.
+pub fn deliver(
+    sub: &SubRef,
+    subject: &[u8],
+    reply: Option<&[u8]>,
+    has_headers: bool,
+    hdr_len: usize,
+    msg: &[u8],
+) -> bool {
+    let s = &sub.0;
+    let c = &s.client;
+    if c.is_closed() {
+        return false;
+    }
+    let max = s.max.get();
+    let n = s.delivered.get() + 1;
+    if max > 0 && n > max {
+        return false;
+    }
+    s.delivered.set(n);
+    {
+        let mut out = c.out.borrow_mut();
+        if !has_headers {
+            push_msg(&mut out, subject, &s.sid, reply, false, 0, msg);
+        } else if c.headers.get() {
+            push_msg(&mut out, subject, &s.sid, reply, true, hdr_len, msg);
+        } else {
+            // A client without header support gets the payload alone.
+            push_msg(
+                &mut out,
+                subject,
+                &s.sid,
+                reply,
+                false,
+                0,
+                &msg[hdr_len.min(msg.len())..],
+            );
+        }
+    }
+    c.queued();
+    if !c.is_closed() && c.pending() > c.stall_level() {
+        CONGESTED.with(|cg| {
+            let mut cg = cg.borrow_mut();
+            if cg.as_ref().is_none_or(|o| o.pending() < c.pending()) {
+                *cg = Some(c.clone());
+            }
+        });
+    }
+    if max > 0 && n == max {
+        c.unsubscribe(&s.sid);
+    }
+    true
+}
+
+/// Initial read buffer; grows for large messages or fast producers.
+const READ_BUF_START: usize = 512;
+const READ_BUF_MAX: usize = 64 * 1024;
+
+/// Serves one accepted connection until it closes.
+pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
+    let opts = shard.options();
+    let global = shard.global.clone();
+    let addr = match stream.peer_addr() {
+        Ok(a) => a,
+        Err(_) => return,
+    };
+    let _ = stream.set_nodelay(true);
+    let fd = stream.as_raw_fd();
+    // SAFETY: dup of an open socket we own; the new descriptor is owned by
+    // the writer's stream and closed when it drops.
+    let wfd = unsafe { libc::dup(fd) };
+    if wfd < 0 {
+        crate::error!(
+            "Error duplicating client socket: {}",
+            io::Error::last_os_error()
+        );
+        return;
+    }
+    // SAFETY: `wfd` is a fresh descriptor for a connected TCP socket.
+    let wstream = unsafe { TcpStream::from_raw_fd(wfd) };
+    let _ = wstream.set_write_timeout(Some(opts.write_deadline));
+
+    let cid = global
+        .next_cid
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        + 1;
+    let count = global
+        .connections
+        .fetch_add(1, std::sync::atomic::Ordering::AcqRel)
+        + 1;
+    let now = Instant::now();
+    let client = Rc::new(Client {
+        id: cid,
+        addr,
+        fd,
+        shard: shard.clone(),
+        out: RefCell::new(Vec::new()),
+        inflight: Cell::new(0),
+        writer: Cell::new(None),
+        drain_waiters: RefCell::new(Vec::new()),
+        closed: Cell::new(None),
+        max_pending: Cell::new(opts.max_pending),
+        echo: Cell::new(true),
+        headers: Cell::new(false),
+        verbose: Cell::new(true),
+        pedantic: Cell::new(true),
+        no_responders: Cell::new(false),
+        connected: Cell::new(false),
+        subs: RefCell::new(HashMap::new()),
+        interest_dirty: Cell::new(false),
+        last_activity: Cell::new(now),
+        last_ping_in: Cell::new(None),
+        pings_out: Cell::new(0),
+        next_ping: Cell::new(None),
+        desc: RefCell::new(format!("{addr} - cid:{cid}")),
+    });
+    crate::debug!("{} - Client connection created", client.desc.borrow());
+    let ip = addr.ip().to_string();
+    client.send(&shard.info_line(cid, &ip));
+    if count > opts.max_connections {
+        crate::error!("{} - maximum connections exceeded", client.desc.borrow());
+        client.send_err("maximum connections exceeded");
+        client.close(CloseReason::MaxConnectionsExceeded, true);
+    }
+    glommio::spawn_local(writer(client.clone(), wstream)).detach();
+    shard.clients.borrow_mut().insert(cid, client.clone());
+
+    let reason = read_loop(&client, stream, &opts).await;
+    if !client.is_closed() {
+        client.close(reason, true);
+    }
+    // Cleanup: drop every subscription, then the client itself.
+    let subs: Vec<Rc<Subscription>> = client.subs.borrow_mut().drain().map(|(_, s)| s).collect();
+    for s in subs {
+        shard.remove_sub(&SubRef(s));
+    }
+    shard.clients.borrow_mut().remove(&cid);
+    global
+        .connections
+        .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+}
+
+async fn writer(client: Rc<Client>, mut stream: TcpStream) {
+    let mut spare: Vec<u8> = Vec::new();
+    loop {
+        poll_fn(|cx| {
+            if !client.out.borrow().is_empty() || client.is_closed() {
+                Poll::Ready(())
+            } else {
+                client.writer.set(Some(cx.waker().clone()));
+                Poll::Pending
+            }
+        })
+        .await;
+        std::mem::swap(&mut *client.out.borrow_mut(), &mut spare);
+        if spare.is_empty() {
+            // Closed with nothing (more) to flush.
+            break;
+        }
+        client.inflight.set(spare.len());
+        let res = stream.write_all(&spare).await;
+        client.inflight.set(0);
+        for w in client.drain_waiters.borrow_mut().drain(..) {
+            w.wake();
+        }
+        if let Err(e) = res {
+            let reason = if e.kind() == io::ErrorKind::TimedOut {
+                crate::info!(
+                    "{} - Slow Consumer Detected: WriteDeadline of {:?} exceeded",
+                    client.desc.borrow(),
+                    client.shard.options().write_deadline
+                );
+                CloseReason::SlowConsumerWriteDeadline
+            } else {
+                CloseReason::WriteError
+            };
+            client.close(reason, false);
+            break;
+        }
+        // Keep a modest buffer between bursts; give back big ones.
+        if spare.capacity() > 1024 * 1024 {
+            spare = Vec::new();
+        } else {
+            spare.clear();
+        }
+    }
+    // SAFETY: shutdown on our own socket wakes the reader with EOF.
+    unsafe { libc::shutdown(client.fd, libc::SHUT_RDWR) };
+}
+
+/// Reads and handles input until the connection ends; returns why.
+async fn read_loop(client: &Rc<Client>, mut stream: TcpStream, opts: &Options) -> CloseReason {
+    let shard = client.shard.clone();
+    let mut buf: Vec<u8> = vec![0; READ_BUF_START];
+    let mut filled = 0usize;
+    loop {
+        if client.is_closed() {
+            return CloseReason::ClientClosed;
+        }
+        if filled == buf.len() && buf.len() < READ_BUF_MAX {
+            buf.resize((buf.len() * 2).min(READ_BUF_MAX), 0);
+        }
+        let n = match stream.read(&mut buf[filled..]).await {
+            Ok(0) => return CloseReason::ClientClosed,
+            Ok(n) => n,
+            Err(_) => return CloseReason::ReadError,
+        };
+        filled += n;
+        client.last_activity.set(Instant::now());
+
+        let limits = Limits {
+            max_control_line: opts.max_control_line,
+            max_payload: opts.max_payload,
+            headers: client.headers.get(),
+        };
+        let mut pos = 0;
+        let mut need = 0;
+        while pos < filled && !client.is_closed() {
+            let limits = Limits {
+                headers: client.headers.get(),
+                ..limits
+            };
+            match parse(&buf[pos..filled], &limits) {
+                Ok(Parsed::Op(op, used)) => {
+                    handle(client, &shard, op, opts).await;
+                    pos += used;
+                }
+                Ok(Parsed::Incomplete { need: n }) => {
+                    need = n;
+                    break;
+                }
+                Err(e) => {
+                    parse_error(client, e, &buf[pos..filled]);
+                    break;
+                }
+            }
+        }
+        // Keep the unparsed tail at the front, with room for what it needs.
+        buf.copy_within(pos..filled, 0);
+        filled -= pos;
+        if need > buf.len() {
+            buf.resize(need, 0);
+        } else if need == 0 && filled == 0 && buf.len() > READ_BUF_MAX {
+            buf = vec![0; READ_BUF_MAX];
+        }
+
+        // Back-pressure: wait for congested consumers and peers to drain.
+        if let Some(c) = CONGESTED.with(|cg| cg.borrow_mut().take()) {
+            if !Rc::ptr_eq(&c, client) {
+                c.drained(Instant::now() + Duration::from_millis(500)).await;
+            }
+        }
+        if shard.backlogged() {
+            shard.wait_backlog(Duration::from_millis(500)).await;
+        }
+        // Let the writers this batch woke run before reading more.
+        futures_lite::future::yield_now().await;
+    }
+}
+
+fn parse_error(client: &Client, e: ParseError, at: &[u8]) {
+    let snippet = String::from_utf8_lossy(&at[..at.len().min(32)]).into_owned();
+    match e {
+        ParseError::UnknownOp => {
+            crate::error!(
+                "{} - Client parser ERROR, proto='{:?}...'",
+                client.desc.borrow(),
+                snippet
+            );
+            client.send_err("Unknown Protocol Operation");
+            client.close(CloseReason::ParseError, true);
+        }
+        ParseError::MaxControlLine => {
+            crate::error!("{} - maximum control line exceeded", client.desc.borrow());
+            client.send_err("maximum control line exceeded");
+            client.close(CloseReason::MaxControlLineExceeded, true);
+        }
+        ParseError::MaxPayload => {
+            crate::error!("{} - Maximum Payload Violation", client.desc.borrow());
+            client.send_err("Maximum Payload Violation");
+            client.close(CloseReason::MaxPayloadExceeded, true);
+        }
+        ParseError::BadArgs | ParseError::HeadersNotSupported => {
+            crate::error!(
+                "{} - Client parser ERROR, proto='{:?}...'",
+                client.desc.borrow(),
+                snippet
+            );
+            client.close(CloseReason::ParseError, true);
+        }
+    }
+}
+
+async fn handle(client: &Rc<Client>, shard: &Rc<Shard>, op: Op<'_>, opts: &Options) {
+    match op {
+        Op::Connect(json) => connect(client, json, opts),
+        Op::Pub {
+            subject,
+            reply,
+            hdr_len,
+            msg,
+            has_headers,
+        } => {
+            if client.pedantic.get() && !subject::valid_literal(subject) {
+                client.send_err("Invalid Publish Subject");
+            }
+            if client.verbose.get() {
+                client.send(encode::OK);
+            }
+            let delivered = shard.publish(client, subject, reply, has_headers, hdr_len, msg);
+            if !delivered {
+                if let Some(reply) = reply {
+                    no_responders(client, reply);
+                }
+            }
+        }
+        Op::Sub {
+            subject,
+            queue,
+            sid,
+        } => sub(client, shard, subject, queue, sid, opts),
+        Op::Unsub { sid, max } => {
+            if client.verbose.get() {
+                client.send(encode::OK);
+            }
+            let sub = client.subs.borrow().get(sid).cloned();
+            if let Some(sub) = sub {
+                match max {
+                    Some(m) if m > 0 && m > sub.delivered.get() => sub.max.set(m),
+                    _ => client.unsubscribe(sid),
+                }
+            }
+        }
+        Op::Ping => {
+            if client.interest_dirty.replace(false) {
+                shard.barrier().await;
+            }
+            client.last_ping_in.set(Some(Instant::now()));
+            client.send(encode::PONG);
+        }
+        Op::Pong => client.pings_out.set(0),
+        Op::Info(json) => {
+            if serde_json::from_slice::<serde_json::Value>(json).is_err() {
+                client.close(CloseReason::ParseError, true);
+            }
+        }
+        Op::Ok => {}
+        Op::Err(text) => {
+            crate::error!(
+                "{} - Client Error {}",
+                client.desc.borrow(),
+                String::from_utf8_lossy(text)
+            );
+            client.close(CloseReason::ParseError, true);
+        }
+    }
+}
+
+fn connect(client: &Rc<Client>, json: &[u8], opts: &Options) {
+    let co: ConnectOpts = match serde_json::from_slice(json) {
+        Ok(c) => c,
+        Err(e) => {
+            crate::error!("{} - Client parser ERROR: {e}", client.desc.borrow());
+            client.close(CloseReason::ParseError, true);
+            return;
+        }
+    };
+    client.echo.set(co.echo);
+    client.verbose.set(co.verbose);
+    client.pedantic.set(co.pedantic);
+    client.headers.set(co.headers);
+    client.no_responders.set(co.no_responders);
+    {
+        let mut ncs = String::new();
+        if let Some(v) = &co.version {
+            ncs = format!("v{v}");
+        }
+        for part in [&co.lang, &co.name].into_iter().flatten() {
+            if !ncs.is_empty() {
+                ncs.push(':');
+            }
+            ncs.push_str(part);
+        }
+        if !ncs.is_empty() {
+            *client.desc.borrow_mut() = format!("{} - cid:{} - {:?}", client.addr, client.id, ncs);
+        }
+    }
+    if !(0..=1).contains(&co.protocol) {
+        client.send_err("invalid client protocol");
+        client.close(CloseReason::BadClientProtocolVersion, true);
+        return;
+    }
+    if co.no_responders && !co.headers {
+        client.send_err("no responders requires headers support");
+        client.close(CloseReason::NoRespondersRequiresHeaders, true);
+        return;
+    }
+    if co.verbose {
+        client.send(encode::OK);
+    }
+    if !client.connected.replace(true) {
+        // The first PING comes early (within 2 s, plus up to 20% jitter)
+        // to measure RTT, as the reference does.
+        let first = opts.ping_interval.min(Duration::from_secs(2));
+        let jitter = first.as_nanos() as u64 / 5;
+        let extra = if jitter > 0 {
+            client.shard.rand(jitter as usize) as u64
+        } else {
+            0
+        };
+        client
+            .next_ping
+            .set(Some(Instant::now() + first + Duration::from_nanos(extra)));
+    }
+}
+
+fn sub(
+    client: &Rc<Client>,
+    shard: &Rc<Shard>,
+    subject: &[u8],
+    queue: Option<&[u8]>,
+    sid: &[u8],
+    opts: &Options,
+) {
+    if opts.max_subscriptions > 0 && client.subs.borrow().len() >= opts.max_subscriptions {
+        crate::error!("{} - maximum subscriptions exceeded", client.desc.borrow());
+        client.send_err("maximum subscriptions exceeded");
+        return;
+    }
+    if !subject::valid_subscribe(subject) {
+        client.send_err("Invalid Subject");
+        return;
+    }
+    // A repeated sid keeps the existing subscription, as the reference does.
+    if !client.subs.borrow().contains_key(sid) {
+        let s = Rc::new(Subscription {
+            client: client.clone(),
+            subject: subject.into(),
+            queue: queue.map(Into::into),
+            sid: sid.into(),
+            delivered: Cell::new(0),
+            max: Cell::new(0),
+        });
+        client.subs.borrow_mut().insert(sid.into(), s.clone());
+        shard.add_sub(&SubRef(s));
+        client.interest_dirty.set(true);
+    }
+    if client.verbose.get() {
+        client.send(encode::OK);
+    }
+}
+
+/// Tells a requester nobody received its request, on its own reply
+/// subscription, when it asked for that in CONNECT.
+fn no_responders(client: &Rc<Client>, reply: &[u8]) {
+    if !client.no_responders.get() {
+        return;
+    }
+    let sid = client
+        .subs
+        .borrow()
+        .values()
+        .find(|s| s.queue.is_none() && subject::matches(&s.subject, reply))
+        .map(|s| s.sid.clone());
+    if let Some(sid) = sid {
+        let mut out = Vec::with_capacity(64 + reply.len());
+        push_msg(
+            &mut out,
+            reply,
+            &sid,
+            None,
+            true,
+            encode::NO_RESPONDERS_HDR.len(),
+            encode::NO_RESPONDERS_HDR,
+        );
+        client.send(&out);
+    }
+}

@@ -1,0 +1,178 @@
+use std::process::ExitCode;
+
+use natrix::cli::{self, Flags};
+use natrix::options::Options;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Applies command-line flags over `opts` (flags win over the config file).
+fn apply_flags(opts: &mut Options, f: &Flags) -> Result<(), String> {
+    if let Some(u) = f.unsupported.first() {
+        return Err(format!(
+            "{u}: this nats-server feature is not supported by natrix"
+        ));
+    }
+    if f.http_port.is_some() || f.https_port.is_some() {
+        return Err("-m/-ms: the monitoring port is not supported by natrix yet".into());
+    }
+    if f.user.is_some() || f.pass.is_some() || f.auth.is_some() {
+        return Err("--user/--pass/--auth: authentication is not supported by natrix yet".into());
+    }
+    if let Some(h) = &f.host {
+        opts.host = h.clone();
+    }
+    if let Some(p) = f.port {
+        opts.port = p;
+    }
+    if let Some(n) = &f.server_name {
+        opts.server_name = Some(n.clone());
+    }
+    if let Some(a) = &f.client_advertise {
+        opts.client_advertise = Some(a.clone());
+    }
+    if let Some(d) = f.debug {
+        opts.debug = d;
+    }
+    if let Some(t) = f.trace {
+        opts.trace = t;
+    }
+    if let Some(t) = f.logtime {
+        opts.logtime = t;
+    }
+    if let Some(l) = &f.log_file {
+        opts.log_file = Some(l.clone());
+    }
+    if let Some(p) = &f.pid_file {
+        opts.pid_file = Some(p.clone());
+    }
+    if let Some(d) = &f.ports_file_dir {
+        opts.ports_file_dir = Some(d.clone());
+    }
+    if let Some(s) = f.shards {
+        if s == 0 {
+            return Err("--shards must be at least 1".into());
+        }
+        opts.shards = s;
+    }
+    Ok(())
+}
+
+/// `--signal CMD[=PID]`: sends the matching signal to a running natrix.
+fn send_signal(spec: &str) -> Result<(), String> {
+    let (cmd, pid) = match spec.split_once('=') {
+        Some((c, p)) => (
+            c,
+            Some(p.parse::<i32>().map_err(|_| format!("invalid pid: {p}"))?),
+        ),
+        None => (spec, None),
+    };
+    let sig = match cmd {
+        "stop" => libc::SIGKILL,
+        "quit" => libc::SIGINT,
+        "term" => libc::SIGTERM,
+        "reopen" => libc::SIGUSR1,
+        "reload" => libc::SIGHUP,
+        "ldm" => libc::SIGUSR2,
+        _ => return Err(format!("unknown signal {cmd:?}")),
+    };
+    let pids = match pid {
+        Some(p) => vec![p],
+        None => find_pids()?,
+    };
+    match pids.as_slice() {
+        [] => Err("no natrix process running".into()),
+        [p] => {
+            // SAFETY: kill(2) with a pid and a valid signal number.
+            if unsafe { libc::kill(*p, sig) } != 0 {
+                return Err(format!(
+                    "sending signal to {p}: {}",
+                    std::io::Error::last_os_error()
+                ));
+            }
+            Ok(())
+        }
+        many => Err(format!(
+            "multiple natrix processes running:\n{}",
+            many.iter()
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>()
+                .join("\n")
+        )),
+    }
+}
+
+/// Other processes running this executable's name.
+fn find_pids() -> Result<Vec<i32>, String> {
+    let me = std::process::id() as i32;
+    let name = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.file_name().map(|f| f.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "natrix".into());
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc")
+        .map_err(|e| e.to_string())?
+        .flatten()
+    {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        if let Ok(comm) = std::fs::read_to_string(e.path().join("comm")) {
+            if comm.trim_end() == name.chars().take(15).collect::<String>() {
+                out.push(pid);
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let flags = match cli::parse(&args) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("{e}\n{}", cli::USAGE);
+            return ExitCode::from(1);
+        }
+    };
+    if flags.show_help {
+        print!("{}", cli::USAGE);
+        return ExitCode::SUCCESS;
+    }
+    if flags.show_version {
+        println!(
+            "natrix: v{} (nats-server protocol level {})",
+            env!("CARGO_PKG_VERSION"),
+            natrix::options::SERVER_VERSION
+        );
+        return ExitCode::SUCCESS;
+    }
+    if let Some(s) = &flags.signal {
+        return match send_signal(s) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("natrix: {e}");
+                ExitCode::from(1)
+            }
+        };
+    }
+    let mut opts = Options::default();
+    if flags.config.is_some() {
+        eprintln!("natrix: configuration files are not supported by this build yet");
+        return ExitCode::from(1);
+    }
+    if let Err(e) = apply_flags(&mut opts, &flags) {
+        eprintln!("natrix: {e}");
+        return ExitCode::from(1);
+    }
+    match natrix::server::run(opts) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            natrix::fatal!("{e}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,285 @@
+//! Starting and stopping the server: listeners, shard threads, process
+//! files and signals.
+//!
+//! Every shard gets its own SO_REUSEPORT listener on the client port, so the
+//! kernel spreads new connections across shards and no accept is shared.
+//! The listeners are bound here, before the shards start, so a random port
+//! (`-p -1`) is chosen once and the ports file is right when written.
+//!
+//! Signals are blocked in every thread and taken synchronously by the main
+//! thread with `sigwait`, which then acts on the process as a whole.
+
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::os::fd::IntoRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize};
+use std::sync::Arc;
+
+use glommio::channels::channel_mesh::MeshBuilder;
+use glommio::{LocalExecutorBuilder, Placement};
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::options::{self, Options};
+use crate::proto::encode::ServerInfo;
+use crate::shard::{self, Global, ShardSpec};
+
+/// Capacity, in batches, of each shard-to-shard channel.
+const MESH_CHANNEL: usize = 1024;
+
+/// Binds one listener per shard on the same address. The first bind picks
+/// the port when a random one was asked for; the rest reuse it.
+pub fn bind_listeners(host: &str, port: i32, n: usize) -> io::Result<(Vec<Socket>, SocketAddr)> {
+    let want = if port < 0 { 0 } else { port as u16 };
+    let mut addr: SocketAddr = (host, want).to_socket_addrs()?.next().ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("cannot resolve {host}"),
+        )
+    })?;
+    let mut socks = Vec::with_capacity(n);
+    for _ in 0..n {
+        let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        s.set_reuse_address(true)?;
+        s.set_reuse_port(true)?;
+        s.bind(&addr.into())?;
+        s.listen(1024)?;
+        if addr.port() == 0 {
+            addr = s.local_addr()?.as_socket().expect("inet socket");
+        }
+        socks.push(s);
+    }
+    Ok((socks, addr))
+}
+
+/// Raises the descriptor limit to its hard maximum (the reference's Go
+/// runtime does the same) and, as root, the locked-memory limit glommio
+/// needs for its rings.
+fn raise_limits() {
+    // SAFETY: plain getrlimit/setrlimit on valid structs.
+    unsafe {
+        let mut r = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) == 0 && r.rlim_cur < r.rlim_max {
+            r.rlim_cur = r.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &r);
+        }
+        let inf = libc::rlimit {
+            rlim_cur: libc::RLIM_INFINITY,
+            rlim_max: libc::RLIM_INFINITY,
+        };
+        libc::setrlimit(libc::RLIMIT_MEMLOCK, &inf);
+    }
+}
+
+fn signal_set() -> libc::sigset_t {
+    // SAFETY: sigset manipulation on a local value.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in [
+            libc::SIGINT,
+            libc::SIGTERM,
+            libc::SIGHUP,
+            libc::SIGUSR1,
+            libc::SIGUSR2,
+            libc::SIGQUIT,
+        ] {
+            libc::sigaddset(&mut set, s);
+        }
+        set
+    }
+}
+
+/// The shard count and the CPU each shard is pinned to (None: unpinned).
+fn placement(opts: &Options) -> Vec<Option<usize>> {
+    let cores: Vec<usize> = core_affinity::get_core_ids()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    let n = if opts.shards > 0 {
+        opts.shards
+    } else {
+        cores.len().max(1)
+    };
+    (0..n)
+        .map(|i| {
+            if !opts.shard_cpus.is_empty() {
+                opts.shard_cpus.get(i).copied()
+            } else if n <= cores.len() {
+                Some(cores[i])
+            } else {
+                None
+            }
+        })
+        .collect()
+}
+
+/// Writes `{"nats":["nats://HOST:PORT"]}` to `<dir>/<exe>_<pid>.ports`.
+fn write_ports_file(dir: &Path, addr: SocketAddr) -> io::Result<PathBuf> {
+    let exe = std::env::args()
+        .next()
+        .and_then(|a| {
+            Path::new(&a)
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+        })
+        .unwrap_or_else(|| "natrix".into());
+    let path = dir.join(format!("{exe}_{}.ports", std::process::id()));
+    let host = if addr.ip().is_unspecified() {
+        "127.0.0.1".to_string()
+    } else {
+        addr.ip().to_string()
+    };
+    let host = if addr.is_ipv6() && !addr.ip().is_unspecified() {
+        format!("[{host}]")
+    } else {
+        host
+    };
+    let body = serde_json::json!({ "nats": [format!("nats://{host}:{}", addr.port())] });
+    std::fs::write(&path, body.to_string())?;
+    Ok(path)
+}
+
+pub fn server_info(opts: &Options, server_id: &str, port: u16) -> ServerInfo {
+    ServerInfo {
+        server_id: server_id.to_string(),
+        server_name: opts
+            .server_name
+            .clone()
+            .unwrap_or_else(|| server_id.to_string()),
+        version: options::SERVER_VERSION.to_string(),
+        proto: 1,
+        go: concat!("natrix-", env!("CARGO_PKG_VERSION")).to_string(),
+        host: opts.host.clone(),
+        port,
+        headers: true,
+        auth_required: false,
+        tls_required: false,
+        tls_verify: false,
+        tls_available: false,
+        max_payload: opts.max_payload,
+    }
+}
+
+/// Runs the server until a stop signal. Returns an error message for
+/// start-up failures.
+pub fn run(opts: Options) -> Result<(), String> {
+    raise_limits();
+    crate::log::configure(opts.debug, opts.trace, opts.logtime, opts.log_file.clone())
+        .map_err(|e| format!("error opening log file: {e}"))?;
+    let sigs = signal_set();
+    // SAFETY: blocking signals in this thread before any other starts, so
+    // every shard inherits the mask and only `sigwait` below sees them.
+    unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &sigs, std::ptr::null_mut()) };
+
+    let places = placement(&opts);
+    let n = places.len();
+    let (socks, addr) = bind_listeners(&opts.host, opts.port, n)
+        .map_err(|e| format!("Error listening on port: {}:{}, {e}", opts.host, opts.port))?;
+    let server_id = nkeys::KeyPair::new_server().public_key();
+    let info = server_info(&opts, &server_id, addr.port());
+
+    crate::info!("Starting nats-server");
+    crate::info!(
+        "  Version:  {} (natrix {})",
+        options::SERVER_VERSION,
+        env!("CARGO_PKG_VERSION")
+    );
+    crate::info!("  Name:     {}", info.server_name);
+    crate::info!("  ID:       {}", server_id);
+    crate::info!("  Shards:   {n}");
+    if let Some(c) = &opts.config_file {
+        crate::info!("Using configuration file: {}", c.display());
+    }
+
+    let global = Arc::new(Global {
+        connections: AtomicUsize::new(0),
+        next_cid: AtomicU64::new(0),
+    });
+    let mesh = MeshBuilder::full(n, MESH_CHANNEL);
+    let mut handles = Vec::with_capacity(n);
+    for (i, (sock, cpu)) in socks.into_iter().zip(places).enumerate() {
+        let spec = ShardSpec {
+            listener_fd: sock.into_raw_fd(),
+            opts: opts.clone(),
+            info: info.clone(),
+            global: global.clone(),
+            mesh: mesh.clone(),
+            nshards: n,
+        };
+        let place = match cpu {
+            Some(c) => Placement::Fixed(c),
+            None => Placement::Unbound,
+        };
+        let h = LocalExecutorBuilder::new(place)
+            .name(&format!("natrix-shard-{i}"))
+            .io_memory(opts.io_memory)
+            .spawn(move || shard::run(spec))
+            .map_err(|e| format!("cannot start shard {i}: {e}"))?;
+        handles.push(h);
+    }
+
+    if let Some(p) = &opts.pid_file {
+        std::fs::write(p, std::process::id().to_string())
+            .map_err(|e| format!("Could not write pidfile: {e}"))?;
+    }
+    let ports_file = match &opts.ports_file_dir {
+        Some(d) => {
+            Some(write_ports_file(d, addr).map_err(|e| format!("Error writing ports file: {e}"))?)
+        }
+        None => None,
+    };
+    crate::info!("Listening for client connections on {}", addr);
+    crate::info!("Server is ready");
+
+    loop {
+        let mut sig: libc::c_int = 0;
+        // SAFETY: waiting on the set blocked above.
+        let rc = unsafe { libc::sigwait(&sigs, &mut sig) };
+        if rc != 0 {
+            continue;
+        }
+        match sig {
+            libc::SIGHUP => {
+                crate::warn!(
+                    "Configuration reload is not available in this build; ignoring SIGHUP"
+                );
+            }
+            libc::SIGUSR1 => {
+                if let Err(e) = crate::log::reopen() {
+                    crate::error!("Error reopening log file: {e}");
+                } else {
+                    crate::info!("Reopened log file");
+                }
+            }
+            libc::SIGUSR2 => {
+                crate::warn!("Lame duck mode is not supported by natrix; ignoring SIGUSR2");
+            }
+            libc::SIGQUIT => std::process::exit(1),
+            _ => {
+                crate::info!("Trapped {:?} signal", signal_name(sig));
+                crate::info!("Initiating Shutdown...");
+                if let Some(p) = &opts.pid_file {
+                    let _ = std::fs::remove_file(p);
+                }
+                if let Some(p) = &ports_file {
+                    let _ = std::fs::remove_file(p);
+                }
+                crate::info!("Server Exiting..");
+                std::process::exit(0);
+            }
+        }
+    }
+}
+
+fn signal_name(sig: libc::c_int) -> &'static str {
+    match sig {
+        libc::SIGINT => "interrupt",
+        libc::SIGTERM => "terminated",
+        _ => "signal",
+    }
+}

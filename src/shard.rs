@@ -1,0 +1,652 @@
+//! One shard: a pinned glommio executor that owns its connections, its copy
+//! of the subject index, and its ends of the channel mesh.
+//!
+//! Routing a message: the publishing shard matches the subject against its
+//! local subscriptions and against the interest its peers announced. Local
+//! subscribers are written to directly. Each peer with matching interest gets
+//! one [`Delivery`] carrying the payload as a shared `Bytes`; the peer does
+//! its own local match. Queue groups are resolved on the publishing shard:
+//! it picks the member's shard weighted by how many members each shard
+//! announced, so exactly one member in the whole server gets each message.
+//!
+//! Interest moves between shards as [`ShardMsg::Interest`] messages, sent
+//! when a shard's local count for a (subject, queue) changes. Plain interest
+//! is announced on its first subscriber and withdrawn on its last; queue
+//! interest carries the member count, which weights the cross-shard pick.
+//!
+//! Messages to a peer are collected per loop tick and sent as one batch by a
+//! per-peer flusher task. Channels are FIFO, so a client's SUB is known to a
+//! peer before any later message of that client's. A PING after a SUB
+//! waits on a barrier (every peer acknowledges having processed what this
+//! shard sent before it), so subscribe-flush-publish works across shards.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::future::poll_fn;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, AtomicUsize};
+use std::sync::Arc;
+use std::task::{Poll, Waker};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use glommio::channels::channel_mesh::{MeshBuilder, Receivers, Senders};
+use glommio::net::TcpListener;
+
+use crate::conn::{self, Client, CloseReason, SubRef};
+use crate::options::Options;
+use crate::proto::encode::ServerInfo;
+use crate::sublist::{MatchResult, SubList};
+
+/// State shared by all shards: counters only, never touched per message.
+pub struct Global {
+    pub connections: AtomicUsize,
+    pub next_cid: AtomicU64,
+}
+
+/// A message routed to another shard. The subject, reply and message share
+/// one allocation: `data` is subject, then reply, then headers and payload.
+pub struct Delivery {
+    data: Bytes,
+    subject_len: u32,
+    reply_len: u32,
+    hdr_len: u32,
+    has_headers: bool,
+    has_reply: bool,
+    /// Deliver to the peer's plain subscribers.
+    plain: bool,
+    /// Queue groups whose member the publishing shard picked on this peer.
+    queues: Vec<Box<[u8]>>,
+}
+
+pub enum ShardMsg {
+    Deliver(Delivery),
+    Interest {
+        subject: Box<[u8]>,
+        queue: Option<Box<[u8]>>,
+        count: u32,
+    },
+    Barrier {
+        token: u64,
+    },
+    BarrierAck {
+        token: u64,
+    },
+}
+
+pub type Batch = Vec<ShardMsg>;
+
+/// A peer's announced interest in one (subject, queue).
+pub struct RemoteInterest {
+    pub shard: usize,
+    pub count: Cell<u32>,
+}
+
+#[derive(Clone)]
+pub struct RemoteRef(pub Rc<RemoteInterest>);
+
+impl PartialEq for RemoteRef {
+    fn eq(&self, o: &Self) -> bool {
+        Rc::ptr_eq(&self.0, &o.0)
+    }
+}
+
+type InterestKey = (Box<[u8]>, Option<Box<[u8]>>);
+
+struct Peer {
+    batch: RefCell<Batch>,
+    /// Payload bytes queued in `batch`, for producer back-pressure.
+    bytes: Cell<usize>,
+    flusher: Cell<Option<Waker>>,
+    /// Wakers of producers waiting for this peer's batch to drain.
+    waiters: RefCell<Vec<Waker>>,
+}
+
+/// Queued bytes to one peer above which producers wait for the flusher.
+const PEER_BACKLOG: usize = 8 * 1024 * 1024;
+
+struct BarrierState {
+    remaining: usize,
+    waker: Option<Waker>,
+}
+
+pub struct Shard {
+    pub id: usize,
+    pub nshards: usize,
+    pub opts: RefCell<Rc<Options>>,
+    pub info: RefCell<Rc<ServerInfo>>,
+    pub global: Arc<Global>,
+    local: RefCell<SubList<SubRef>>,
+    remote: RefCell<SubList<RemoteRef>>,
+    local_interest: RefCell<HashMap<InterestKey, u32>>,
+    remote_interest: RefCell<HashMap<(usize, Box<[u8]>, Option<Box<[u8]>>), RemoteRef>>,
+    peers: Vec<Peer>,
+    senders: Senders<Batch>,
+    barriers: RefCell<HashMap<u64, BarrierState>>,
+    next_token: Cell<u64>,
+    pub clients: RefCell<HashMap<u64, Rc<Client>>>,
+    rng: Cell<u64>,
+    /// Reused per publish, indexed by peer: whether its plain subscribers
+    /// get the message, and the queue groups it was picked for.
+    scratch: RefCell<Vec<(bool, Vec<Rc<[u8]>>)>>,
+}
+
+impl Shard {
+    /// A cheap pseudo-random number (xorshift) for queue member picks.
+    pub fn rand(&self, n: usize) -> usize {
+        let mut x = self.rng.get();
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.rng.set(x);
+        (x % n as u64) as usize
+    }
+
+    pub fn options(&self) -> Rc<Options> {
+        self.opts.borrow().clone()
+    }
+
+    /// Registers a local subscription and announces interest changes.
+    pub fn add_sub(&self, sub: &SubRef) {
+        let s = &sub.0;
+        self.local
+            .borrow_mut()
+            .insert(&s.subject, s.queue.as_deref(), sub.clone());
+        let key: InterestKey = (s.subject.clone(), s.queue.clone());
+        let count = {
+            let mut li = self.local_interest.borrow_mut();
+            let c = li.entry(key).or_insert(0);
+            *c += 1;
+            *c
+        };
+        if s.queue.is_some() || count == 1 {
+            self.announce(&s.subject, s.queue.as_deref(), count);
+        }
+    }
+
+    /// Removes a local subscription; returns whether it was registered.
+    pub fn remove_sub(&self, sub: &SubRef) -> bool {
+        let s = &sub.0;
+        if !self
+            .local
+            .borrow_mut()
+            .remove(&s.subject, s.queue.as_deref(), sub)
+        {
+            return false;
+        }
+        let key: InterestKey = (s.subject.clone(), s.queue.clone());
+        let count = {
+            let mut li = self.local_interest.borrow_mut();
+            match li.get_mut(&key) {
+                Some(c) => {
+                    *c -= 1;
+                    let c = *c;
+                    if c == 0 {
+                        li.remove(&key);
+                    }
+                    c
+                }
+                None => 0,
+            }
+        };
+        if s.queue.is_some() || count == 0 {
+            self.announce(&s.subject, s.queue.as_deref(), count);
+        }
+        true
+    }
+
+    fn announce(&self, subject: &[u8], queue: Option<&[u8]>, count: u32) {
+        for p in 0..self.nshards {
+            if p != self.id {
+                self.push(
+                    p,
+                    ShardMsg::Interest {
+                        subject: subject.into(),
+                        queue: queue.map(Into::into),
+                        count,
+                    },
+                    0,
+                );
+            }
+        }
+    }
+
+    fn push(&self, peer: usize, msg: ShardMsg, bytes: usize) {
+        let p = &self.peers[peer];
+        p.batch.borrow_mut().push(msg);
+        p.bytes.set(p.bytes.get() + bytes);
+        if let Some(w) = p.flusher.take() {
+            w.wake();
+        }
+    }
+
+    /// Whether any peer's queue is over the back-pressure limit.
+    pub fn backlogged(&self) -> bool {
+        self.peers.iter().any(|p| p.bytes.get() > PEER_BACKLOG)
+    }
+
+    /// Waits until no peer queue is over the back-pressure limit, or `max`.
+    pub async fn wait_backlog(&self, max: Duration) {
+        let deadline = Instant::now() + max;
+        while self.backlogged() && Instant::now() < deadline {
+            let wait = poll_fn(|cx| {
+                if !self.backlogged() {
+                    return Poll::Ready(());
+                }
+                for p in &self.peers {
+                    if p.bytes.get() > PEER_BACKLOG {
+                        p.waiters.borrow_mut().push(cx.waker().clone());
+                    }
+                }
+                Poll::Pending
+            });
+            let _ = glommio::timer::timeout(
+                deadline.saturating_duration_since(Instant::now()),
+                async {
+                    wait.await;
+                    Ok(())
+                },
+            )
+            .await;
+        }
+    }
+
+    /// Resolves once every peer has processed everything this shard sent
+    /// before the call.
+    pub async fn barrier(&self) {
+        if self.nshards == 1 {
+            return;
+        }
+        let token = self.next_token.get();
+        self.next_token.set(token + 1);
+        self.barriers.borrow_mut().insert(
+            token,
+            BarrierState {
+                remaining: self.nshards - 1,
+                waker: None,
+            },
+        );
+        for p in 0..self.nshards {
+            if p != self.id {
+                self.push(p, ShardMsg::Barrier { token }, 0);
+            }
+        }
+        poll_fn(|cx| {
+            let mut b = self.barriers.borrow_mut();
+            match b.get_mut(&token) {
+                Some(st) if st.remaining > 0 => {
+                    st.waker = Some(cx.waker().clone());
+                    Poll::Pending
+                }
+                _ => {
+                    b.remove(&token);
+                    Poll::Ready(())
+                }
+            }
+        })
+        .await
+    }
+
+    /// Routes one published message. Returns whether any subscriber (local
+    /// or on a peer) was chosen to receive it.
+    #[allow(clippy::too_many_arguments)]
+    pub fn publish(
+        &self,
+        from: &Client,
+        subject: &[u8],
+        reply: Option<&[u8]>,
+        has_headers: bool,
+        hdr_len: usize,
+        msg: &[u8],
+    ) -> bool {
+        let local = self.local.borrow_mut().matches(subject);
+        let remote = if self.nshards > 1 {
+            Some(self.remote.borrow_mut().matches(subject))
+        } else {
+            None
+        };
+        let mut delivered = false;
+        for s in &local.plain {
+            if !from.echo.get() && std::ptr::eq(&*s.0.client, from) {
+                continue;
+            }
+            delivered |= conn::deliver(s, subject, reply, has_headers, hdr_len, msg);
+        }
+
+        let mut scratch = self.scratch.borrow_mut();
+        let mut any_remote = false;
+        if let Some(remote) = &remote {
+            for r in &remote.plain {
+                let e = &mut scratch[r.0.shard];
+                if !e.0 {
+                    e.0 = true;
+                    any_remote = true;
+                }
+            }
+        }
+        // Queue groups: one member across the whole server.
+        let empty = MatchResult {
+            plain: Vec::new(),
+            queues: Vec::new(),
+        };
+        let remote_r: &MatchResult<RemoteRef> = remote.as_deref().unwrap_or(&empty);
+        for (name, members) in &local.queues {
+            let rmembers = remote_r
+                .queues
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, m)| &m[..])
+                .unwrap_or(&[]);
+            if let Some(target) = self.pick_queue(members, rmembers, from) {
+                match target {
+                    QueuePick::Local(s) => {
+                        delivered |= conn::deliver(s, subject, reply, has_headers, hdr_len, msg)
+                    }
+                    QueuePick::Remote(shard) => {
+                        scratch[shard].1.push(name.clone());
+                        any_remote = true;
+                    }
+                }
+            }
+        }
+        for (name, rmembers) in &remote_r.queues {
+            if local.queues.iter().any(|(n, _)| n == name) {
+                continue;
+            }
+            if let Some(QueuePick::Remote(shard)) = self.pick_queue(&[], rmembers, from) {
+                scratch[shard].1.push(name.clone());
+                any_remote = true;
+            }
+        }
+        if any_remote {
+            let data = {
+                let mut v =
+                    Vec::with_capacity(subject.len() + reply.map_or(0, |r| r.len()) + msg.len());
+                v.extend_from_slice(subject);
+                if let Some(r) = reply {
+                    v.extend_from_slice(r);
+                }
+                v.extend_from_slice(msg);
+                Bytes::from(v)
+            };
+            for (peer, entry) in scratch.iter_mut().enumerate() {
+                if !entry.0 && entry.1.is_empty() {
+                    continue;
+                }
+                let d = Delivery {
+                    data: data.clone(),
+                    subject_len: subject.len() as u32,
+                    reply_len: reply.map_or(0, |r| r.len()) as u32,
+                    hdr_len: hdr_len as u32,
+                    has_headers,
+                    has_reply: reply.is_some(),
+                    plain: entry.0,
+                    queues: entry.1.drain(..).map(|q| Box::from(&q[..])).collect(),
+                };
+                entry.0 = false;
+                self.push(peer, ShardMsg::Deliver(d), data.len());
+                delivered = true;
+            }
+        }
+        delivered
+    }
+
+    fn pick_queue<'a>(
+        &self,
+        local: &'a [SubRef],
+        remote: &[RemoteRef],
+        from: &Client,
+    ) -> Option<QueuePick<'a>> {
+        // Members on this connection are skipped when echo is off.
+        let eligible = |s: &SubRef| from.echo.get() || !std::ptr::eq(&*s.0.client, from);
+        let nlocal = local.iter().filter(|s| eligible(s)).count();
+        let total = nlocal
+            + remote
+                .iter()
+                .map(|r| r.0.count.get() as usize)
+                .sum::<usize>();
+        if total == 0 {
+            return None;
+        }
+        let mut pick = self.rand(total);
+        if pick < nlocal {
+            return local
+                .iter()
+                .filter(|s| eligible(s))
+                .nth(pick)
+                .map(QueuePick::Local);
+        }
+        pick -= nlocal;
+        for r in remote {
+            let c = r.0.count.get() as usize;
+            if pick < c {
+                return Some(QueuePick::Remote(r.0.shard));
+            }
+            pick -= c;
+        }
+        None
+    }
+
+    /// Handles a batch from peer `from`.
+    fn receive(&self, from: usize, batch: Batch) {
+        for m in batch {
+            match m {
+                ShardMsg::Deliver(d) => self.deliver_remote(d),
+                ShardMsg::Interest {
+                    subject,
+                    queue,
+                    count,
+                } => self.remote_interest(from, subject, queue, count),
+                ShardMsg::Barrier { token } => self.push(from, ShardMsg::BarrierAck { token }, 0),
+                ShardMsg::BarrierAck { token } => {
+                    let mut b = self.barriers.borrow_mut();
+                    if let Some(st) = b.get_mut(&token) {
+                        st.remaining -= 1;
+                        if st.remaining == 0 {
+                            if let Some(w) = st.waker.take() {
+                                w.wake();
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn deliver_remote(&self, d: Delivery) {
+        let sl = d.subject_len as usize;
+        let rl = d.reply_len as usize;
+        let subject = &d.data[..sl];
+        let reply = if d.has_reply {
+            Some(&d.data[sl..sl + rl])
+        } else {
+            None
+        };
+        let msg = &d.data[sl + rl..];
+        let hdr_len = d.hdr_len as usize;
+        let local = self.local.borrow_mut().matches(subject);
+        if d.plain {
+            for s in &local.plain {
+                conn::deliver(s, subject, reply, d.has_headers, hdr_len, msg);
+            }
+        }
+        for q in &d.queues {
+            // The member may have left since the publisher's pick; then the
+            // message is dropped, as it would be for a group that emptied.
+            if let Some((_, members)) = local.queues.iter().find(|(n, _)| &n[..] == &q[..]) {
+                if !members.is_empty() {
+                    let s = &members[self.rand(members.len())];
+                    conn::deliver(s, subject, reply, d.has_headers, hdr_len, msg);
+                }
+            }
+        }
+    }
+
+    fn remote_interest(
+        &self,
+        from: usize,
+        subject: Box<[u8]>,
+        queue: Option<Box<[u8]>>,
+        count: u32,
+    ) {
+        let key = (from, subject, queue);
+        let mut ri = self.remote_interest.borrow_mut();
+        if count == 0 {
+            if let Some(r) = ri.remove(&key) {
+                self.remote
+                    .borrow_mut()
+                    .remove(&key.1, key.2.as_deref(), &r);
+            }
+        } else if let Some(r) = ri.get(&key) {
+            r.0.count.set(count);
+        } else {
+            let r = RemoteRef(Rc::new(RemoteInterest {
+                shard: from,
+                count: Cell::new(count),
+            }));
+            self.remote
+                .borrow_mut()
+                .insert(&key.1, key.2.as_deref(), r.clone());
+            ri.insert(key, r);
+        }
+    }
+
+    /// Sends queued batches to peer `peer` whenever there are any.
+    async fn flusher(self: Rc<Self>, peer: usize) {
+        loop {
+            poll_fn(|cx| {
+                if self.peers[peer].batch.borrow().is_empty() {
+                    self.peers[peer].flusher.set(Some(cx.waker().clone()));
+                    Poll::Pending
+                } else {
+                    Poll::Ready(())
+                }
+            })
+            .await;
+            let p = &self.peers[peer];
+            let batch = std::mem::take(&mut *p.batch.borrow_mut());
+            p.bytes.set(0);
+            for w in p.waiters.borrow_mut().drain(..) {
+                w.wake();
+            }
+            if self.senders.send_to(peer, batch).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Per-shard timers: client pings and stale detection, auth timeouts.
+    async fn housekeeping(self: Rc<Self>) {
+        loop {
+            let opts = self.options();
+            let tick =
+                (opts.ping_interval / 10).clamp(Duration::from_millis(20), Duration::from_secs(1));
+            glommio::timer::sleep(tick).await;
+            let now = Instant::now();
+            let clients: Vec<Rc<Client>> = self.clients.borrow().values().cloned().collect();
+            for c in clients {
+                c.tick(now, &opts);
+            }
+        }
+    }
+}
+
+enum QueuePick<'a> {
+    Local(&'a SubRef),
+    Remote(usize),
+}
+
+/// What a shard thread needs to start.
+pub struct ShardSpec {
+    pub listener_fd: i32,
+    pub opts: Options,
+    pub info: ServerInfo,
+    pub global: Arc<Global>,
+    pub mesh: MeshBuilder<Batch, glommio::channels::channel_mesh::Full>,
+    pub nshards: usize,
+}
+
+/// Runs a shard until the process exits.
+pub async fn run(spec: ShardSpec) {
+    let (senders, receivers): (Senders<Batch>, Receivers<Batch>) = match spec.mesh.join().await {
+        Ok(x) => x,
+        Err(e) => {
+            crate::fatal!("shard failed to join the channel mesh: {e}");
+            std::process::exit(1);
+        }
+    };
+    let id = senders.peer_id();
+    let nshards = spec.nshards;
+    let shard = Rc::new(Shard {
+        id,
+        nshards,
+        opts: RefCell::new(Rc::new(spec.opts)),
+        info: RefCell::new(Rc::new(spec.info)),
+        global: spec.global,
+        local: RefCell::new(SubList::new()),
+        remote: RefCell::new(SubList::new()),
+        local_interest: RefCell::new(HashMap::new()),
+        remote_interest: RefCell::new(HashMap::new()),
+        peers: (0..nshards)
+            .map(|_| Peer {
+                batch: RefCell::new(Vec::new()),
+                bytes: Cell::new(0),
+                flusher: Cell::new(None),
+                waiters: RefCell::new(Vec::new()),
+            })
+            .collect(),
+        senders,
+        barriers: RefCell::new(HashMap::new()),
+        next_token: Cell::new(0),
+        clients: RefCell::new(HashMap::new()),
+        rng: Cell::new(0x9E37_79B9_7F4A_7C15 ^ ((id as u64 + 1) * 0x2545_F491_4F6C_DD1D)),
+        scratch: RefCell::new((0..nshards).map(|_| (false, Vec::new())).collect()),
+    });
+    let mut receivers = receivers;
+    for (peer, rx) in receivers.streams() {
+        let s = shard.clone();
+        glommio::spawn_local(async move {
+            while let Some(batch) = rx.recv().await {
+                s.receive(peer, batch);
+            }
+        })
+        .detach();
+    }
+    for peer in 0..nshards {
+        if peer != id {
+            glommio::spawn_local(shard.clone().flusher(peer)).detach();
+        }
+    }
+    glommio::spawn_local(shard.clone().housekeeping()).detach();
+
+    // SAFETY: the fd is a bound, listening TCP socket created for this shard
+    // alone by the server, which hands over its ownership here.
+    let listener =
+        unsafe { <TcpListener as std::os::fd::FromRawFd>::from_raw_fd(spec.listener_fd) };
+    loop {
+        match listener.accept().await {
+            Ok(stream) => {
+                let s = shard.clone();
+                glommio::spawn_local(async move { conn::serve(s, stream).await }).detach();
+            }
+            Err(e) => {
+                crate::error!("Error accepting client connection: {e}");
+                glommio::timer::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
+impl Shard {
+    /// Closes every client of this shard.
+    pub fn close_all(&self, reason: CloseReason) {
+        let clients: Vec<Rc<Client>> = self.clients.borrow().values().cloned().collect();
+        for c in clients {
+            c.close(reason, true);
+        }
+    }
+
+    pub fn info_line(&self, cid: u64, ip: &str) -> Vec<u8> {
+        self.info.borrow().line(cid, ip, None, false)
+    }
+}
