@@ -82,6 +82,51 @@ fn parse_num<T: std::str::FromStr>(flag: &str, v: &str) -> Result<T, String> {
         .map_err(|_| format!("invalid value {v:?} for flag -{flag}: parse error"))
 }
 
+/// Flags that take a value.
+const VALUE_FLAGS: &[&str] = &[
+    "a",
+    "addr",
+    "net",
+    "p",
+    "port",
+    "n",
+    "name",
+    "server_name",
+    "client_advertise",
+    "c",
+    "config",
+    "m",
+    "http_port",
+    "ms",
+    "https_port",
+    "l",
+    "log",
+    "P",
+    "pid",
+    "ports_file_dir",
+    "user",
+    "pass",
+    "auth",
+    "shards",
+    "sl",
+    "signal",
+    "r",
+    "remote_syslog",
+    "routes",
+    "cluster",
+    "cluster_name",
+    "cluster_advertise",
+    "sd",
+    "store_dir",
+    "tlscert",
+    "tlskey",
+    "tlscacert",
+    "log_size_limit",
+    "max_traced_msg_len",
+    "connect_retries",
+    "gateway",
+];
+
 /// Parses arguments (without the program name).
 pub fn parse(args: &[String]) -> Result<Flags, String> {
     let mut f = Flags::default();
@@ -118,12 +163,15 @@ pub fn parse(args: &[String]) -> Result<Flags, String> {
             "t" => f.check_config = boolean(&inline)?,
             "h" | "help" => f.show_help = boolean(&inline)?,
             "v" | "version" => f.show_version = boolean(&inline)?,
-            "js" | "jetstream" | "s" | "syslog" => {
+            "js" | "jetstream" | "s" | "syslog" | "tls" | "tlsverify" | "no_advertise" => {
                 if boolean(&inline)? {
                     f.unsupported.push(format!("-{name}"));
                 }
             }
             _ => {
+                if !VALUE_FLAGS.contains(&name) {
+                    return Err(format!("flag provided but not defined: -{name}"));
+                }
                 let value = match inline {
                     Some(v) => v,
                     None => {
@@ -152,12 +200,10 @@ pub fn parse(args: &[String]) -> Result<Flags, String> {
                     "shards" => f.shards = Some(parse_num(name, &value)?),
                     "sl" | "signal" => f.signal = Some(value),
                     "r" | "remote_syslog" | "routes" | "cluster" | "cluster_name"
-                    | "cluster_advertise" | "sd" | "store_dir" | "tls" | "tlsverify"
-                    | "tlscert" | "tlskey" | "tlscacert" | "log_size_limit"
-                    | "max_traced_msg_len" | "connect_retries" | "no_advertise" | "gateway" => {
-                        f.unsupported.push(format!("-{name}"))
-                    }
-                    _ => return Err(format!("flag provided but not defined: -{name}")),
+                    | "cluster_advertise" | "sd" | "store_dir" | "tlscert" | "tlskey"
+                    | "tlscacert" | "log_size_limit" | "max_traced_msg_len" | "connect_retries"
+                    | "gateway" => f.unsupported.push(format!("-{name}")),
+                    _ => unreachable!("every name in VALUE_FLAGS is handled"),
                 }
             }
         }
