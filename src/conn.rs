@@ -189,6 +189,10 @@ impl Client {
         (self.max_pending.get() / 2).min(8 * 1024 * 1024)
     }
 
+    pub fn set_max_pending(&self, n: usize) {
+        self.max_pending.set(n);
+    }
+
     /// Appends protocol bytes and wakes the writer.
     pub fn send(&self, bytes: &[u8]) {
         if self.is_closed() {
@@ -442,7 +446,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     glommio::spawn_local(writer(client.clone(), wstream)).detach();
     shard.clients.borrow_mut().insert(cid, client.clone());
 
-    let reason = read_loop(&client, stream, &opts).await;
+    let reason = read_loop(&client, stream).await;
     if !client.is_closed() {
         client.close(reason, true);
     }
@@ -506,7 +510,7 @@ async fn writer(client: Rc<Client>, mut stream: TcpStream) {
 }
 
 /// Reads and handles input until the connection ends; returns why.
-async fn read_loop(client: &Rc<Client>, mut stream: TcpStream, opts: &Options) -> CloseReason {
+async fn read_loop(client: &Rc<Client>, mut stream: TcpStream) -> CloseReason {
     let shard = client.shard.clone();
     let mut buf: Vec<u8> = vec![0; READ_BUF_START];
     let mut filled = 0usize;
@@ -524,6 +528,9 @@ async fn read_loop(client: &Rc<Client>, mut stream: TcpStream, opts: &Options) -
         };
         filled += n;
         client.last_activity.set(Instant::now());
+        // Options are read per batch so a reload applies to live clients.
+        let opts = shard.options();
+        let opts = &*opts;
 
         let limits = Limits {
             max_control_line: opts.max_control_line,

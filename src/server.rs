@@ -202,7 +202,10 @@ pub fn run(opts: Options) -> Result<(), String> {
     });
     let mesh = MeshBuilder::full(n, MESH_CHANNEL);
     let mut handles = Vec::with_capacity(n);
+    let mut controls = Vec::with_capacity(n);
     for (i, (sock, cpu)) in socks.into_iter().zip(places).enumerate() {
+        let (ctl_tx, ctl_rx) = std::sync::mpsc::channel();
+        controls.push(ctl_tx);
         let spec = ShardSpec {
             listener_fd: sock.into_raw_fd(),
             opts: opts.clone(),
@@ -210,6 +213,7 @@ pub fn run(opts: Options) -> Result<(), String> {
             global: global.clone(),
             mesh: mesh.clone(),
             nshards: n,
+            control: ctl_rx,
         };
         let place = match cpu {
             Some(c) => Placement::Fixed(c),

@@ -535,13 +535,19 @@ impl Shard {
         }
     }
 
-    /// Per-shard timers: client pings and stale detection, auth timeouts.
-    async fn housekeeping(self: Rc<Self>) {
+    /// Per-shard timers (client pings and stale detection) and control
+    /// messages from the main thread.
+    async fn housekeeping(self: Rc<Self>, control: std::sync::mpsc::Receiver<Control>) {
         loop {
-            let opts = self.options();
-            let tick =
-                (opts.ping_interval / 10).clamp(Duration::from_millis(20), Duration::from_secs(1));
+            let tick = (self.options().ping_interval / 10)
+                .clamp(Duration::from_millis(20), Duration::from_millis(100));
             glommio::timer::sleep(tick).await;
+            while let Ok(c) = control.try_recv() {
+                match c {
+                    Control::Reload(new) => self.apply_options(*new),
+                }
+            }
+            let opts = self.options();
             let now = Instant::now();
             let clients: Vec<Rc<Client>> = self.clients.borrow().values().cloned().collect();
             for c in clients {
@@ -549,6 +555,12 @@ impl Shard {
             }
         }
     }
+}
+
+/// Control-plane messages from the main thread (reload), polled by each
+/// shard's housekeeping task; never on the message path.
+pub enum Control {
+    Reload(Box<Options>),
 }
 
 enum QueuePick<'a> {
@@ -564,6 +576,7 @@ pub struct ShardSpec {
     pub global: Arc<Global>,
     pub mesh: MeshBuilder<Batch, glommio::channels::channel_mesh::Full>,
     pub nshards: usize,
+    pub control: std::sync::mpsc::Receiver<Control>,
 }
 
 /// Runs a shard until the process exits.
@@ -617,7 +630,7 @@ pub async fn run(spec: ShardSpec) {
             glommio::spawn_local(shard.clone().flusher(peer)).detach();
         }
     }
-    glommio::spawn_local(shard.clone().housekeeping()).detach();
+    glommio::spawn_local(shard.clone().housekeeping(spec.control)).detach();
 
     // SAFETY: the fd is a bound, listening TCP socket created for this shard
     // alone by the server, which hands over its ownership here.
@@ -644,6 +657,24 @@ impl Shard {
         for c in clients {
             c.close(reason, true);
         }
+    }
+
+    /// Applies reloaded options: new connections see them at once, live
+    /// ones from their next read (limits) or tick (pings).
+    fn apply_options(&self, new: Options) {
+        {
+            let mut info = self.info.borrow_mut();
+            let mut i = (**info).clone();
+            i.max_payload = new.max_payload;
+            if let Some(n) = &new.server_name {
+                i.server_name = n.clone();
+            }
+            *info = Rc::new(i);
+        }
+        for c in self.clients.borrow().values() {
+            c.set_max_pending(new.max_pending);
+        }
+        *self.opts.borrow_mut() = Rc::new(new);
     }
 
     pub fn info_line(&self, cid: u64, ip: &str) -> Vec<u8> {

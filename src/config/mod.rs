@@ -1,0 +1,208 @@
+//! Configuration files in the nats-server 2.9 configuration language.
+//!
+//! Three layers, each usable on its own:
+//!
+//! 1. [`lex`] scans characters into the language's lexemes. The language is
+//!    context sensitive (what ends a bare string, whether a newline may precede
+//!    a value, whether `include` is a keyword), so the scanner offers one
+//!    routine per lexeme and the parser picks the routine for its context,
+//!    mirroring the reference lexer's state machine.
+//! 2. [`parse`] builds a [`Value`] tree. Includes and `$variables` are resolved
+//!    here, so the tree is self-contained: every node carries the [`Pos`] it
+//!    came from (an included file's nodes point into that file; a variable's
+//!    use site is the position of the `$name` reference). Map entries keep
+//!    file order, a repeated key replaces the earlier value in place (last wins,
+//!    as in the reference), and an entry whose key was referenced as a variable
+//!    is flagged so the model does not report it as an unknown field.
+//! 3. [`model`] turns the tree into a typed [`ServerConfig`], applying the
+//!    reference's defaults and its start-up checks (unknown keys, auth
+//!    conflicts, import/export authorization, ...). Anything the reference would
+//!    refuse to start with is a [`ConfigError`]; anything it would only log
+//!    lands in [`ServerConfig::warnings`].
+//!
+//! Invariants: no input makes any layer panic; every error names a position
+//! and says what was expected; nesting and include depth are bounded so
+//! hostile input cannot exhaust the stack. Features natrix does not implement
+//! (JetStream, clustering, gateways, leaf nodes, WebSocket, MQTT, subject
+//! mappings, OCSP) are parsed and validated like the reference does, then
+//! refused unless the block leaves them disabled, so a config never appears
+//! to work while silently dropping part of its meaning.
+
+mod check;
+pub mod lex;
+pub mod model;
+pub mod parse;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub use model::{
+    Account, AccountLimits, Authorization, ConnectionType, DirResolverKind, Export, ExportKind,
+    Import, ImportKind, OperatorSource, Permissions, Resolver, ResponsePermission, ResponseType,
+    ServerConfig, ServiceLatency, ShardsConfig, SubjectPermission, TlsConfig, User,
+    GLOBAL_ACCOUNT,
+};
+pub use parse::{parse_value_file, parse_value_str};
+
+/// Where a value (or key) starts: 1-based line and column (in characters).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Pos {
+    pub file: Arc<Path>,
+    pub line: u32,
+    pub col: u32,
+}
+
+impl fmt::Display for Pos {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.file.display(), self.line, self.col)
+    }
+}
+
+/// A value together with the position it was written at.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Spanned<T> {
+    pub pos: Pos,
+    pub value: T,
+}
+
+/// One `key: value` pair of a map.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MapEntry {
+    pub key: String,
+    pub key_pos: Pos,
+    pub value: Spanned<Value>,
+    /// The entry was referenced as `$key`; such entries are variable
+    /// definitions, so the model skips them instead of calling them unknown.
+    pub used_as_variable: bool,
+}
+
+/// A node of the configuration tree.
+///
+/// Durations and ISO 8601 datetimes are strings; the model interprets them
+/// per key. Integers already have their size suffix applied (`1MB` is
+/// 1048576).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    Map(Vec<MapEntry>),
+    Array(Vec<Spanned<Value>>),
+    String(String),
+    Integer(i64),
+    Float(f64),
+    Bool(bool),
+}
+
+impl Value {
+    /// The entry for `key` (exact, case-sensitive match).
+    pub fn get(&self, key: &str) -> Option<&Spanned<Value>> {
+        match self {
+            Value::Map(entries) => entries.iter().find(|e| e.key == key).map(|e| &e.value),
+            _ => None,
+        }
+    }
+
+    /// A short noun for error messages ("a string", "a map", ...).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Value::Map(_) => "a map",
+            Value::Array(_) => "an array",
+            Value::String(_) => "a string",
+            Value::Integer(_) => "an integer",
+            Value::Float(_) => "a float",
+            Value::Bool(_) => "a boolean",
+        }
+    }
+}
+
+/// A configuration error, located at the offending key or value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub line: u32,
+    pub col: u32,
+    /// Dotted path to the offending entry, e.g.
+    /// `accounts.ORDERS.users[0].permissions`; empty at top level or when
+    /// the error is not about an entry.
+    pub key_path: String,
+    pub msg: String,
+}
+
+impl ConfigError {
+    pub(crate) fn at(pos: &Pos, key_path: impl Into<String>, msg: impl Into<String>) -> Self {
+        ConfigError {
+            file: pos.file.to_path_buf(),
+            line: pos.line,
+            col: pos.col,
+            key_path: key_path.into(),
+            msg: msg.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}: ", self.file.display(), self.line, self.col)?;
+        if !self.key_path.is_empty() {
+            write!(f, "{}: ", self.key_path)?;
+        }
+        f.write_str(&self.msg)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Reads, parses and validates the configuration file at `path`.
+/// Includes are resolved relative to the directory of the including file.
+pub fn load(path: &Path) -> Result<ServerConfig, ConfigError> {
+    let tree = parse_value_file(path)?;
+    model::build(&tree)
+}
+
+/// Parses and validates configuration text. Errors name the file
+/// `<string>`; includes are resolved relative to the current directory.
+pub fn parse_str(text: &str) -> Result<ServerConfig, ConfigError> {
+    let tree = parse_value_str(text)?;
+    model::build(&tree)
+}
+
+#[cfg(test)]
+pub(crate) mod test_util {
+    use std::path::{Path, PathBuf};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A directory under the system temp dir, removed on drop.
+    pub struct TempDir(PathBuf);
+
+    impl TempDir {
+        pub fn new(tag: &str) -> Self {
+            static N: AtomicUsize = AtomicUsize::new(0);
+            let dir = std::env::temp_dir().join(format!(
+                "natrix-config-{tag}-{}-{}",
+                std::process::id(),
+                N.fetch_add(1, Ordering::Relaxed)
+            ));
+            std::fs::create_dir_all(&dir).expect("create temp dir");
+            TempDir(dir)
+        }
+
+        pub fn path(&self) -> &Path {
+            &self.0
+        }
+
+        /// Writes `text` to `name` (creating parent directories).
+        pub fn write(&self, name: &str, text: &str) -> PathBuf {
+            let p = self.0.join(name);
+            if let Some(parent) = p.parent() {
+                std::fs::create_dir_all(parent).expect("create dir");
+            }
+            std::fs::write(&p, text).expect("write temp file");
+            p
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
