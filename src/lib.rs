@@ -7,6 +7,7 @@
 //! Nothing on the message path takes a lock.
 
 pub mod cli;
+pub mod config;
 pub mod conn;
 pub mod log;
 pub mod options;

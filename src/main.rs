@@ -58,6 +58,22 @@ fn apply_flags(opts: &mut Options, f: &Flags) -> Result<(), String> {
     Ok(())
 }
 
+/// Defaults, then the config file (if any), then the flags.
+fn load_options(flags: &Flags) -> Result<Options, String> {
+    let mut opts = match &flags.config {
+        Some(path) => {
+            let cfg = natrix::config::load(path).map_err(|e| e.to_string())?;
+            for w in &cfg.warnings {
+                natrix::warn!("{w}");
+            }
+            Options::from_config(&cfg, path)?
+        }
+        None => Options::default(),
+    };
+    apply_flags(&mut opts, flags)?;
+    Ok(opts)
+}
+
 /// `--signal CMD[=PID]`: sends the matching signal to a running natrix.
 fn send_signal(spec: &str) -> Result<(), String> {
     let (cmd, pid) = match spec.split_once('=') {
@@ -159,16 +175,32 @@ fn main() -> ExitCode {
             }
         };
     }
-    let mut opts = Options::default();
-    if flags.config.is_some() {
-        eprintln!("natrix: configuration files are not supported by this build yet");
-        return ExitCode::from(1);
+    if flags.check_config {
+        let Some(path) = &flags.config else {
+            eprintln!("natrix: must specify [-c, --config] option to check configuration file(s)");
+            return ExitCode::from(1);
+        };
+        return match load_options(&flags) {
+            Ok(_) => {
+                eprintln!("natrix: configuration file {} is valid", path.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("natrix: {e}");
+                ExitCode::from(1)
+            }
+        };
     }
-    if let Err(e) = apply_flags(&mut opts, &flags) {
-        eprintln!("natrix: {e}");
-        return ExitCode::from(1);
-    }
-    match natrix::server::run(opts) {
+    let opts = match load_options(&flags) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("natrix: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let reload_flags = flags.clone();
+    let reload = move || load_options(&reload_flags);
+    match natrix::server::run(opts, reload) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             natrix::fatal!("{e}");

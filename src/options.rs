@@ -85,3 +85,90 @@ impl Default for Options {
         }
     }
 }
+
+impl Options {
+    /// Options from a parsed config file, before flags are applied.
+    /// Refuses settings natrix cannot honour, naming them, rather than
+    /// running with part of the file's meaning silently dropped.
+    pub fn from_config(
+        c: &crate::config::ServerConfig,
+        path: &std::path::Path,
+    ) -> Result<Options, String> {
+        let unsupported = |what: &str| {
+            Err(format!(
+                "{}: {what} is not supported by natrix yet",
+                path.display()
+            ))
+        };
+        if c.http_port != 0 || c.https_port != 0 {
+            return unsupported("the HTTP monitoring listener (http_port/https_port)");
+        }
+        if c.tls.is_some() {
+            return unsupported("tls");
+        }
+        if !c.operators.is_empty() || !c.trusted_keys.is_empty() || c.resolver.is_some() {
+            return unsupported("operator (JWT) mode");
+        }
+        let a = &c.authorization;
+        if a.user.is_some() || a.token.is_some() || !c.users.is_empty() || c.no_auth_user.is_some()
+        {
+            return unsupported("authentication");
+        }
+        if c.accounts
+            .iter()
+            .any(|acc| acc.name != crate::config::GLOBAL_ACCOUNT)
+        {
+            return unsupported("accounts");
+        }
+        if c.syslog || c.remote_syslog.is_some() {
+            return unsupported("syslog");
+        }
+        let nonneg = |v: i64, default: usize| if v > 0 { v as usize } else { default };
+        Ok(Options {
+            host: c.host.clone(),
+            port: c.port,
+            server_name: c.server_name.clone(),
+            client_advertise: c.client_advertise.clone(),
+            max_connections: nonneg(c.max_connections.into(), MAX_CONNECTIONS),
+            max_payload: nonneg(c.max_payload.into(), MAX_PAYLOAD),
+            max_pending: nonneg(c.max_pending, MAX_PENDING),
+            max_control_line: nonneg(c.max_control_line.into(), MAX_CONTROL_LINE),
+            max_subscriptions: c.max_subscriptions.max(0) as usize,
+            ping_interval: c.ping_interval,
+            ping_max: c.ping_max.max(0) as u32,
+            write_deadline: c.write_deadline,
+            auth_timeout: c.authorization.timeout,
+            lame_duck_duration: c.lame_duck_duration,
+            debug: c.debug,
+            trace: c.trace || c.trace_verbose,
+            logtime: c.logtime,
+            log_file: c.log_file.clone(),
+            pid_file: c.pid_file.clone(),
+            ports_file_dir: c.ports_file_dir.clone(),
+            shards: c.shards.count.unwrap_or(if c.shards.cpus.is_empty() {
+                0
+            } else {
+                c.shards.cpus.len()
+            }),
+            shard_cpus: c.shards.cpus.clone(),
+            io_memory: c.shards.io_memory.map_or(IO_MEMORY, |m| m as usize),
+            config_file: Some(path.to_path_buf()),
+        })
+    }
+
+    /// Why `new` cannot replace `self` by a reload, if it cannot: the
+    /// listener and the shard layout are fixed for the life of the process.
+    pub fn reload_refusal(&self, new: &Options) -> Option<String> {
+        let fixed: [(&str, bool); 5] = [
+            ("host", self.host != new.host),
+            ("port", self.port != new.port),
+            ("shards.count", self.shards != new.shards),
+            ("shards.cpus", self.shard_cpus != new.shard_cpus),
+            ("shards.io_memory", self.io_memory != new.io_memory),
+        ];
+        fixed
+            .iter()
+            .find(|(_, changed)| *changed)
+            .map(|(k, _)| format!("config reload not supported for {k}"))
+    }
+}

@@ -22,7 +22,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::options::{self, Options};
 use crate::proto::encode::ServerInfo;
-use crate::shard::{self, Global, ShardSpec};
+use crate::shard::{self, Control, Global, ShardSpec};
 
 /// Capacity, in batches, of each shard-to-shard channel.
 const MESH_CHANNEL: usize = 1024;
@@ -167,7 +167,7 @@ pub fn server_info(opts: &Options, server_id: &str, port: u16) -> ServerInfo {
 
 /// Runs the server until a stop signal. Returns an error message for
 /// start-up failures.
-pub fn run(opts: Options) -> Result<(), String> {
+pub fn run(opts: Options, reload: impl Fn() -> Result<Options, String>) -> Result<(), String> {
     raise_limits();
     crate::log::configure(opts.debug, opts.trace, opts.logtime, opts.log_file.clone())
         .map_err(|e| format!("error opening log file: {e}"))?;
@@ -239,6 +239,7 @@ pub fn run(opts: Options) -> Result<(), String> {
     };
     crate::info!("Listening for client connections on {}", addr);
     crate::info!("Server is ready");
+    let mut current = opts.clone();
 
     loop {
         let mut sig: libc::c_int = 0;
@@ -249,9 +250,26 @@ pub fn run(opts: Options) -> Result<(), String> {
         }
         match sig {
             libc::SIGHUP => {
-                crate::warn!(
-                    "Configuration reload is not available in this build; ignoring SIGHUP"
-                );
+                crate::info!("Reloading server configuration");
+                match reload().and_then(|new| current.reload_refusal(&new).map_or(Ok(new), Err)) {
+                    Ok(new) => {
+                        if let Err(e) = crate::log::configure(
+                            new.debug,
+                            new.trace,
+                            new.logtime,
+                            new.log_file.clone(),
+                        ) {
+                            crate::error!("Failed to reload server configuration: log file: {e}");
+                            continue;
+                        }
+                        for c in &controls {
+                            let _ = c.send(Control::Reload(Box::new(new.clone())));
+                        }
+                        current = new;
+                        crate::info!("Reloaded server configuration");
+                    }
+                    Err(e) => crate::error!("Failed to reload server configuration: {e}"),
+                }
             }
             libc::SIGUSR1 => {
                 if let Err(e) = crate::log::reopen() {

@@ -160,7 +160,10 @@ pub(crate) fn is_valid_subject(subject: &str) -> bool {
         if token.is_empty() || after_fwc {
             return false;
         }
-        if token.chars().any(|c| matches!(c, ' ' | '\t' | '\n' | '\r' | '\x0c')) {
+        if token
+            .chars()
+            .any(|c| matches!(c, ' ' | '\t' | '\n' | '\r' | '\x0c'))
+        {
             return false;
         }
         if token == ">" {
@@ -287,7 +290,9 @@ mod tests {
         assert_eq!(s("3ns"), 3);
         assert!(parse_go_duration("").is_err());
         assert!(parse_go_duration("5").unwrap_err().contains("missing unit"));
-        assert!(parse_go_duration("5d").unwrap_err().contains("unknown unit"));
+        assert!(parse_go_duration("5d")
+            .unwrap_err()
+            .contains("unknown unit"));
         assert!(parse_go_duration("s").is_err());
         assert!(parse_go_duration("99999999999h").is_err());
         assert!(parse_duration("-1s").is_err());

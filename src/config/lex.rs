@@ -80,10 +80,6 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    pub fn file(&self) -> &Arc<Path> {
-        &self.file
-    }
-
     pub fn peek(&self) -> Option<char> {
         self.src[self.offset..].chars().next()
     }
@@ -475,10 +471,9 @@ impl<'a> Scanner<'a> {
                 return Err(self.error_here("floats must start with a digit, not '.'"));
             }
             other => {
-                return Err(self.error_here(format!(
-                    "expected a digit after '-', found {}",
-                    show(other)
-                )))
+                return Err(
+                    self.error_here(format!("expected a digit after '-', found {}", show(other)))
+                )
             }
         }
         self.skip_digits();

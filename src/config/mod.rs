@@ -2,19 +2,19 @@
 //!
 //! Three layers, each usable on its own:
 //!
-//! 1. [`lex`] scans characters into the language's lexemes. The language is
+//! 1. `lex` scans characters into the language's lexemes. The language is
 //!    context sensitive (what ends a bare string, whether a newline may precede
 //!    a value, whether `include` is a keyword), so the scanner offers one
 //!    routine per lexeme and the parser picks the routine for its context,
 //!    mirroring the reference lexer's state machine.
-//! 2. [`parse`] builds a [`Value`] tree. Includes and `$variables` are resolved
+//! 2. `parse` builds a [`Value`] tree. Includes and `$variables` are resolved
 //!    here, so the tree is self-contained: every node carries the [`Pos`] it
 //!    came from (an included file's nodes point into that file; a variable's
 //!    use site is the position of the `$name` reference). Map entries keep
 //!    file order, a repeated key replaces the earlier value in place (last wins,
 //!    as in the reference), and an entry whose key was referenced as a variable
 //!    is flagged so the model does not report it as an unknown field.
-//! 3. [`model`] turns the tree into a typed [`ServerConfig`], applying the
+//! 3. `model` turns the tree into a typed [`ServerConfig`], applying the
 //!    reference's defaults and its start-up checks (unknown keys, auth
 //!    conflicts, import/export authorization, ...). Anything the reference would
 //!    refuse to start with is a [`ConfigError`]; anything it would only log
@@ -29,9 +29,9 @@
 //! to work while silently dropping part of its meaning.
 
 mod check;
-pub mod lex;
-pub mod model;
-pub mod parse;
+mod lex;
+mod model;
+mod parse;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -40,8 +40,7 @@ use std::sync::Arc;
 pub use model::{
     Account, AccountLimits, Authorization, ConnectionType, DirResolverKind, Export, ExportKind,
     Import, ImportKind, OperatorSource, Permissions, Resolver, ResponsePermission, ResponseType,
-    ServerConfig, ServiceLatency, ShardsConfig, SubjectPermission, TlsConfig, User,
-    GLOBAL_ACCOUNT,
+    ServerConfig, ServiceLatency, ShardsConfig, SubjectPermission, TlsConfig, User, GLOBAL_ACCOUNT,
 };
 pub use parse::{parse_value_file, parse_value_str};
 
@@ -203,6 +202,149 @@ pub(crate) mod test_util {
     impl Drop for TempDir {
         fn drop(&mut self) {
             let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+#[cfg(test)]
+mod robustness {
+    use super::{parse_str, parse_value_str};
+
+    const FIXTURES: &[&str] = &[
+        "port: 4222\nhost: 127.0.0.1\ndebug: true\n",
+        "listen: 127.0.0.1:4222\nhttp: localhost:8222\nmax_payload: 1MB\nmax_pending: 64MB\n",
+        "ping_interval: \"2m\"\nwrite_deadline: 10s\nlame_duck_duration: \"1h30m\"\n",
+        "{ \"port\": 4222, \"debug\": true, \"tags\": [\"a\", \"b\"] }\n",
+        "authorization {\n  user: derek\n  password: $2a$11$W2zko751KUvVy59mUTWmpOdWjpEm5qhcCZRd05GjI/sSOT.xtiHyG\n  timeout: 1.5\n}\n",
+        "authorization {\n  ADMIN = { publish: \">\", subscribe: \">\" }\n  users = [\n    {user: a, password: b, permissions: $ADMIN}\n    {user: c, password: d, permissions: { publish: { allow: [\"x.*\"], deny: \"x.y\" }, allow_responses: { max: 2, expires: \"1m\" } }}\n  ]\n}\n",
+        "accounts {\n  A: { users: [ {user: a, password: a} ], exports: [ {stream: \"pub.>\"}, {service: \"req.*\", response_type: stream, accounts: [B]} ] }\n  B: { users: [ {user: b, password: b} ], imports: [ {stream: {account: A, subject: \"pub.>\"}, prefix: p}, {service: {account: A, subject: \"req.x\"}, to: \"a.req\"} ] }\n}\nsystem_account: A\nno_auth_user: b\n",
+        "tls {\n  cert_file: \"c.pem\"\n  key_file: 'k.pem'\n  cipher_suites: [\"TLS_AES_128_GCM_SHA256\"]\n  timeout: 2\n}\n",
+        "jetstream { enabled: false, store_dir: /data }\ncluster { name: c }\nresolver: { type: full, dir: ./jwt }\n",
+        "x = 5\ny = { a: [1, 2, {b: $x}] }\nz: $y\nshards { count: 2, cpus: [0, 1], io_memory: 64MB }\n",
+        "# comment\n// comment\na: (\nraw block\n)\nb: \"esc \\x41 \\t \\\"q\\\"\"\nc: 2020-01-02T03:04:05Z\nd: -1.5\ne: 12kib\n",
+        "operator: eyJhIjoiYiJ9.eyJjIjoiZCJ9.c2ln\nresolver: MEMORY\nresolver_preload { ABC: \"a.b.c\" }\n",
+    ];
+
+    /// Deterministic xorshift so failures reproduce.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+
+        fn below(&mut self, n: usize) -> usize {
+            if n == 0 {
+                0
+            } else {
+                (self.next() % n as u64) as usize
+            }
+        }
+    }
+
+    fn mutate(rng: &mut Rng, text: &str) -> String {
+        const ALPHABET: &[char] = &[
+            '{', '}', '[', ']', '(', ')', '"', '\'', '\\', ':', '=', ',', ';', '#', '/', '$', '\n',
+            '\r', ' ', '\t', '0', '9', '.', '-', 'k', 'M', 'b', 'i', 'x', 'e', 'T', 'Z', 'é',
+            '\u{feff}', '\0',
+        ];
+        let mut chars: Vec<char> = text.chars().collect();
+        for _ in 0..=rng.below(4) {
+            let len = chars.len();
+            match rng.below(5) {
+                0 if len > 0 => {
+                    let at = rng.below(len);
+                    let n = 1 + rng.below(4.min(len - at));
+                    chars.drain(at..at + n);
+                }
+                1 => {
+                    let c = ALPHABET[rng.below(ALPHABET.len())];
+                    chars.insert(rng.below(len + 1), c);
+                }
+                2 if len > 0 => {
+                    let at = rng.below(len);
+                    let n = 1 + rng.below(12.min(len - at));
+                    let piece: Vec<char> = chars[at..at + n].to_vec();
+                    let to = rng.below(len + 1);
+                    chars.splice(to..to, piece);
+                }
+                3 if len > 0 => chars.truncate(rng.below(len)),
+                _ if len > 1 => {
+                    let (a, b) = (rng.below(len), rng.below(len));
+                    chars.swap(a, b);
+                }
+                _ => {}
+            }
+        }
+        chars.into_iter().collect()
+    }
+
+    /// Mutated fixtures must produce a value or an error, never a panic.
+    #[test]
+    fn mutated_inputs_never_panic() {
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let mut accepted = 0usize;
+        for fixture in FIXTURES {
+            for _ in 0..400 {
+                let input = mutate(&mut rng, fixture);
+                let outcome = std::panic::catch_unwind(|| {
+                    let _ = parse_value_str(&input);
+                    parse_str(&input).is_ok()
+                });
+                match outcome {
+                    Ok(true) => accepted += 1,
+                    Ok(false) => {}
+                    Err(_) => panic!("panicked on input {input:?}"),
+                }
+            }
+        }
+        // The mutations are mostly, not always, fatal.
+        assert!(accepted > 0);
+    }
+
+    /// Pathological shapes: deep nesting, long runs, odd characters.
+    #[test]
+    fn pathological_inputs_never_panic() {
+        let inputs = [
+            "[".repeat(10_000),
+            "{".repeat(10_000),
+            format!("a: {}", "{a: ".repeat(10_000)),
+            "a: ".repeat(5_000),
+            "\"".repeat(1001),
+            "$".repeat(100),
+            "a: $a".to_string(),
+            "a: 99999999999999999999999999999999999999999".to_string(),
+            "a: 1.7976931348623157e309".to_string(),
+            "a: 1".to_string() + &"0".repeat(400) + ".5",
+            "ping_interval: \"9999999999999999999h\"".to_string(),
+            "ping_interval: \"0.0000000000000000000000000000000000001s\"".to_string(),
+            "authorization { timeout: 1e400 }".to_string(),
+            "authorization { timeout: 18446744073709551616.0 }\ntls { timeout: 1.8e19 }"
+                .to_string(),
+            "\0\0\0".to_string(),
+            "a: \"\\x".to_string(),
+            "a: \\".to_string(),
+            "include".to_string(),
+            "include \"\"".to_string(),
+            "include .".to_string(),
+            "a { include /dev/null }".to_string(),
+            "a: (\n)".to_string(),
+            "a: (".to_string(),
+            "\u{feff}\u{feff}".to_string(),
+        ];
+        for input in &inputs {
+            let r = std::panic::catch_unwind(|| {
+                let _ = parse_value_str(input);
+                let _ = parse_str(input);
+            });
+            assert!(
+                r.is_ok(),
+                "panicked on input {:?}",
+                &input[..input.len().min(80)]
+            );
         }
     }
 }

@@ -22,8 +22,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::check::{
-    index_path, is_subset_match, is_valid_public_nkey, is_valid_subject, join_key,
-    parse_duration, parse_go_duration, show_duration, NkeyKind,
+    index_path, is_subset_match, is_valid_public_nkey, is_valid_subject, join_key, parse_duration,
+    parse_go_duration, show_duration, NkeyKind,
 };
 use super::lex::{Scalar, Scanner};
 use super::{ConfigError, MapEntry, Pos, Spanned, Value};
@@ -571,21 +571,91 @@ const CIPHER_SUITES: &[&str] = &[
 const CURVES: &[&str] = &["X25519", "CurveP256", "CurveP384", "CurveP521"];
 
 const TOP_KEYS: &[&str] = &[
-    "listen", "client_advertise", "port", "server_name", "host", "net", "debug", "trace",
-    "trace_verbose", "logtime", "mappings", "maps", "disable_sublist_cache", "no_sublist_cache",
-    "accounts", "authorization", "http", "https", "http_port", "monitor_port", "https_port",
-    "http_base_path", "cluster", "gateway", "leaf", "leafnodes", "store_dir", "storedir",
-    "jetstream", "logfile", "log_file", "logfile_size_limit", "log_size_limit", "syslog",
-    "remote_syslog", "pidfile", "pid_file", "ports_file_dir", "prof_port", "max_control_line",
-    "max_payload", "max_pending", "max_connections", "max_conn", "max_traced_msg_len",
-    "max_subscriptions", "max_subs", "max_sub_tokens", "max_subscription_tokens",
-    "ping_interval", "ping_max", "tls", "ocsp", "allow_non_tls", "write_deadline",
-    "lame_duck_duration", "lame_duck_grace_period", "operator", "operators", "roots", "root",
-    "root_operators", "root_operator", "resolver", "account_resolver", "accounts_resolver",
-    "resolver_tls", "resolver_preload", "resolver_pinned_accounts", "no_auth_user",
-    "system_account", "system", "no_system_account", "no_system", "no_sys_acc",
-    "no_header_support", "trusted", "trusted_keys", "connect_error_reports",
-    "reconnect_error_reports", "websocket", "ws", "mqtt", "server_tags", "default_js_domain",
+    "listen",
+    "client_advertise",
+    "port",
+    "server_name",
+    "host",
+    "net",
+    "debug",
+    "trace",
+    "trace_verbose",
+    "logtime",
+    "mappings",
+    "maps",
+    "disable_sublist_cache",
+    "no_sublist_cache",
+    "accounts",
+    "authorization",
+    "http",
+    "https",
+    "http_port",
+    "monitor_port",
+    "https_port",
+    "http_base_path",
+    "cluster",
+    "gateway",
+    "leaf",
+    "leafnodes",
+    "store_dir",
+    "storedir",
+    "jetstream",
+    "logfile",
+    "log_file",
+    "logfile_size_limit",
+    "log_size_limit",
+    "syslog",
+    "remote_syslog",
+    "pidfile",
+    "pid_file",
+    "ports_file_dir",
+    "prof_port",
+    "max_control_line",
+    "max_payload",
+    "max_pending",
+    "max_connections",
+    "max_conn",
+    "max_traced_msg_len",
+    "max_subscriptions",
+    "max_subs",
+    "max_sub_tokens",
+    "max_subscription_tokens",
+    "ping_interval",
+    "ping_max",
+    "tls",
+    "ocsp",
+    "allow_non_tls",
+    "write_deadline",
+    "lame_duck_duration",
+    "lame_duck_grace_period",
+    "operator",
+    "operators",
+    "roots",
+    "root",
+    "root_operators",
+    "root_operator",
+    "resolver",
+    "account_resolver",
+    "accounts_resolver",
+    "resolver_tls",
+    "resolver_preload",
+    "resolver_pinned_accounts",
+    "no_auth_user",
+    "system_account",
+    "system",
+    "no_system_account",
+    "no_system",
+    "no_sys_acc",
+    "no_header_support",
+    "trusted",
+    "trusted_keys",
+    "connect_error_reports",
+    "reconnect_error_reports",
+    "websocket",
+    "ws",
+    "mqtt",
+    "server_tags",
+    "default_js_domain",
     "shards",
 ];
 
@@ -827,8 +897,8 @@ struct Builder {
     auth_timeout: Option<Duration>,
     /// Users with the position of their entry; become `cfg.users`.
     users: Vec<(User, Spot)>,
-    /// Position of the `users` key of each account that has users.
-    account_users_spots: Vec<(String, Spot)>,
+    /// Position of the first account `users` key that defines users.
+    account_users_spot: Option<Spot>,
     account_spots: HashMap<String, Spot>,
     /// Per account index: position of each export's `accounts` list.
     export_spots: Vec<Vec<Spot>>,
@@ -931,21 +1001,23 @@ impl Builder {
             "max_connections" | "max_conn" => {
                 cfg.max_connections = n.int_as::<i32>("max_connections")?
             }
-            "max_traced_msg_len" => cfg.max_traced_msg_len = n.int_as::<i32>("max_traced_msg_len")?,
+            "max_traced_msg_len" => {
+                cfg.max_traced_msg_len = n.int_as::<i32>("max_traced_msg_len")?
+            }
             "max_subscriptions" | "max_subs" => {
                 cfg.max_subscriptions = n.int_as::<i32>("max_subscriptions")?
             }
             "max_sub_tokens" | "max_subscription_tokens" => {
                 let v = n.int()?;
-                cfg.max_sub_tokens = match u8::try_from(v) {
-                    Ok(0) | Err(_) if v <= 0 => {
-                        return Err(n.err(format!("{} must be positive, found {v}", f.entry.key)))
-                    }
-                    Ok(t) => t,
-                    Err(_) => {
-                        return Err(n.err(format!("{} is too big: at most 255, found {v}", f.entry.key)))
-                    }
-                };
+                if v <= 0 {
+                    return Err(n.err(format!("{} must be positive, found {v}", f.entry.key)));
+                }
+                cfg.max_sub_tokens = u8::try_from(v).map_err(|_| {
+                    n.err(format!(
+                        "{} is too big: at most 255, found {v}",
+                        f.entry.key
+                    ))
+                })?;
             }
             "ping_interval" => {
                 cfg.ping_interval = self.duration_or_secs(f, "ping_interval")?;
@@ -1017,7 +1089,9 @@ impl Builder {
                 }
                 cfg.trusted_keys = keys;
             }
-            "connect_error_reports" => cfg.connect_error_reports = n.int_as::<i32>("connect_error_reports")?,
+            "connect_error_reports" => {
+                cfg.connect_error_reports = n.int_as::<i32>("connect_error_reports")?
+            }
             "reconnect_error_reports" => {
                 cfg.reconnect_error_reports = n.int_as::<i32>("reconnect_error_reports")?
             }
@@ -1052,7 +1126,9 @@ impl Builder {
                 self.warn(
                     f.key_pos(),
                     &n.path,
-                    &format!("invalid use of field {name:?}: {name} should be converted to a duration"),
+                    &format!(
+                        "invalid use of field {name:?}: {name} should be converted to a duration"
+                    ),
                 );
                 Ok(Duration::from_secs(secs))
             }
@@ -1062,8 +1138,16 @@ impl Builder {
 
     fn authorization(&mut self, cfg: &mut ServerConfig, f: &Field<'_>) -> Result<(), ConfigError> {
         const KEYS: &[&str] = &[
-            "user", "username", "pass", "password", "token", "timeout", "users",
-            "default_permission", "default_permissions", "permissions",
+            "user",
+            "username",
+            "pass",
+            "password",
+            "token",
+            "timeout",
+            "users",
+            "default_permission",
+            "default_permissions",
+            "permissions",
         ];
         let n = &f.node;
         self.auth_spot = Some(Spot::key_of(f));
@@ -1097,8 +1181,8 @@ impl Builder {
         if self.auth_has_users && auth.token.is_some() {
             return Err(spot.err("cannot have both a token and a users array"));
         }
-        // A repeated `authorization` block replaces the earlier one.
-        self.users.retain(|(u, _)| u.account != GLOBAL_ACCOUNT);
+        // Users of a repeated `authorization` block (keys differing in case)
+        // add to the earlier ones, as in the reference.
         for (mut user, spot) in users {
             if user.permissions.is_none() {
                 user.permissions.clone_from(&auth.default_permissions);
@@ -1112,12 +1196,21 @@ impl Builder {
 
     fn accounts(&mut self, cfg: &mut ServerConfig, f: &Field<'_>) -> Result<(), ConfigError> {
         const KEYS: &[&str] = &[
-            "nkey", "imports", "exports", "jetstream", "users", "default_permissions",
-            "mappings", "maps", "limits",
+            "nkey",
+            "imports",
+            "exports",
+            "jetstream",
+            "users",
+            "default_permissions",
+            "mappings",
+            "maps",
+            "limits",
         ];
         let n = &f.node;
         self.spots.insert("accounts", Spot::key_of(f));
-        let mut accounts: Vec<Account> = Vec::new();
+        // A repeated `accounts` block (keys differing in case) adds to the
+        // earlier one, as in the reference.
+        let mut accounts = std::mem::take(&mut cfg.accounts);
         match n.value() {
             Value::Array(_) => {
                 for item in n.items()? {
@@ -1149,6 +1242,9 @@ impl Builder {
                     }
                     if name == GLOBAL_ACCOUNT {
                         return Err(af.key_err(format!("{name:?} is a reserved account name")));
+                    }
+                    if accounts.iter().any(|a| a.name == name) {
+                        return Err(af.key_err(format!("duplicate account {name:?}")));
                     }
                     let mut acc = Account {
                         name: name.clone(),
@@ -1196,8 +1292,8 @@ impl Builder {
                             _ => field.unknown(KEYS)?,
                         }
                     }
-                    if let (Some(spot), false) = (users_spot, users.is_empty()) {
-                        self.account_users_spots.push((name.clone(), spot));
+                    if !users.is_empty() && self.account_users_spot.is_none() {
+                        self.account_users_spot = users_spot;
                     }
                     for (mut user, spot) in users {
                         if user.permissions.is_none() {
@@ -1219,7 +1315,8 @@ impl Builder {
     }
 
     fn resolver(&mut self, n: &Node<'_>) -> Result<Resolver, ConfigError> {
-        const EXPECTED: &str = "expected MEMORY, URL(\"http://...\") or a map with dir and type (full or cache)";
+        const EXPECTED: &str =
+            "expected MEMORY, URL(\"http://...\") or a map with dir and type (full or cache)";
         match n.value() {
             Value::String(s) => {
                 let t = s.trim();
@@ -1242,8 +1339,15 @@ impl Builder {
                 }
             }
             Value::Map(_) => {
-                const KEYS: &[&str] =
-                    &["dir", "type", "allow_delete", "limit", "ttl", "interval", "timeout"];
+                const KEYS: &[&str] = &[
+                    "dir",
+                    "type",
+                    "allow_delete",
+                    "limit",
+                    "ttl",
+                    "interval",
+                    "timeout",
+                ];
                 let (mut dir, mut kind) = (None, None);
                 let (mut allow_delete, mut limit) = (false, 0);
                 let (mut ttl, mut interval, mut timeout) = (None, None, None);
@@ -1335,9 +1439,15 @@ impl Builder {
             if !cfg.operators.is_empty() {
                 return Err(spot.err("no_auth_user is not compatible with operator mode"));
             }
-            if !cfg.users.iter().any(|u| u.username.as_deref() == Some(name)) {
+            if !cfg
+                .users
+                .iter()
+                .any(|u| u.username.as_deref() == Some(name))
+            {
                 return Err(if cfg.users.iter().all(|u| u.username.is_none()) {
-                    spot.err(format!("no_auth_user {name:?} is set, but no users are defined"))
+                    spot.err(format!(
+                        "no_auth_user {name:?} is set, but no users are defined"
+                    ))
                 } else {
                     spot.err(format!(
                         "no_auth_user {name:?} is not a user of the authorization block or of any account"
@@ -1447,16 +1557,16 @@ impl Builder {
     }
 
     fn check_auth_conflicts(&self, cfg: &ServerConfig) -> Result<(), ConfigError> {
-        if let Some((_, spot)) = self.account_users_spots.first() {
+        if let Some(spot) = &self.account_users_spot {
             if cfg.authorization.user.is_some() {
                 return Err(spot.err(
                     "cannot have both a single user/password in authorization and users in accounts",
                 ));
             }
             if cfg.authorization.token.is_some() {
-                return Err(spot.err(
-                    "cannot have both a token in authorization and users in accounts",
-                ));
+                return Err(
+                    spot.err("cannot have both a token in authorization and users in accounts")
+                );
             }
         }
         let mut seen: HashMap<&str, &(User, Spot)> = HashMap::new();
@@ -1517,7 +1627,9 @@ impl Builder {
                     .exports
                     .iter()
                     .filter(|e| matches!(e.kind, ExportKind::Stream) == is_stream)
-                    .filter(|e| e.subject == import.subject || is_subset_match(&import.subject, &e.subject))
+                    .filter(|e| {
+                        e.subject == import.subject || is_subset_match(&import.subject, &e.subject)
+                    })
                     .collect();
                 if matching.is_empty() {
                     return Err(spot.err(format!(
@@ -1525,14 +1637,17 @@ impl Builder {
                         import.account, import.subject
                     )));
                 }
-                let authorized = matching.iter().any(|e| match (&e.accounts, e.account_token_position) {
-                    (_, pos) if pos > 0 => usize::try_from(pos)
-                        .ok()
-                        .and_then(|p| tokens.get(p - 1))
-                        .is_some_and(|t| *t == acc.name),
-                    (None, _) => true,
-                    (Some(list), _) => list.iter().any(|a| a == &acc.name),
-                });
+                let authorized =
+                    matching
+                        .iter()
+                        .any(|e| match (&e.accounts, e.account_token_position) {
+                            (_, pos) if pos > 0 => usize::try_from(pos)
+                                .ok()
+                                .and_then(|p| tokens.get(p - 1))
+                                .is_some_and(|t| *t == acc.name),
+                            (None, _) => true,
+                            (Some(list), _) => list.iter().any(|a| a == &acc.name),
+                        });
                 if !authorized {
                     return Err(spot.err(format!(
                         "{kind} import not authorized: account {:?} exports {:?} but not to account {:?}",
@@ -1559,9 +1674,9 @@ impl Builder {
         }
         let spot = self.spot("operator");
         if !cfg.accounts.is_empty() {
-            return Err(self
-                .spot("accounts")
-                .err("accounts cannot be configured directly in operator mode (they come from JWTs)"));
+            return Err(self.spot("accounts").err(
+                "accounts cannot be configured directly in operator mode (they come from JWTs)",
+            ));
         }
         if !cfg.users.is_empty() {
             return Err(self.auth_spot.clone().unwrap_or(spot).err(
@@ -1661,8 +1776,17 @@ fn split_host_port(s: &str) -> Option<(&str, &str)> {
 
 fn parse_users(n: &Node<'_>) -> Result<Vec<(User, Spot)>, ConfigError> {
     const KEYS: &[&str] = &[
-        "nkey", "user", "username", "pass", "password", "permission", "permissions",
-        "authorization", "allowed_connection_types", "connection_types", "clients",
+        "nkey",
+        "user",
+        "username",
+        "pass",
+        "password",
+        "permission",
+        "permissions",
+        "authorization",
+        "allowed_connection_types",
+        "connection_types",
+        "clients",
     ];
     if !matches!(n.value(), Value::Array(_)) {
         return Err(n.expected("an array of users"));
@@ -1707,7 +1831,9 @@ fn parse_users(n: &Node<'_>) -> Result<Vec<(User, Spot)>, ConfigError> {
             (None, None) => return Err(item.err("user entry requires a user (or an nkey)")),
             (Some(nkey), _) => {
                 if !is_valid_public_nkey(nkey, NkeyKind::User) {
-                    return Err(item.err(format!("{nkey:?} is not a valid public user nkey (U...)")));
+                    return Err(
+                        item.err(format!("{nkey:?} is not a valid public user nkey (U...)"))
+                    );
                 }
                 if user.username.is_some() || user.password.is_some() {
                     return Err(item.err("nkey users do not take a user or password"));
@@ -1722,7 +1848,13 @@ fn parse_users(n: &Node<'_>) -> Result<Vec<(User, Spot)>, ConfigError> {
 
 fn permissions(n: &Node<'_>) -> Result<Permissions, ConfigError> {
     const KEYS: &[&str] = &[
-        "publish", "pub", "import", "subscribe", "sub", "export", "allow_responses",
+        "publish",
+        "pub",
+        "import",
+        "subscribe",
+        "sub",
+        "export",
+        "allow_responses",
         "publish_allow_responses",
     ];
     if !matches!(n.value(), Value::Map(_)) {
@@ -1782,9 +1914,9 @@ fn subject_permission(n: &Node<'_>) -> Result<Option<SubjectPermission>, ConfigE
             allow: Some(perm_subjects(n)?),
             deny: Vec::new(),
         })),
-        _ => Err(n.expected(
-            "a subject, an array of subjects, or a map {allow: [...], deny: [...]}",
-        )),
+        _ => {
+            Err(n.expected("a subject, an array of subjects, or a map {allow: [...], deny: [...]}"))
+        }
     }
 }
 
@@ -1822,7 +1954,13 @@ fn perm_subjects(n: &Node<'_>) -> Result<Vec<String>, ConfigError> {
 
 fn response_permission(n: &Node<'_>) -> Result<ResponsePermission, ConfigError> {
     const KEYS: &[&str] = &[
-        "max", "max_msgs", "max_messages", "max_responses", "expires", "expiration", "ttl",
+        "max",
+        "max_msgs",
+        "max_messages",
+        "max_responses",
+        "expires",
+        "expiration",
+        "ttl",
     ];
     let mut rp = ResponsePermission::default();
     for field in n.entries()? {
@@ -1856,15 +1994,23 @@ fn response_permission(n: &Node<'_>) -> Result<ResponsePermission, ConfigError> 
 
 fn account_limits(n: &Node<'_>) -> Result<AccountLimits, ConfigError> {
     const KEYS: &[&str] = &[
-        "max_connections", "max_conn", "max_subscriptions", "max_subs", "max_payload",
-        "max_pay", "max_leafnodes", "max_leafs",
+        "max_connections",
+        "max_conn",
+        "max_subscriptions",
+        "max_subs",
+        "max_payload",
+        "max_pay",
+        "max_leafnodes",
+        "max_leafs",
     ];
     let mut l = AccountLimits::default();
     for field in n.entries()? {
         let v = &field.node;
         match field.name.as_str() {
             "max_connections" | "max_conn" => l.max_connections = v.int_as("max_connections")?,
-            "max_subscriptions" | "max_subs" => l.max_subscriptions = v.int_as("max_subscriptions")?,
+            "max_subscriptions" | "max_subs" => {
+                l.max_subscriptions = v.int_as("max_subscriptions")?
+            }
             "max_payload" | "max_pay" => l.max_payload = v.int_as("max_payload")?,
             "max_leafnodes" | "max_leafs" => l.max_leafnodes = v.int_as("max_leafnodes")?,
             _ => field.unknown(KEYS)?,
@@ -1879,8 +2025,17 @@ type ParsedExports = (Vec<Export>, Vec<Spot>, Option<Spot>);
 
 fn parse_exports(n: &Node<'_>) -> Result<ParsedExports, ConfigError> {
     const KEYS: &[&str] = &[
-        "stream", "service", "response", "response_type", "threshold", "response_threshold",
-        "response_max_time", "response_time", "accounts", "latency", "account_token_position",
+        "stream",
+        "service",
+        "response",
+        "response_type",
+        "threshold",
+        "response_threshold",
+        "response_max_time",
+        "response_time",
+        "accounts",
+        "latency",
+        "account_token_position",
     ];
     if !matches!(n.value(), Value::Array(_)) {
         return Err(n.expected("an array of exports"));
@@ -2053,9 +2208,9 @@ fn parse_imports(n: &Node<'_>) -> Result<(Vec<Import>, Vec<Spot>), ConfigError> 
     let mut spots = Vec::new();
     for item in n.items()? {
         if !matches!(item.value(), Value::Map(_)) {
-            return Err(item.expected(
-                "an import map such as {stream: {account: A, subject: \"foo.>\"}}",
-            ));
+            return Err(
+                item.expected("an import map such as {stream: {account: A, subject: \"foo.>\"}}")
+            );
         }
         let mut stream: Option<(String, String, Spot)> = None;
         let mut service: Option<(String, String, Spot)> = None;
@@ -2104,9 +2259,10 @@ fn parse_imports(n: &Node<'_>) -> Result<(Vec<Import>, Vec<Spot>), ConfigError> 
                 if !is_valid_subject(&to) {
                     return Err(spot.err(format!("{to:?} is not a valid subject")));
                 }
-                if let Some(dup) = imports.iter().find(|i| {
-                    matches!(&i.kind, ImportKind::Service { to: t, .. } if *t == to)
-                }) {
+                if let Some(dup) = imports
+                    .iter()
+                    .find(|i| matches!(&i.kind, ImportKind::Service { to: t, .. } if *t == to))
+                {
                     return Err(item.err(format!(
                         "duplicate service import subject {to:?}, already imported from account {:?} subject {:?}",
                         dup.account, dup.subject
@@ -2118,9 +2274,7 @@ fn parse_imports(n: &Node<'_>) -> Result<(Vec<Import>, Vec<Spot>), ConfigError> 
                     kind: ImportKind::Service { to, share },
                 }
             }
-            (None, None) => {
-                return Err(item.err("import entry needs a stream or a service"))
-            }
+            (None, None) => return Err(item.err("import entry needs a stream or a service")),
         };
         imports.push(import);
         spots.push(Spot::of(&item));
@@ -2154,9 +2308,20 @@ fn import_source(n: &Node<'_>) -> Result<(String, String), ConfigError> {
 
 fn tls(n: &Node<'_>, client_ctx: bool) -> Result<TlsConfig, ConfigError> {
     const KEYS: &[&str] = &[
-        "cert_file", "key_file", "ca_file", "insecure", "verify", "verify_and_map",
-        "verify_cert_and_check_known_urls", "cipher_suites", "curve_preferences", "timeout",
-        "connection_rate_limit", "pinned_certs", "min_version", "handshake_first",
+        "cert_file",
+        "key_file",
+        "ca_file",
+        "insecure",
+        "verify",
+        "verify_and_map",
+        "verify_cert_and_check_known_urls",
+        "cipher_suites",
+        "curve_preferences",
+        "timeout",
+        "connection_rate_limit",
+        "pinned_certs",
+        "min_version",
+        "handshake_first",
     ];
     if !matches!(n.value(), Value::Map(_)) {
         return Err(n.expected("a tls map {cert_file, key_file, ...}"));
@@ -2247,8 +2412,12 @@ fn tls(n: &Node<'_>, client_ctx: bool) -> Result<TlsConfig, ConfigError> {
         }
     }
     match (&t.cert_file, &t.key_file) {
-        (Some(_), None) => return Err(n.err("missing key_file in TLS configuration (cert_file is set)")),
-        (None, Some(_)) => return Err(n.err("missing cert_file in TLS configuration (key_file is set)")),
+        (Some(_), None) => {
+            return Err(n.err("missing key_file in TLS configuration (cert_file is set)"))
+        }
+        (None, Some(_)) => {
+            return Err(n.err("missing cert_file in TLS configuration (key_file is set)"))
+        }
         _ => {}
     }
     for (name, path, node) in file_nodes {
@@ -2284,7 +2453,9 @@ fn operators(n: &Node<'_>) -> Result<Vec<OperatorSource>, ConfigError> {
     let nodes = match n.value() {
         Value::String(_) => vec![n.clone()],
         Value::Array(_) => n.items()?,
-        _ => return Err(n.expected("an operator JWT file name, an inline JWT, or an array of them")),
+        _ => {
+            return Err(n.expected("an operator JWT file name, an inline JWT, or an array of them"))
+        }
     };
     let mut out = Vec::new();
     for node in nodes {
@@ -2486,8 +2657,19 @@ fn non_empty_array(n: &Node<'_>, key: &str) -> Result<bool, ConfigError> {
 
 fn cluster(n: &Node<'_>) -> Result<(), ConfigError> {
     const KEYS: &[&str] = &[
-        "name", "listen", "port", "host", "net", "authorization", "routes", "tls",
-        "cluster_advertise", "advertise", "no_advertise", "connect_retries", "permissions",
+        "name",
+        "listen",
+        "port",
+        "host",
+        "net",
+        "authorization",
+        "routes",
+        "tls",
+        "cluster_advertise",
+        "advertise",
+        "no_advertise",
+        "connect_retries",
+        "permissions",
     ];
     let listening = subsystem(n, "a cluster", KEYS)?;
     if listening || non_empty_array(n, "routes")? {
@@ -2502,8 +2684,18 @@ fn cluster(n: &Node<'_>) -> Result<(), ConfigError> {
 
 fn gateway(n: &Node<'_>) -> Result<(), ConfigError> {
     const KEYS: &[&str] = &[
-        "name", "listen", "port", "host", "net", "authorization", "tls", "advertise",
-        "connect_retries", "gateways", "reject_unknown", "reject_unknown_cluster",
+        "name",
+        "listen",
+        "port",
+        "host",
+        "net",
+        "authorization",
+        "tls",
+        "advertise",
+        "connect_retries",
+        "gateways",
+        "reject_unknown",
+        "reject_unknown_cluster",
     ];
     let listening = subsystem(n, "a gateway", KEYS)?;
     if listening || non_empty_array(n, "gateways")? {
@@ -2518,9 +2710,21 @@ fn gateway(n: &Node<'_>) -> Result<(), ConfigError> {
 
 fn leafnodes(n: &Node<'_>) -> Result<(), ConfigError> {
     const KEYS: &[&str] = &[
-        "listen", "port", "host", "net", "authorization", "remotes", "reconnect",
-        "reconnect_delay", "reconnect_interval", "tls", "leafnode_advertise", "advertise",
-        "no_advertise", "min_version", "minimum_version",
+        "listen",
+        "port",
+        "host",
+        "net",
+        "authorization",
+        "remotes",
+        "reconnect",
+        "reconnect_delay",
+        "reconnect_interval",
+        "tls",
+        "leafnode_advertise",
+        "advertise",
+        "no_advertise",
+        "min_version",
+        "minimum_version",
     ];
     let listening = subsystem(n, "leafnodes", KEYS)?;
     if listening || non_empty_array(n, "remotes")? {
@@ -2535,10 +2739,27 @@ fn leafnodes(n: &Node<'_>) -> Result<(), ConfigError> {
 
 fn websocket(n: &Node<'_>) -> Result<(), ConfigError> {
     const KEYS: &[&str] = &[
-        "listen", "port", "host", "net", "advertise", "no_tls", "tls", "same_origin",
-        "allowed_origins", "allowed_origin", "allow_origins", "allow_origin", "origins",
-        "origin", "handshake_timeout", "compress", "compression", "authorization",
-        "authentication", "jwt_cookie", "no_auth_user",
+        "listen",
+        "port",
+        "host",
+        "net",
+        "advertise",
+        "no_tls",
+        "tls",
+        "same_origin",
+        "allowed_origins",
+        "allowed_origin",
+        "allow_origins",
+        "allow_origin",
+        "origins",
+        "origin",
+        "handshake_timeout",
+        "compress",
+        "compression",
+        "authorization",
+        "authentication",
+        "jwt_cookie",
+        "no_auth_user",
     ];
     if subsystem(n, "websocket", KEYS)? {
         return Err(unsupported(
@@ -2552,10 +2773,25 @@ fn websocket(n: &Node<'_>) -> Result<(), ConfigError> {
 
 fn mqtt(n: &Node<'_>) -> Result<(), ConfigError> {
     const KEYS: &[&str] = &[
-        "listen", "port", "host", "net", "tls", "authorization", "authentication",
-        "no_auth_user", "ack_wait", "ackwait", "max_ack_pending", "max_pending", "max_inflight",
-        "js_domain", "stream_replicas", "consumer_replicas", "consumer_memory_storage",
-        "consumer_inactive_threshold", "consumer_auto_cleanup",
+        "listen",
+        "port",
+        "host",
+        "net",
+        "tls",
+        "authorization",
+        "authentication",
+        "no_auth_user",
+        "ack_wait",
+        "ackwait",
+        "max_ack_pending",
+        "max_pending",
+        "max_inflight",
+        "js_domain",
+        "stream_replicas",
+        "consumer_replicas",
+        "consumer_memory_storage",
+        "consumer_inactive_threshold",
+        "consumer_auto_cleanup",
     ];
     if subsystem(n, "mqtt", KEYS)? {
         return Err(unsupported(
@@ -2570,9 +2806,24 @@ fn mqtt(n: &Node<'_>) -> Result<(), ConfigError> {
 /// Top-level `jetstream`. Returns the position of its store_dir, if any.
 fn jetstream(n: &Node<'_>) -> Result<Option<Spot>, ConfigError> {
     const KEYS: &[&str] = &[
-        "store", "store_dir", "storedir", "max_memory_store", "max_mem_store", "max_mem",
-        "max_file_store", "max_file", "domain", "enable", "enabled", "key", "ek",
-        "encryption_key", "cipher", "extension_hint", "limits", "unique_tag",
+        "store",
+        "store_dir",
+        "storedir",
+        "max_memory_store",
+        "max_mem_store",
+        "max_mem",
+        "max_file_store",
+        "max_file",
+        "domain",
+        "enable",
+        "enabled",
+        "key",
+        "ek",
+        "encryption_key",
+        "cipher",
+        "extension_hint",
+        "limits",
+        "unique_tag",
         "max_outstanding_catchup",
     ];
     const HOW: &str = "set jetstream: false or enabled: false";
@@ -2593,9 +2844,9 @@ fn jetstream(n: &Node<'_>) -> Result<Option<Spot>, ConfigError> {
                     "cipher" => {
                         let c = v.str()?.to_ascii_lowercase();
                         if !matches!(c.as_str(), "chacha" | "chachapoly" | "aes") {
-                            return Err(v.err(format!(
-                                "unknown cipher {c:?}: expected chachapoly or aes"
-                            )));
+                            return Err(
+                                v.err(format!("unknown cipher {c:?}: expected chachapoly or aes"))
+                            );
                         }
                     }
                     "domain" | "key" | "ek" | "encryption_key" | "extension_hint"
@@ -2632,10 +2883,27 @@ fn enabled_word(n: &Node<'_>, s: &str) -> Result<bool, ConfigError> {
 
 fn account_jetstream(n: &Node<'_>, account: &str) -> Result<(), ConfigError> {
     const KEYS: &[&str] = &[
-        "max_memory", "max_mem", "mem", "memory", "max_store", "max_file", "max_disk", "store",
-        "disk", "max_streams", "streams", "max_consumers", "consumers", "max_bytes_required",
-        "max_stream_bytes", "max_bytes", "mem_max_stream_bytes", "memory_max_stream_bytes",
-        "disk_max_stream_bytes", "store_max_stream_bytes", "max_ack_pending",
+        "max_memory",
+        "max_mem",
+        "mem",
+        "memory",
+        "max_store",
+        "max_file",
+        "max_disk",
+        "store",
+        "disk",
+        "max_streams",
+        "streams",
+        "max_consumers",
+        "consumers",
+        "max_bytes_required",
+        "max_stream_bytes",
+        "max_bytes",
+        "mem_max_stream_bytes",
+        "memory_max_stream_bytes",
+        "disk_max_stream_bytes",
+        "store_max_stream_bytes",
+        "max_ack_pending",
     ];
     let enabled = match n.value() {
         Value::Bool(b) => *b,
@@ -2654,7 +2922,9 @@ fn account_jetstream(n: &Node<'_>, account: &str) -> Result<(), ConfigError> {
             }
             true
         }
-        _ => return Err(n.expected("a boolean, \"enabled\"/\"disabled\" or a jetstream limits map")),
+        _ => {
+            return Err(n.expected("a boolean, \"enabled\"/\"disabled\" or a jetstream limits map"))
+        }
     };
     if enabled {
         return Err(unsupported(
@@ -2664,4 +2934,974 @@ fn account_jetstream(n: &Node<'_>, account: &str) -> Result<(), ConfigError> {
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::parse_str;
+    use crate::config::test_util::TempDir;
+
+    fn ok(text: &str) -> ServerConfig {
+        match parse_str(text) {
+            Ok(c) => c,
+            Err(e) => panic!("unexpected error for {text:?}: {e}"),
+        }
+    }
+
+    fn err(text: &str) -> String {
+        match parse_str(text) {
+            Ok(_) => panic!("expected an error for {text:?}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    fn secs(s: u64) -> Duration {
+        Duration::from_secs(s)
+    }
+
+    fn allow(list: &[&str]) -> Option<SubjectPermission> {
+        Some(SubjectPermission {
+            allow: Some(list.iter().map(|s| s.to_string()).collect()),
+            deny: Vec::new(),
+        })
+    }
+
+    #[test]
+    fn defaults() {
+        let c = ok("");
+        assert_eq!(c, ServerConfig::default());
+        assert_eq!(c.host, "0.0.0.0");
+        assert_eq!(c.port, 4222);
+        assert_eq!(c.max_payload, 1 << 20);
+        assert_eq!(c.max_pending, 64 << 20);
+        assert_eq!(c.max_control_line, 4096);
+        assert_eq!(c.max_connections, 65536);
+        assert_eq!(c.ping_interval, secs(120));
+        assert_eq!(c.ping_max, 2);
+        assert_eq!(c.write_deadline, secs(10));
+        assert_eq!(c.lame_duck_duration, secs(120));
+        assert_eq!(c.lame_duck_grace_period, secs(10));
+        assert_eq!(c.authorization.timeout, secs(2));
+        assert!(c.logtime);
+        assert!(c.users.is_empty() && c.accounts.is_empty() && c.warnings.is_empty());
+    }
+
+    /// A typical single-server config in the style of the nats-server docs.
+    #[test]
+    fn realistic_server() {
+        let c = ok(r#"
+            # Client port of 4222 on all interfaces
+            listen: 127.0.0.1:4333
+            server_name: "natrix-1"
+            client_advertise: "nats.example.com:4222"
+
+            # HTTP monitoring port
+            http: localhost:8222
+            http_base_path: /nats
+
+            max_connections: 1000
+            max_payload: 2MB
+            max_pending: 32MB
+            max_control_line: 1KB
+            max_subscriptions: 100
+            ping_interval: "30s"
+            ping_max: 3
+            write_deadline: "1.5s"
+            lame_duck_duration: "1h30m"
+            lame_duck_grace_period: "30s"
+
+            debug: false
+            trace: true
+            logtime: off
+            log_file: "/var/log/natrix.log"
+            log_size_limit: 100MB
+            pid_file: /var/run/natrix.pid
+            ports_file_dir: /tmp
+            syslog: no
+        "#);
+        assert_eq!((c.host.as_str(), c.port), ("127.0.0.1", 4333));
+        assert_eq!(c.server_name.as_deref(), Some("natrix-1"));
+        assert_eq!(c.client_advertise.as_deref(), Some("nats.example.com:4222"));
+        assert_eq!((c.http_host.as_str(), c.http_port), ("localhost", 8222));
+        assert_eq!(c.http_base_path, "/nats");
+        assert_eq!(c.max_connections, 1000);
+        assert_eq!(c.max_payload, 2 << 20);
+        assert_eq!(c.max_pending, 32 << 20);
+        assert_eq!(c.max_control_line, 1024);
+        assert_eq!(c.max_subscriptions, 100);
+        assert_eq!(c.ping_interval, secs(30));
+        assert_eq!(c.ping_max, 3);
+        assert_eq!(c.write_deadline, Duration::from_millis(1500));
+        assert_eq!(c.lame_duck_duration, secs(5400));
+        assert_eq!(c.lame_duck_grace_period, secs(30));
+        assert!(!c.debug && c.trace && !c.logtime && !c.syslog);
+        assert_eq!(c.log_file, Some(PathBuf::from("/var/log/natrix.log")));
+        assert_eq!(c.log_size_limit, 100 << 20);
+        assert_eq!(c.pid_file, Some(PathBuf::from("/var/run/natrix.pid")));
+        assert_eq!(c.ports_file_dir, Some(PathBuf::from("/tmp")));
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    }
+
+    #[test]
+    fn listen_forms() {
+        let c = ok("listen: 5222");
+        assert_eq!((c.host.as_str(), c.port), ("0.0.0.0", 5222));
+        let c = ok("listen: \"[::1]:5222\"");
+        assert_eq!((c.host.as_str(), c.port), ("::1", 5222));
+        let c = ok("listen: localhost:5222");
+        assert_eq!((c.host.as_str(), c.port), ("localhost", 5222));
+        let c = ok("host: 10.0.0.1\nport: -1");
+        assert_eq!(
+            (c.host.as_str(), c.port, c.http_host.as_str()),
+            ("10.0.0.1", -1, "10.0.0.1")
+        );
+        let c = ok("net: 10.0.0.2\nhttp_port: 8222\nhttps_port: 8443");
+        assert_eq!(
+            (c.http_host.as_str(), c.http_port, c.https_port),
+            ("10.0.0.2", 8222, 8443)
+        );
+        let c = ok("https: 0.0.0.0:8443");
+        assert_eq!(c.https_port, 8443);
+        assert_eq!(
+            err("listen: localhost"),
+            "<string>:1:9: listen: could not parse address \"localhost\": expected host:port (IPv6 as [addr]:port)"
+        );
+        assert_eq!(
+            err("port: 70000"),
+            "<string>:1:7: port: port 70000 is out of range: expected 0-65535, or -1 for a random port"
+        );
+        assert_eq!(
+            err("port: \"4222\""),
+            "<string>:1:7: port: expected an integer, found a string"
+        );
+    }
+
+    #[test]
+    fn durations() {
+        let c = ok("ping_interval: \"2m\"\nwrite_deadline: \"500ms\"");
+        assert_eq!(
+            (c.ping_interval, c.write_deadline),
+            (secs(120), Duration::from_millis(500))
+        );
+        // Integer seconds are accepted with the reference's warning.
+        let c = ok("ping_interval: 5\nwrite_deadline: 3");
+        assert_eq!((c.ping_interval, c.write_deadline), (secs(5), secs(3)));
+        assert_eq!(
+            c.warnings,
+            vec![
+                "<string>:1:1: ping_interval: invalid use of field \"ping_interval\": ping_interval should be converted to a duration",
+                "<string>:2:1: write_deadline: invalid use of field \"write_deadline\": write_deadline should be converted to a duration",
+            ]
+        );
+        // A bare 2m is the integer 2,000,000: two million seconds.
+        assert_eq!(ok("ping_interval: 2m").ping_interval, secs(2_000_000));
+        // Unquoted words that start with digits are strings, so these work.
+        assert_eq!(ok("ping_interval: 1h30m").ping_interval, secs(5400));
+        assert_eq!(
+            ok("write_deadline: 250ms").write_deadline,
+            Duration::from_millis(250)
+        );
+        assert_eq!(
+            err("lame_duck_duration: 60"),
+            "<string>:1:21: lame_duck_duration: expected a duration string such as \"2m\", \"500ms\" or \"1h30m\", found an integer"
+        );
+        assert_eq!(
+            err("lame_duck_duration: \"10s\""),
+            "<string>:1:21: lame_duck_duration: invalid lame_duck_duration of 10s: the minimum is 30s"
+        );
+        assert_eq!(
+            err("ping_interval: \"5\""),
+            "<string>:1:16: ping_interval: invalid duration \"5\": missing unit (ns, us, ms, s, m, h)"
+        );
+        assert_eq!(
+            err("write_deadline: \"2 days\""),
+            "<string>:1:17: write_deadline: invalid duration \"2 days\": unknown unit \" days\" (expected ns, us, ms, s, m or h)"
+        );
+        assert_eq!(
+            err("lame_duck_duration: \"1m\"\nlame_duck_grace_period: \"2m\""),
+            "<string>:2:1: lame_duck_grace_period: lame_duck_grace_period (2m0s) must be shorter than lame_duck_duration (1m0s)"
+        );
+        assert!(err("lame_duck_grace_period: \"-1s\"").contains("must not be negative"));
+    }
+
+    #[test]
+    fn sizes_and_limits() {
+        assert_eq!(ok("max_payload: 512KB").max_payload, 512 * 1024);
+        assert_eq!(ok("max_payload: 1k").max_payload, 1000);
+        assert_eq!(ok("max_pending: 1GiB").max_pending, 1 << 30);
+        assert_eq!(ok("max_payload: 0").max_payload, 1 << 20);
+        assert_eq!(
+            err("max_payload: 100MB"),
+            "<string>:1:1: max_payload: max_payload (104857600) cannot be higher than max_pending (67108864)"
+        );
+        assert_eq!(
+            err("max_control_line: 3GB"),
+            "<string>:1:19: max_control_line: 3221225472 is out of range for max_control_line (at most 2147483647)"
+        );
+        assert_eq!(ok("max_sub_tokens: 16").max_sub_tokens, 16);
+        assert!(err("max_sub_tokens: 300").contains("at most 255"));
+        assert!(err("max_sub_tokens: 0").contains("must be positive"));
+    }
+
+    #[test]
+    fn booleans() {
+        let c = ok("debug: yes\ntrace: ON\nlogtime: False\nsyslog: true\nno_header_support: on");
+        assert!(c.debug && c.trace && !c.logtime && c.syslog && c.no_header_support);
+        assert_eq!(
+            err("debug: 1"),
+            "<string>:1:8: debug: expected a boolean (true/false, yes/no, on/off), found an integer"
+        );
+        assert_eq!(
+            err("debug: \"true\""),
+            "<string>:1:8: debug: expected a boolean (true/false, yes/no, on/off), found a string"
+        );
+        let c = ok("trace_verbose: true");
+        assert!(c.trace && c.trace_verbose);
+    }
+
+    #[test]
+    fn keys_are_case_insensitive_and_aliases_work() {
+        let c = ok("PORT: 5000\nDebug: true\nmax_conn: 7\nmax_subs: 9\npidfile: p\nlogfile: l\nmonitor_port: 8000");
+        assert_eq!(c.port, 5000);
+        assert!(c.debug);
+        assert_eq!(
+            (c.max_connections, c.max_subscriptions, c.http_port),
+            (7, 9, 8000)
+        );
+        assert_eq!(c.pid_file, Some(PathBuf::from("p")));
+        assert_eq!(c.log_file, Some(PathBuf::from("l")));
+    }
+
+    #[test]
+    fn unknown_keys() {
+        assert_eq!(
+            err("port: 4222\nfoo: bar"),
+            "<string>:2:1: foo: unknown field \"foo\""
+        );
+        assert_eq!(
+            err("max_payloads: 1"),
+            "<string>:1:1: max_payloads: unknown field \"max_payloads\" (did you mean \"max_payload\"?)"
+        );
+        assert_eq!(
+            err("authorization {\n  user: a\n  pasword: b\n}"),
+            "<string>:3:3: authorization.pasword: unknown field \"pasword\" (did you mean \"password\"?)"
+        );
+        assert_eq!(
+            err("tls { ceert_file: x }"),
+            "<string>:1:7: tls.ceert_file: unknown field \"ceert_file\" (did you mean \"cert_file\"?)"
+        );
+        // Variable definitions are not unknown fields once used...
+        let c =
+            ok("my_port = 4333\nport: $my_port\nauthorization { pw = x, user: u, password: $pw }");
+        assert_eq!(c.port, 4333);
+        assert_eq!(c.authorization.password.as_deref(), Some("x"));
+        // ...but an unused one is, as in the reference.
+        assert_eq!(
+            err("my_port = 4333"),
+            "<string>:1:1: my_port: unknown field \"my_port\""
+        );
+    }
+
+    #[test]
+    fn authorization_single_user_token_and_bcrypt() {
+        let c = ok("authorization {\n  user: derek\n  password: T0pS3cr3t\n  timeout: 1\n}");
+        let a = &c.authorization;
+        assert_eq!(a.user.as_deref(), Some("derek"));
+        assert_eq!(a.password.as_deref(), Some("T0pS3cr3t"));
+        assert_eq!(a.timeout, secs(1));
+        let c = ok(
+            "authorization { token: $2a$11$W2zko751KUvVy59mUTWmpOdWjpEm5qhcCZRd05GjI/sSOT.xtiHyG }",
+        );
+        assert_eq!(
+            c.authorization.token.as_deref(),
+            Some("$2a$11$W2zko751KUvVy59mUTWmpOdWjpEm5qhcCZRd05GjI/sSOT.xtiHyG")
+        );
+        let c = ok("authorization { user: u, password: \"$2b$10$abc\", timeout: 0.5 }");
+        assert_eq!(c.authorization.password.as_deref(), Some("$2b$10$abc"));
+        assert_eq!(c.authorization.timeout, Duration::from_millis(500));
+        assert_eq!(
+            ok("authorization { timeout: \"3s\" }")
+                .authorization
+                .timeout,
+            secs(3)
+        );
+        assert_eq!(
+            err("authorization { user: a, token: b }"),
+            "<string>:1:1: authorization: cannot have both a user/password and a token"
+        );
+        assert_eq!(
+            err("authorization { user: a, users: [] }"),
+            "<string>:1:1: authorization: cannot have both a single user/password and a users array"
+        );
+        assert_eq!(
+            err("authorization { token: t, users: [] }"),
+            "<string>:1:1: authorization: cannot have both a token and a users array"
+        );
+        assert_eq!(
+            err("authorization { timeout: true }"),
+            "<string>:1:26: authorization.timeout: expected authorization timeout in seconds (a number) or a duration string such as \"2s\", found a boolean"
+        );
+    }
+
+    #[test]
+    fn users_and_permissions() {
+        let c = ok(r#"
+            authorization {
+              default_permissions = {
+                publish: "SANDBOX.*"
+                subscribe: ["PUBLIC.>", "_INBOX.>"]
+              }
+              ADMIN = { publish: ">", subscribe: ">" }
+              REQUESTOR = {
+                publish: { allow: ["req.a", "req.b"], deny: "req.b.secret" }
+                subscribe: "_INBOX.>"
+              }
+              RESPONDER = {
+                subscribe: ["req.a", "req.b workers"]
+                allow_responses: true
+              }
+              users = [
+                {user: admin, password: $2a$11$W2zko751KUvVy59mUTWmpOdWjpEm5qhcCZRd05GjI/sSOT.xtiHyG, permissions: $ADMIN}
+                {user: client, password: c, permissions: $REQUESTOR}
+                {user: service, password: s, permissions: $RESPONDER}
+                {user: limited, password: l, permissions: { allow_responses: { max: 5, expires: "1m" } }}
+                {user: other, password: o}
+                {nkey: UBRYMDSRTC6AVJL6USKKS3FIOE466GMEU67PZDGOWYSYHWA7GSKO42VW, allowed_connection_types: ["STANDARD", "websocket"]}
+              ]
+            }
+        "#);
+        assert_eq!(c.users.len(), 6);
+        assert!(c.users.iter().all(|u| u.account == GLOBAL_ACCOUNT));
+        let admin = &c.users[0];
+        assert_eq!(admin.username.as_deref(), Some("admin"));
+        assert!(admin
+            .password
+            .as_deref()
+            .is_some_and(|p| p.starts_with("$2a$11$")));
+        let p = admin.permissions.as_ref().unwrap();
+        assert_eq!(
+            (p.publish.clone(), p.subscribe.clone()),
+            (allow(&[">"]), allow(&[">"]))
+        );
+
+        let p = c.users[1].permissions.as_ref().unwrap();
+        assert_eq!(
+            p.publish,
+            Some(SubjectPermission {
+                allow: Some(vec!["req.a".into(), "req.b".into()]),
+                deny: vec!["req.b.secret".into()],
+            })
+        );
+        assert_eq!(p.subscribe, allow(&["_INBOX.>"]));
+
+        // allow_responses without a publish allow list closes publishing
+        // to everything but replies.
+        let p = c.users[2].permissions.as_ref().unwrap();
+        assert_eq!(p.subscribe, allow(&["req.a", "req.b workers"]));
+        assert_eq!(p.allow_responses, Some(ResponsePermission::default()));
+        assert_eq!(p.publish, allow(&[]));
+        let p = c.users[3].permissions.as_ref().unwrap();
+        assert_eq!(
+            p.allow_responses,
+            Some(ResponsePermission {
+                max_msgs: Some(5),
+                expires: Some(secs(60))
+            })
+        );
+
+        // default_permissions apply to users without their own.
+        let p = c.users[4].permissions.as_ref().unwrap();
+        assert_eq!(p.publish, allow(&["SANDBOX.*"]));
+        assert_eq!(p.subscribe, allow(&["PUBLIC.>", "_INBOX.>"]));
+
+        let nk = &c.users[5];
+        assert_eq!(nk.username, None);
+        assert_eq!(
+            nk.identity(),
+            "UBRYMDSRTC6AVJL6USKKS3FIOE466GMEU67PZDGOWYSYHWA7GSKO42VW"
+        );
+        assert_eq!(
+            nk.allowed_connection_types,
+            [ConnectionType::Standard, ConnectionType::Websocket]
+                .into_iter()
+                .collect()
+        );
+        assert!(c.authorization.default_permissions.is_some());
+    }
+
+    #[test]
+    fn permission_errors() {
+        let user = |perm: &str| {
+            format!("authorization {{ users: [ {{user: a, password: b, permissions: {perm}}} ] }}")
+        };
+        assert_eq!(
+            err(&user("{ publish: 5 }")),
+            "<string>:1:73: authorization.users[0].permissions.publish: expected a subject, an array of subjects, or a map {allow: [...], deny: [...]}, found an integer"
+        );
+        assert_eq!(
+            err(&user("\"foo\"")),
+            "<string>:1:62: authorization.users[0].permissions: expected a permissions map {publish: ..., subscribe: ...}, found a string"
+        );
+        assert_eq!(
+            err(&user("{ publish: { allow: \"a\", dney: \"b\" } }")),
+            "<string>:1:87: authorization.users[0].permissions.publish.dney: unknown field \"dney\" in subject permissions: only allow and deny are permitted"
+        );
+        assert_eq!(
+            err(&user("{ subscribe: [\"a..b\"] }")),
+            "<string>:1:76: authorization.users[0].permissions.subscribe[0]: \"a..b\" is not a valid subject (or \"subject queue\" pair)"
+        );
+        assert_eq!(
+            err(&user("{ subscribe: [\"a\", 1] }")),
+            "<string>:1:81: authorization.users[0].permissions.subscribe[1]: expected a subject (a string), found an integer"
+        );
+        assert_eq!(
+            err(&user("{ allow_responses: 5 }")),
+            "<string>:1:81: authorization.users[0].permissions.allow_responses: expected true, false or a map {max: N, expires: \"1m\"}, found an integer"
+        );
+        assert_eq!(
+            err(&user("{ publsh: \"x\" }")),
+            "<string>:1:64: authorization.users[0].permissions.publsh: unknown field \"publsh\" (did you mean \"publish\"?)"
+        );
+        assert!(err(&user("{ subscribe: \"a b c\" }")).contains("is not a valid subject"));
+        // Unlimited responses.
+        let c = ok(&user("{ allow_responses: { max: -1, ttl: \"-1s\" } }"));
+        let p = c.users[0].permissions.as_ref().unwrap();
+        assert_eq!(
+            p.allow_responses,
+            Some(ResponsePermission {
+                max_msgs: None,
+                expires: None
+            })
+        );
+        // An empty allow/deny map means no restriction.
+        let c = ok(&user("{ publish: {} }"));
+        assert_eq!(c.users[0].permissions.as_ref().unwrap().publish, None);
+    }
+
+    #[test]
+    fn user_entry_errors() {
+        assert_eq!(
+            err("authorization { users: [ {password: c} ] }"),
+            "<string>:1:26: authorization.users[0]: user entry requires a user (or an nkey)"
+        );
+        assert_eq!(
+            err("authorization { users: [ {nkey: UBADKEY} ] }"),
+            "<string>:1:26: authorization.users[0]: \"UBADKEY\" is not a valid public user nkey (U...)"
+        );
+        assert!(err("authorization { users: [ {nkey: UBRYMDSRTC6AVJL6USKKS3FIOE466GMEU67PZDGOWYSYHWA7GSKO42VW, password: x} ] }")
+            .ends_with("nkey users do not take a user or password"));
+        assert_eq!(
+            err("authorization { users: [ {user: a, allowed_connection_types: [\"bogus\"]} ] }"),
+            "<string>:1:62: authorization.users[0].allowed_connection_types: unknown connection type \"bogus\": expected STANDARD, WEBSOCKET, LEAFNODE, LEAFNODE_WS, MQTT or MQTT_WS"
+        );
+        // The reference does not accept `account` in authorization users.
+        assert!(
+            err("authorization { users: [ {user: a, account: A} ] }").starts_with(
+                "<string>:1:36: authorization.users[0].account: unknown field \"account\""
+            )
+        );
+        assert_eq!(
+            err("authorization { users: {user: a} }"),
+            "<string>:1:24: authorization.users: expected an array of users, found a map"
+        );
+        assert_eq!(
+            err("authorization { users: [ a ] }"),
+            "<string>:1:26: authorization.users[0]: expected a user map such as {user: name, password: secret}, found a string"
+        );
+    }
+
+    /// Multi-tenancy in the style of the nats-server accounts docs.
+    #[test]
+    fn accounts_exports_imports() {
+        let c = ok(r#"
+            accounts: {
+              ORDERS: {
+                users: [ {user: orders, password: o} ]
+                default_permissions: { subscribe: "orders.>" }
+                exports: [
+                  {stream: "orders.events.>"}
+                  {stream: "orders.audit", accounts: [AUDIT]}
+                  {service: "orders.get", response_type: singleton}
+                  {service: "orders.report.*", response_type: chunked, threshold: "5s", accounts: [AUDIT, BILLING]}
+                  {service: "orders.lat", latency: { sampling: "25%", subject: "lat.orders" }}
+                ]
+              }
+              BILLING: {
+                users: [ {user: billing, password: b, permissions: { publish: ">" }} ]
+                imports: [
+                  {stream: {account: ORDERS, subject: "orders.events.>"}, prefix: "from_orders"}
+                  {service: {account: ORDERS, subject: "orders.get"}, to: "get.order"}
+                  {service: {account: ORDERS, subject: "orders.report.monthly"}}
+                ]
+              }
+              AUDIT: {
+                nkey: AB5UKNPVHDWBP5WODG742274I3OGY5FM3CBIFCYI4OFEH7Y23GNZPXFE
+                limits: { max_connections: 10, max_payload: 1KB }
+                imports: [
+                  {stream: {account: ORDERS, subject: "orders.audit"}, to: "audit.orders"}
+                  {service: {account: ORDERS, subject: "orders.report.daily"}, share: true}
+                ]
+              }
+              SYS: {}
+            }
+            system_account: SYS
+            no_auth_user: billing
+        "#);
+        let names: Vec<&str> = c.accounts.iter().map(|a| a.name.as_str()).collect();
+        assert_eq!(names, ["ORDERS", "BILLING", "AUDIT", "SYS"]);
+        assert_eq!(c.system_account.as_deref(), Some("SYS"));
+        assert_eq!(c.no_auth_user.as_deref(), Some("billing"));
+
+        let orders = c.account("ORDERS").unwrap();
+        assert_eq!(orders.exports.len(), 5);
+        assert_eq!(orders.exports[0].kind, ExportKind::Stream);
+        assert_eq!(orders.exports[0].accounts, None);
+        assert_eq!(orders.exports[1].accounts, Some(vec!["AUDIT".to_string()]));
+        assert_eq!(
+            orders.exports[3].kind,
+            ExportKind::Service {
+                response_type: ResponseType::Chunked,
+                response_threshold: Some(secs(5)),
+                latency: None,
+            }
+        );
+        assert_eq!(
+            orders.exports[4].kind,
+            ExportKind::Service {
+                response_type: ResponseType::Singleton,
+                response_threshold: None,
+                latency: Some(ServiceLatency {
+                    subject: "lat.orders".into(),
+                    sampling: 25
+                }),
+            }
+        );
+        let users: Vec<&str> = c.users_of("ORDERS").map(User::identity).collect();
+        assert_eq!(users, ["orders"]);
+        // Account default_permissions apply to its users.
+        assert_eq!(
+            c.users[0].permissions.as_ref().unwrap().subscribe,
+            allow(&["orders.>"])
+        );
+
+        let billing = c.account("BILLING").unwrap();
+        assert_eq!(
+            billing.imports,
+            vec![
+                Import {
+                    account: "ORDERS".into(),
+                    subject: "orders.events.>".into(),
+                    kind: ImportKind::Stream {
+                        prefix: Some("from_orders".into()),
+                        to: None
+                    },
+                },
+                Import {
+                    account: "ORDERS".into(),
+                    subject: "orders.get".into(),
+                    kind: ImportKind::Service {
+                        to: "get.order".into(),
+                        share: false
+                    },
+                },
+                Import {
+                    account: "ORDERS".into(),
+                    subject: "orders.report.monthly".into(),
+                    kind: ImportKind::Service {
+                        to: "orders.report.monthly".into(),
+                        share: false
+                    },
+                },
+            ]
+        );
+        let audit = c.account("AUDIT").unwrap();
+        assert_eq!(
+            audit.nkey.as_deref(),
+            Some("AB5UKNPVHDWBP5WODG742274I3OGY5FM3CBIFCYI4OFEH7Y23GNZPXFE")
+        );
+        assert_eq!(audit.limits.max_connections, 10);
+        assert_eq!(audit.limits.max_payload, 1024);
+        assert_eq!(audit.limits.max_subscriptions, -1);
+        assert_eq!(
+            audit.imports[1].kind,
+            ImportKind::Service {
+                to: "orders.report.daily".into(),
+                share: true
+            }
+        );
+    }
+
+    #[test]
+    fn accounts_array_form() {
+        let c = ok("accounts: [A, B, \"C\"]\nsystem_account: A");
+        let names: Vec<&str> = c.accounts.iter().map(|a| a.name.as_str()).collect();
+        assert_eq!(names, ["A", "B", "C"]);
+        assert_eq!(
+            err("accounts: [A, A]"),
+            "<string>:1:15: accounts[1]: duplicate account \"A\""
+        );
+        assert_eq!(
+            err("accounts: [\"$G\"]"),
+            "<string>:1:12: accounts[0]: \"$G\" is a reserved account name"
+        );
+    }
+
+    #[test]
+    fn account_semantic_errors() {
+        assert_eq!(
+            err("accounts {\n  A { users [ {user: a, password: x} ] }\n  B { users [ {user: a, password: y} ] }\n}"),
+            "<string>:3:15: accounts.B.users[0]: duplicate user \"a\": already defined at <string>:2:15 (in account \"A\")"
+        );
+        assert_eq!(
+            err("accounts { A { users [ {user: a} ] } }\nauthorization { users [ {user: a} ] }"),
+            "<string>:2:25: authorization.users[0]: duplicate user \"a\": already defined at <string>:1:24 (in account \"A\")"
+        );
+        assert_eq!(
+            err("authorization { user: x, password: y }\naccounts { A { users [ {user: a} ] } }"),
+            "<string>:2:16: accounts.A.users: cannot have both a single user/password in authorization and users in accounts"
+        );
+        assert_eq!(
+            err("accounts {\n  A { exports [ {stream: \"foo.>\", accounts: [C]} ] }\n  B { imports [ {stream: {account: A, subject: \"foo.bar\"}} ] }\n  C {}\n}"),
+            "<string>:3:17: accounts.B.imports[0]: stream import not authorized: account \"A\" exports \"foo.bar\" but not to account \"B\""
+        );
+        assert_eq!(
+            err("accounts {\n  A { exports [ {service: \"svc.>\"} ] }\n  B { imports [ {service: {account: A, subject: \"other\"}} ] }\n}"),
+            "<string>:3:17: accounts.B.imports[0]: service import not authorized: account \"A\" has no service export covering \"other\""
+        );
+        assert_eq!(
+            err("accounts {\n  A { exports [ {stream: \"s\"} ] }\n  B { imports [ {service: {account: A, subject: \"s\"}} ] }\n}"),
+            "<string>:3:17: accounts.B.imports[0]: service import not authorized: account \"A\" has no service export covering \"s\""
+        );
+        assert_eq!(
+            err("accounts {\n  B { imports [ {stream: {account: Z, subject: \"s\"}} ] }\n}"),
+            "<string>:2:17: accounts.B.imports[0]: account \"Z\" is not defined (named by this stream import)"
+        );
+        assert_eq!(
+            err("accounts {\n  A { exports [ {stream: \"s\", accounts: [Q]} ] }\n}"),
+            "<string>:2:41: accounts.A.exports[0].accounts: account \"Q\" is not defined (named by the stream export \"s\")"
+        );
+        assert_eq!(
+            err("accounts { A { exports [ {stream: \"s\", response_type: stream} ] } }"),
+            "<string>:1:55: accounts.A.exports[0].response_type: response type is only valid on a service export"
+        );
+        assert_eq!(
+            err("accounts { A { exports [ {service: \"s\", response_type: bogus} ] } }"),
+            "<string>:1:56: accounts.A.exports[0].response_type: unknown response type \"bogus\": expected singleton, stream or chunked"
+        );
+        assert_eq!(
+            err("accounts { A { imports [ {stream: {account: B}} ] }, B {} }"),
+            "<string>:1:35: accounts.A.imports[0].stream: expected an account name and a subject"
+        );
+        assert_eq!(
+            err("accounts { A: 5 }"),
+            "<string>:1:15: accounts.A: expected a map defining account \"A\", found an integer"
+        );
+        assert_eq!(
+            err("accounts { A { bogus: 1 } }"),
+            "<string>:1:16: accounts.A.bogus: unknown field \"bogus\"; expected one of: nkey, imports, exports, jetstream, users, default_permissions, mappings, maps, limits"
+        );
+        assert_eq!(
+            err("accounts { A { nkey: ABC } }"),
+            "<string>:1:22: accounts.A.nkey: \"ABC\" is not a valid public account nkey (A...)"
+        );
+        // Wildcard imports are authorized by wider exports, and a token
+        // position can authorize by account name.
+        ok("accounts {\n  A { exports [ {stream: \">\"} ] }\n  B { imports [ {stream: {account: A, subject: \"x.*\"}} ] }\n}");
+        ok("accounts {\n  A { exports [ {service: \"req.*\", account_token_position: 2} ] }\n  B { imports [ {service: {account: A, subject: \"req.B\"}} ] }\n}");
+        assert!(err("accounts {\n  A { exports [ {service: \"req.*\", account_token_position: 2} ] }\n  B { imports [ {service: {account: A, subject: \"req.C\"}} ] }\n}")
+            .contains("not authorized"));
+    }
+
+    #[test]
+    fn no_auth_user_and_system_account() {
+        assert_eq!(
+            err("no_auth_user: bob\nauthorization { users [ {user: alice, password: x} ] }"),
+            "<string>:1:1: no_auth_user: no_auth_user \"bob\" is not a user of the authorization block or of any account"
+        );
+        assert_eq!(
+            err("no_auth_user: bob"),
+            "<string>:1:1: no_auth_user: no_auth_user \"bob\" is set, but no users are defined"
+        );
+        assert_eq!(
+            err("accounts { A {} }\nsystem_account: SYS"),
+            "<string>:2:1: system_account: system account \"SYS\" is not defined in the accounts block"
+        );
+        let c = ok("accounts { A { users [ {user: a} ] } }\nno_auth_user: a");
+        assert_eq!(c.users[0].account, "A");
+    }
+
+    #[test]
+    fn tls_blocks() {
+        let dir = TempDir::new("tls");
+        let cert = dir.write("server.pem", "cert");
+        let key = dir.write("server-key.pem", "key");
+        let ca = dir.write("ca.pem", "ca");
+        let c = ok(&format!(
+            r#"
+            tls {{
+              cert_file: "{}"
+              key_file: "{}"
+              ca_file: "{}"
+              verify_and_map: true
+              timeout: 3
+              cipher_suites: ["TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384"]
+              curve_preferences: ["X25519", "CurveP256"]
+              min_version: "1.3"
+              pinned_certs: ["{}"]
+              handshake_first: true
+            }}
+            "#,
+            cert.display(),
+            key.display(),
+            ca.display(),
+            "AB".repeat(32)
+        ));
+        let t = c.tls.as_ref().unwrap();
+        assert_eq!(t.cert_file.as_deref(), Some(cert.as_path()));
+        assert_eq!(t.key_file.as_deref(), Some(key.as_path()));
+        assert_eq!(t.ca_file.as_deref(), Some(ca.as_path()));
+        assert!(t.verify && t.verify_and_map && t.handshake_first && !t.insecure);
+        assert_eq!(t.timeout, secs(3));
+        assert_eq!(t.cipher_suites.len(), 2);
+        assert_eq!(t.curve_preferences, ["X25519", "CurveP256"]);
+        assert_eq!(t.min_version.as_deref(), Some("1.3"));
+        assert_eq!(t.pinned_certs, ["ab".repeat(32)]);
+        // With TLS and no explicit auth timeout: TLS timeout plus a second.
+        assert_eq!(c.authorization.timeout, secs(4));
+
+        let t = ok("tls { timeout: \"500ms\", handshake_first: \"auto\" }")
+            .tls
+            .unwrap();
+        assert_eq!(t.timeout, Duration::from_millis(500));
+        assert_eq!(t.handshake_first_fallback, Some(Duration::from_millis(50)));
+
+        assert_eq!(
+            err("tls { cert_file: \"/nonexistent/cert.pem\", key_file: \"/nonexistent/key.pem\" }"),
+            "<string>:1:18: tls.cert_file: cannot read cert_file /nonexistent/cert.pem: No such file or directory (os error 2)"
+        );
+        assert_eq!(
+            err(&format!("tls {{ cert_file: \"{}\" }}", cert.display())),
+            "<string>:1:5: tls: missing key_file in TLS configuration (cert_file is set)"
+        );
+        assert_eq!(
+            err("tls { verify: 1 }"),
+            "<string>:1:15: tls.verify: expected verify to be a boolean, found an integer"
+        );
+        assert_eq!(
+            err("tls { cipher_suites: [] }"),
+            "<string>:1:22: tls.cipher_suites: cipher_suites cannot be empty"
+        );
+        assert!(err("tls { cipher_suites: [\"BOGUS\"] }")
+            .starts_with("<string>:1:23: tls.cipher_suites[0]: unrecognized cipher_suites entry \"BOGUS\"; expected one of: TLS_RSA_WITH_RC4_128_SHA,"));
+        assert!(err("tls { pinned_certs: [\"abc\"] }").contains("is not a hex-encoded SHA-256"));
+        assert!(err("tls { min_version: \"1.1\" }").contains("expected \"1.2\" or \"1.3\""));
+        assert!(err("tls { verify_cert_and_check_known_urls: true }")
+            .contains("only valid for cluster and gateway TLS"));
+    }
+
+    #[test]
+    fn unsupported_subsystems_are_refused_unless_disabled() {
+        assert_eq!(
+            err("jetstream: enabled"),
+            "<string>:1:12: jetstream: jetstream is not supported by natrix (set jetstream: false or enabled: false)"
+        );
+        assert_eq!(
+            err("jetstream {\n  store_dir: /data\n  max_mem: 1G\n}"),
+            "<string>:1:11: jetstream: jetstream is not supported by natrix (set jetstream: false or enabled: false)"
+        );
+        assert_eq!(
+            err("jetstream { store_dir: /data, bogus: 1 }"),
+            "<string>:1:31: jetstream.bogus: unknown field \"bogus\""
+        );
+        ok("jetstream: false");
+        ok("jetstream: disabled");
+        ok("jetstream { enabled: false, store_dir: \"/data\", max_file_store: 10G }");
+        assert!(err("jetstream: maybe").contains("expected \"enabled\" or \"disabled\""));
+        assert_eq!(
+            err("accounts { A { jetstream: enabled } }"),
+            "<string>:1:27: accounts.A.jetstream: jetstream (account \"A\") is not supported by natrix (set jetstream: false or remove it)"
+        );
+        ok("accounts { A { jetstream: disabled } }");
+
+        assert_eq!(
+            err("cluster {\n  name: c1\n  listen: 0.0.0.0:6222\n  routes: [nats://a:6222]\n}"),
+            "<string>:1:9: cluster: clustering (cluster) is not supported by natrix (remove the cluster block, or leave it without a port and routes)"
+        );
+        ok("cluster { name: c1 }");
+        assert_eq!(
+            err("cluster { name: c1, bogus: 1 }"),
+            "<string>:1:21: cluster.bogus: unknown field \"bogus\"; expected one of: name, listen, port, host, net, authorization, routes, tls, cluster_advertise, advertise, no_advertise, connect_retries, permissions"
+        );
+        assert!(
+            err("gateway { name: g, port: 7222 }").contains("gateway is not supported by natrix")
+        );
+        assert!(err("leafnodes { remotes: [ {url: \"nats://h:7422\"} ] }")
+            .contains("leafnodes is not supported by natrix"));
+        assert!(err("leaf { port: 7422 }").contains("leafnodes is not supported by natrix"));
+        assert!(err("websocket { port: 8080, no_tls: true }")
+            .contains("websocket is not supported by natrix"));
+        assert!(
+            err("mqtt { listen: \"0.0.0.0:1883\" }").contains("mqtt is not supported by natrix")
+        );
+        ok("websocket { no_tls: true }");
+        assert!(err("mappings { \"foo\": \"bar\" }")
+            .contains("subject mappings is not supported by natrix"));
+        assert!(err("ocsp: true").contains("ocsp stapling is not supported by natrix"));
+        ok("ocsp: false\nocsp { mode: never }");
+
+        let c = ok("store_dir: /data\njetstream: false");
+        assert_eq!(c.warnings.len(), 1);
+        assert!(c.warnings[0].contains("store_dir is only used by JetStream"));
+        assert!(
+            err("store_dir: /a\njetstream { enabled: false, store_dir: /b }")
+                .contains("duplicate store_dir")
+        );
+    }
+
+    #[test]
+    fn operator_mode_and_resolvers() {
+        let dir = TempDir::new("operator");
+        let op = dir.write(
+            "op.jwt",
+            "eyJ0eXAiOiJKV1QiLCJhbGciOiJlZDI1NTE5LW5rZXkifQ.e30.sig",
+        );
+        let jwt = "eyJ0eXAiOiJKV1QiLCJhbGciOiJlZDI1NTE5LW5rZXkifQ.eyJzdWIiOiJBIn0.c2ln";
+        let c = ok(&format!(
+            "operator: \"{}\"\nsystem_account: AB5UKNPVHDWBP5WODG742274I3OGY5FM3CBIFCYI4OFEH7Y23GNZPXFE\nresolver: MEMORY\nresolver_preload: {{\n  AB5UKNPVHDWBP5WODG742274I3OGY5FM3CBIFCYI4OFEH7Y23GNZPXFE: \"{jwt}\"\n}}",
+            op.display()
+        ));
+        assert_eq!(c.operators, vec![OperatorSource::File(op.clone())]);
+        assert_eq!(c.resolver, Some(Resolver::Memory));
+        assert_eq!(c.resolver_preload.len(), 1);
+        assert_eq!(c.resolver_preload[0].1, jwt);
+
+        let c = ok(&format!(
+            "operator: {jwt}\nresolver: URL(http://localhost:9090/jwt/v1/accounts/)"
+        ));
+        assert_eq!(c.operators, vec![OperatorSource::Inline(jwt.to_string())]);
+        assert_eq!(
+            c.resolver,
+            Some(Resolver::Url(
+                "http://localhost:9090/jwt/v1/accounts/".into()
+            ))
+        );
+
+        let c = ok("resolver: {\n  type: full\n  dir: \"./jwt\"\n  allow_delete: true\n  interval: \"2m\"\n  limit: 1000\n}");
+        assert_eq!(
+            c.resolver,
+            Some(Resolver::Dir {
+                kind: DirResolverKind::Full,
+                dir: "./jwt".into(),
+                allow_delete: true,
+                interval: Some(secs(120)),
+                limit: 1000,
+                ttl: None,
+                timeout: None,
+            })
+        );
+        let c = ok("resolver: { type: cache, dir: /tmp/jwt, ttl: \"1h\", colour: blue }");
+        assert!(matches!(
+            c.resolver,
+            Some(Resolver::Dir {
+                kind: DirResolverKind::Cache,
+                ..
+            })
+        ));
+        assert_eq!(
+            c.warnings,
+            vec!["<string>:1:52: resolver.colour: unknown resolver field \"colour\" ignored"]
+        );
+        assert_eq!(
+            err("resolver: { type: full, dir: /tmp/jwt, ttl: \"1h\" }"),
+            "<string>:1:19: resolver.type: a full resolver does not accept ttl"
+        );
+        assert_eq!(
+            err("resolver: { dir: /tmp/jwt }"),
+            "<string>:1:11: resolver: resolver needs a type: expected MEMORY, URL(\"http://...\") or a map with dir and type (full or cache)"
+        );
+        assert!(err("resolver: bogus").contains("invalid resolver \"bogus\""));
+        assert!(err("resolver_preload: { A: \"not a jwt\" }").contains("invalid account JWT"));
+        assert!(err("operator: /nonexistent/op.jwt").contains("cannot read operator JWT file"));
+        assert!(err(&format!("operator: {jwt}\naccounts {{ A {{}} }}")).contains("operator mode"));
+        assert!(err(&format!(
+            "operator: {jwt}\nauthorization {{ users [ {{user: a}} ] }}"
+        ))
+        .contains("operator mode"));
+        assert!(err(&format!(
+            "operator: {jwt}\nauthorization {{ users [ {{user: a}} ] }}\nno_auth_user: a"
+        ))
+        .contains("operator mode"));
+
+        let c = ok("trusted: [\"OBYEOZQ46VZMFMNETBAW2H6VGDSOBLP67VUEZJ5LPR3PIZBWWRIY4UI4\"]");
+        assert_eq!(c.trusted_keys.len(), 1);
+        assert!(err("trusted_keys: bogus").contains("not a valid public operator nkey"));
+    }
+
+    #[test]
+    fn shards_block() {
+        let c = ok("shards {\n  count: 4\n  cpus: [0, 2, 4, 6]\n  io_memory: 64MB\n}");
+        assert_eq!(
+            c.shards,
+            ShardsConfig {
+                count: Some(4),
+                cpus: vec![0, 2, 4, 6],
+                io_memory: Some(64 << 20)
+            }
+        );
+        assert_eq!(
+            ok("shards { io_memory: \"1GiB\" }").shards.io_memory,
+            Some(1 << 30)
+        );
+        assert_eq!(
+            err("shards { count: 2, cpus: [0, 1, 2] }"),
+            "<string>:1:17: shards.count: shards count (2) does not match the number of cpus listed (3)"
+        );
+        assert_eq!(
+            err("shards { count: 0 }"),
+            "<string>:1:17: shards.count: shards count must be at least 1"
+        );
+        assert_eq!(
+            err("shards { cpus: [1, 1] }"),
+            "<string>:1:20: shards.cpus[1]: CPU 1 is listed twice"
+        );
+        assert!(err("shards { io_memory: \"lots\" }").contains("invalid size \"lots\""));
+        assert!(err("shards { cores: 2 }").contains("unknown field \"cores\""));
+    }
+
+    #[test]
+    fn misc_top_level_keys() {
+        let c = ok("server_tags: [\"az:1\", \"ssd\"]\nno_system_account: true\nallow_non_tls: true\nprof_port: 6060\nmax_traced_msg_len: 100\ndisable_sublist_cache: true\nremote_syslog: \"udp://localhost:514\"\nresolver_pinned_accounts: [A]\nconnect_error_reports: 10");
+        assert_eq!(c.server_tags, ["az:1", "ssd"]);
+        assert!(c.no_system_account && c.allow_non_tls && c.disable_sublist_cache);
+        assert_eq!(
+            (c.prof_port, c.max_traced_msg_len, c.connect_error_reports),
+            (6060, 100, 10)
+        );
+        assert_eq!(c.remote_syslog.as_deref(), Some("udp://localhost:514"));
+        assert_eq!(c.resolver_pinned_accounts, ["A"]);
+        let c = ok("default_js_domain: { A: hub }");
+        assert_eq!(c.warnings.len(), 1);
+    }
+
+    #[test]
+    fn load_with_includes_and_env() {
+        let dir = TempDir::new("load");
+        dir.write(
+            "auth.conf",
+            "authorization {\n  users = [ {user: $NATRIX_CFG_MODEL_USER, password: secret} ]\n}\n",
+        );
+        let main = dir.write(
+            "natrix.conf",
+            "port: 4333\ninclude ./auth.conf\nno_auth_user: app\n",
+        );
+        std::env::set_var("NATRIX_CFG_MODEL_USER", "app");
+        let c = crate::config::load(&main).unwrap();
+        assert_eq!(c.port, 4333);
+        assert_eq!(c.users[0].username.as_deref(), Some("app"));
+        let bad = dir.write("bad.conf", "include auth.conf\nno_auth_user: nobody\n");
+        let e = crate::config::load(&bad).unwrap_err();
+        assert!(e.file.ends_with("bad.conf"));
+        assert_eq!((e.line, e.col), (2, 1));
+    }
 }

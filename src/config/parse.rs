@@ -142,9 +142,9 @@ impl<'a, 's> Parser<'a, 's> {
             match self.sc.peek() {
                 None => break,
                 Some('/') => {
-                    return Err(
-                        self.err_here("unexpected '/': expected a key (comments start with '#' or '//')")
-                    )
+                    return Err(self.err_here(
+                        "unexpected '/': expected a key (comments start with '#' or '//')",
+                    ))
                 }
                 Some(_) => {}
             }
@@ -190,8 +190,9 @@ impl<'a, 's> Parser<'a, 's> {
                 }
                 other => {
                     return Err(self.err_here(format!(
-                        "expected a newline, ';', ',' or a comment after the value of {key:?}, found {}",
-                        show(other)
+                        "expected a newline, ';', ',' or a comment after the value of {key:?}, found {}{}",
+                        show(other),
+                        brace_hint(key)
                     )))
                 }
             }
@@ -218,10 +219,7 @@ impl<'a, 's> Parser<'a, 's> {
         {
             self.sc.skip_blanks();
             let pos = self.sc.here();
-            let file = self
-                .sc
-                .scan_include_path()
-                .map_err(|e| self.with_path(e))?;
+            let file = self.sc.scan_include_path().map_err(|e| self.with_path(e))?;
             self.include(&file, &pos)?;
             return Ok(key);
         }
@@ -236,12 +234,10 @@ impl<'a, 's> Parser<'a, 's> {
             self.sc.skip_whitespace();
         }
         let value = match self.sc.peek() {
-            Some(c @ (',' | ';' | '}' | ']')) => Err(self.err_here(format!(
-                "expected a value for {key:?}, found '{c}'"
-            ))),
-            None => Err(self.err_here(format!(
-                "expected a value for {key:?}, found end of file"
-            ))),
+            Some(c @ (',' | ';' | '}' | ']')) => {
+                Err(self.err_here(format!("expected a value for {key:?}, found '{c}'")))
+            }
+            None => Err(self.err_here(format!("expected a value for {key:?}, found end of file"))),
             _ => self.parse_value(),
         };
         self.path.truncate(saved);
@@ -267,32 +263,30 @@ impl<'a, 's> Parser<'a, 's> {
     fn parse_value(&mut self) -> Result<Spanned<Value>, ConfigError> {
         self.sc.skip_blanks();
         let pos = self.sc.here();
-        let value = match self.sc.peek() {
-            None => return Err(self.err_here("expected a value, found end of file")),
-            Some('\n' | '\r') => {
-                return Err(self.err_here(
+        let value =
+            match self.sc.peek() {
+                None => return Err(self.err_here("expected a value, found end of file")),
+                Some('\n' | '\r') => return Err(self.err_here(
                     "expected a value on the same line as its key and separator, found a newline",
-                ))
-            }
-            Some('[') => self.parse_array()?,
-            Some('{') => self.parse_map()?,
-            Some('(') => Value::String(self.sc.scan_block().map_err(|e| self.with_path(e))?),
-            Some('.') => {
-                return Err(self.err_here(
-                    "expected a value, found '.' (floats must start with a digit)",
-                ))
-            }
-            Some(c @ (',' | ';' | '}' | ']')) => {
-                return Err(self.err_here(format!("expected a value, found '{c}'")))
-            }
-            Some(_) => match self.sc.scan_scalar().map_err(|e| self.with_path(e))? {
-                Scalar::Variable(name) => return self.resolve(&name, pos),
-                Scalar::String(s) | Scalar::Datetime(s) => Value::String(s),
-                Scalar::Bool(b) => Value::Bool(b),
-                Scalar::Integer(n) => Value::Integer(n),
-                Scalar::Float(f) => Value::Float(f),
-            },
-        };
+                )),
+                Some('[') => self.parse_array()?,
+                Some('{') => self.parse_map()?,
+                Some('(') => Value::String(self.sc.scan_block().map_err(|e| self.with_path(e))?),
+                Some('.') => {
+                    return Err(self
+                        .err_here("expected a value, found '.' (floats must start with a digit)"))
+                }
+                Some(c @ (',' | ';' | '}' | ']')) => {
+                    return Err(self.err_here(format!("expected a value, found '{c}'")))
+                }
+                Some(_) => match self.sc.scan_scalar().map_err(|e| self.with_path(e))? {
+                    Scalar::Variable(name) => return self.resolve(&name, pos),
+                    Scalar::String(s) | Scalar::Datetime(s) => Value::String(s),
+                    Scalar::Bool(b) => Value::Bool(b),
+                    Scalar::Integer(n) => Value::Integer(n),
+                    Scalar::Float(f) => Value::Float(f),
+                },
+            };
         Ok(Spanned { pos, value })
     }
 
@@ -330,9 +324,9 @@ impl<'a, 's> Parser<'a, 's> {
                 }
                 None => {
                     return Err(self.err_here(format!(
-                        "unexpected end of file in the array opened at {}:{}: expected a value or ']'",
-                        open.line, open.col
-                    )))
+                    "unexpected end of file in the array opened at {}:{}: expected a value or ']'",
+                    open.line, open.col
+                )))
                 }
                 Some(_) => {}
             }
@@ -421,8 +415,9 @@ impl<'a, 's> Parser<'a, 's> {
                     }
                     other => {
                         return Err(self.err_here(format!(
-                            "expected ',', ';', a newline or '}}' after the value of {key:?}, found {}",
-                            show(other)
+                            "expected ',', ';', a newline or '}}' after the value of {key:?}, found {}{}",
+                            show(other),
+                            brace_hint(&key)
                         )))
                     }
                 }
@@ -498,7 +493,10 @@ impl<'a, 's> Parser<'a, 's> {
         let entries = parsed.map_err(|e| {
             self.err(
                 &pos,
-                format!("cannot parse the value of environment variable ${name}: {}", e.msg),
+                format!(
+                    "cannot parse the value of environment variable ${name}: {}",
+                    e.msg
+                ),
             )
         })?;
         let value = entries
@@ -580,6 +578,16 @@ impl<'a, 's> Parser<'a, 's> {
     }
 }
 
+/// Bare keys run up to whitespace or a separator, so `authorization{`
+/// is a key that swallowed its brace.
+fn brace_hint(key: &str) -> &'static str {
+    if key.ends_with(['{', '[']) {
+        " (a key ending in '{' or '[' needs a space or separator before the bracket)"
+    } else {
+        ""
+    }
+}
+
 /// Gives every node of a value parsed from an environment variable the
 /// position of the `$name` reference, the only place the user can fix it.
 fn restamp(v: &mut Spanned<Value>) {
@@ -647,16 +655,25 @@ mod tests {
 
     #[test]
     fn separators_and_terminators() {
-        assert_eq!(tree("a: 1\nb = 2\nc 3\nd:4\ne=5"), "{a: 1, b: 2, c: 3, d: 4, e: 5}");
+        assert_eq!(
+            tree("a: 1\nb = 2\nc 3\nd:4\ne=5"),
+            "{a: 1, b: 2, c: 3, d: 4, e: 5}"
+        );
         assert_eq!(tree("a: 1; b: 2, c: 3"), "{a: 1, b: 2, c: 3}");
         assert_eq!(tree("a: 1;;\n"), "{a: 1}");
-        assert_eq!(tree("a {\n  b: 1; c: 2\n  d: 3,\n}"), "{a: {b: 1, c: 2, d: 3}}");
+        assert_eq!(
+            tree("a {\n  b: 1; c: 2\n  d: 3,\n}"),
+            "{a: {b: 1, c: 2, d: 3}}"
+        );
         assert_eq!(tree("a { b: 1 }"), "{a: {b: 1}}");
         assert_eq!(tree("a: {b: 1, c: {d: true}}"), "{a: {b: 1, c: {d: true}}}");
         assert_eq!(tree("a: [1, 2, 3]"), "{a: [1, 2, 3]}");
         assert_eq!(tree("a: [\n  1\n  2,\n  3,\n]"), "{a: [1, 2, 3]}");
         assert_eq!(tree("a: []\nb: {}"), "{a: [], b: {}}");
-        assert_eq!(tree("a: [x, y z]".replace(" z", "").as_str()), "{a: [\"x\", \"y\"]}");
+        assert_eq!(
+            tree("a: [x, y z]".replace(" z", "").as_str()),
+            "{a: [\"x\", \"y\"]}"
+        );
         assert_eq!(
             tree("users = [\n  {user: a, pass: b}\n  {user: c, pass: d}\n]"),
             "{users: [{user: \"a\", pass: \"b\"}, {user: \"c\", pass: \"d\"}]}"
@@ -680,7 +697,10 @@ mod tests {
         let text = "# top\nport: 4222 # after\n// slashes\ndebug: true // after\n\
                     a {\n  # inside\n  b: 1 # after b\n  // c\n}\n\
                     l: [\n  # first\n  1, # one\n  2 // two\n]\n";
-        assert_eq!(tree(text), "{port: 4222, debug: true, a: {b: 1}, l: [1, 2]}");
+        assert_eq!(
+            tree(text),
+            "{port: 4222, debug: true, a: {b: 1}, l: [1, 2]}"
+        );
         // '#' inside a bare value is not a comment (as in the reference).
         assert_eq!(tree("a: b#c"), "{a: \"b#c\"}");
         assert_eq!(tree("url: nats://host:4222"), "{url: \"nats://host:4222\"}");
@@ -691,11 +711,20 @@ mod tests {
         assert_eq!(tree(r#"a: "x y\tz""#), "{a: \"x y\\tz\"}");
         assert_eq!(tree(r"a: 'C:\path\n'"), "{a: \"C:\\\\path\\\\n\"}");
         assert_eq!(tree("a: \"multi\nline\""), "{a: \"multi\\nline\"}");
-        assert_eq!(tree("\"quoted key\": 1\n'single': 2"), "{quoted key: 1, single: 2}");
+        assert_eq!(
+            tree("\"quoted key\": 1\n'single': 2"),
+            "{quoted key: 1, single: 2}"
+        );
         assert_eq!(tree("a { \"x.y\": 1, 'z w' = 2 }"), "{a: {x.y: 1, z w: 2}}");
         assert_eq!(tree("a: \"true\"\nb: \"42\""), "{a: \"true\", b: \"42\"}");
-        assert_eq!(tree("a: hello world".replace(" world", "").as_str()), "{a: \"hello\"}");
-        assert_eq!(tree("a: (\nline one\n  line two\n)\nb: 1"), "{a: \"\\nline one\\n  line two\\n\", b: 1}");
+        assert_eq!(
+            tree("a: hello world".replace(" world", "").as_str()),
+            "{a: \"hello\"}"
+        );
+        assert_eq!(
+            tree("a: (\nline one\n  line two\n)\nb: 1"),
+            "{a: \"\\nline one\\n  line two\\n\", b: 1}"
+        );
     }
 
     #[test]
@@ -710,12 +739,18 @@ mod tests {
         );
         // A bare `2m` is a size: two million.
         assert_eq!(tree("a: 2m"), "{a: 2000000}");
-        assert_eq!(tree("a: 1.5\nb: -2\nc: -0.5\nd: 0"), "{a: 1.5f, b: -2, c: -0.5f, d: 0}");
+        assert_eq!(
+            tree("a: 1.5\nb: -2\nc: -0.5\nd: 0"),
+            "{a: 1.5f, b: -2, c: -0.5f, d: 0}"
+        );
         assert_eq!(
             tree("a: 1k\nb: 1KB\nc: 1mib\nd: 2G\ne: 1Gi\nf: 1t\ng: 1TB"),
             "{a: 1000, b: 1024, c: 1048576, d: 2000000000, e: 1073741824, f: 1000000000000, g: 1099511627776}"
         );
-        assert_eq!(tree("a: 2020-01-02T03:04:05Z"), "{a: \"2020-01-02T03:04:05Z\"}");
+        assert_eq!(
+            tree("a: 2020-01-02T03:04:05Z"),
+            "{a: \"2020-01-02T03:04:05Z\"}"
+        );
         assert_eq!(tree("a: 4222abc"), "{a: \"4222abc\"}");
     }
 
@@ -745,7 +780,9 @@ mod tests {
         assert_eq!((top[0].key_pos.line, top[0].key_pos.col), (1, 1));
         assert_eq!((top[0].value.pos.line, top[0].value.pos.col), (1, 4));
         assert_eq!((top[1].key_pos.line, top[1].key_pos.col), (2, 3));
-        let Value::Map(inner) = &top[1].value.value else { panic!() };
+        let Value::Map(inner) = &top[1].value.value else {
+            panic!()
+        };
         assert_eq!((inner[0].key_pos.line, inner[0].key_pos.col), (3, 5));
         assert_eq!((inner[0].value.pos.line, inner[0].value.pos.col), (3, 8));
         assert_eq!(&*top[0].key_pos.file, Path::new("<string>"));
@@ -761,7 +798,10 @@ mod tests {
             "{x: 1, b: {y: 1}, c: {x: 2, y: 2}, d: 1}"
         );
         // Arrays are not scopes: lookup continues in the enclosing map.
-        assert_eq!(tree("x = 1\nl: [ $x, {x: 2, y: $x} ]"), "{x: 1, l: [1, {x: 2, y: 2}]}");
+        assert_eq!(
+            tree("x = 1\nl: [ $x, {x: 2, y: $x} ]"),
+            "{x: 1, l: [1, {x: 2, y: 2}]}"
+        );
         // Only keys defined before the reference count.
         assert!(err("a: $b\nb: 1").contains("undefined variable $b"));
         // bcrypt hashes are not variables.
@@ -817,7 +857,10 @@ mod tests {
     #[test]
     fn includes() {
         let dir = TempDir::new("include");
-        dir.write("sub/auth.conf", "user: alice\npassword: 'secret'\ninclude more.conf\n");
+        dir.write(
+            "sub/auth.conf",
+            "user: alice\npassword: 'secret'\ninclude more.conf\n",
+        );
         dir.write("sub/more.conf", "timeout: 2\n");
         dir.write("vars.conf", "shared_port = 5222\n");
         let main = dir.write(
@@ -840,7 +883,10 @@ mod tests {
         // An absolute path is used as is.
         let abs = dir.write("abs.conf", "debug: true\n");
         let other = dir.write("other/x.conf", &format!("include {}\n", abs.display()));
-        assert_eq!(show(&parse_value_file(&other).unwrap().value), "{debug: true}");
+        assert_eq!(
+            show(&parse_value_file(&other).unwrap().value),
+            "{debug: true}"
+        );
     }
 
     #[test]
@@ -866,16 +912,25 @@ mod tests {
         assert!(e.msg.starts_with("include cycle:"), "{e}");
 
         let selfinc = dir.write("self.conf", "include self.conf\n");
-        assert!(parse_value_file(&selfinc).unwrap_err().msg.starts_with("include cycle"));
+        assert!(parse_value_file(&selfinc)
+            .unwrap_err()
+            .msg
+            .starts_with("include cycle"));
 
         let missing = dir.write("missing.conf", "a {\n  include \"nope.conf\"\n}\n");
         let e = parse_value_file(&missing).unwrap_err();
         assert_eq!((e.line, e.col, e.key_path.as_str()), (2, 11, "a"));
-        assert!(e.msg.starts_with("cannot read include file \"nope.conf\""), "{e}");
+        assert!(
+            e.msg.starts_with("cannot read include file \"nope.conf\""),
+            "{e}"
+        );
 
         let dirinc = dir.write("dir.conf", "include sub\n");
         std::fs::create_dir_all(dir.path().join("sub")).unwrap();
-        assert!(parse_value_file(&dirinc).unwrap_err().msg.contains("not a regular file"));
+        assert!(parse_value_file(&dirinc)
+            .unwrap_err()
+            .msg
+            .contains("not a regular file"));
 
         assert_eq!(
             err("include\n"),
@@ -887,7 +942,9 @@ mod tests {
         );
         let e = parse_value_file(Path::new("/nonexistent/natrix.conf")).unwrap_err();
         assert_eq!((e.line, e.col), (0, 0));
-        assert!(e.to_string().starts_with("/nonexistent/natrix.conf:0:0: cannot read configuration file"));
+        assert!(e
+            .to_string()
+            .starts_with("/nonexistent/natrix.conf:0:0: cannot read configuration file"));
     }
 
     #[test]
@@ -924,7 +981,7 @@ mod tests {
             ("a: 10e", "<string>:1:4: a: integer 10e is out of range"),
             ("a: (\nno end", "<string>:1:4: a: unterminated block: expected a line holding only ')' before the end of the file"),
             ("/ x", "<string>:1:1: unexpected '/': expected a key (comments start with '#' or '//')"),
-            ("authorization{ user: a }", "<string>:1:22: expected a newline, ';', ',' or a comment after the value of \"authorization{\", found 'a'"),
+            ("authorization{ user: a }", "<string>:1:22: expected a newline, ';', ',' or a comment after the value of \"authorization{\", found 'a' (a key ending in '{' or '[' needs a space or separator before the bracket)"),
         ];
         for (text, want) in cases {
             assert_eq!(&err(text), want, "input: {text:?}");
@@ -941,7 +998,13 @@ mod tests {
 
     #[test]
     fn byte_order_mark_and_crlf() {
-        assert_eq!(tree("\u{feff}port: 1\r\ndebug: true\r\n"), "{port: 1, debug: true}");
-        assert_eq!(tree("a {\r\n  b: 1\r\n}\r\nl: [\r\n 1\r\n]\r\n"), "{a: {b: 1}, l: [1]}");
+        assert_eq!(
+            tree("\u{feff}port: 1\r\ndebug: true\r\n"),
+            "{port: 1, debug: true}"
+        );
+        assert_eq!(
+            tree("a {\r\n  b: 1\r\n}\r\nl: [\r\n 1\r\n]\r\n"),
+            "{a: {b: 1}, l: [1]}"
+        );
     }
 }
