@@ -159,9 +159,10 @@ pub struct Client {
     no_responders: Cell<bool>,
     connected: Cell<bool>,
     subs: RefCell<HashMap<Box<[u8]>, Rc<Subscription>>>,
-    /// Interest changed since the last barrier: the next PING waits for the
-    /// peers to have seen it.
-    interest_dirty: Cell<bool>,
+    /// Interest changed, or messages went to peers, since the last barrier:
+    /// the next PING waits until every peer has processed them, so a PONG
+    /// means all earlier input took effect server-wide, as in the reference.
+    needs_barrier: Cell<bool>,
     last_activity: Cell<Instant>,
     last_ping_in: Cell<Option<Instant>>,
     pings_out: Cell<u32>,
@@ -259,7 +260,7 @@ impl Client {
         let removed = self.subs.borrow_mut().remove(sid);
         if let Some(sub) = removed {
             if self.shard.remove_sub(&SubRef(sub)) {
-                self.interest_dirty.set(true);
+                self.needs_barrier.set(true);
             }
         }
     }
@@ -428,7 +429,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         no_responders: Cell::new(false),
         connected: Cell::new(false),
         subs: RefCell::new(HashMap::new()),
-        interest_dirty: Cell::new(false),
+        needs_barrier: Cell::new(false),
         last_activity: Cell::new(now),
         last_ping_in: Cell::new(None),
         pings_out: Cell::new(0),
@@ -443,13 +444,18 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         client.send_err("maximum connections exceeded");
         client.close(CloseReason::MaxConnectionsExceeded, true);
     }
-    glommio::spawn_local(writer(client.clone(), wstream)).detach();
+    let writer_task = glommio::spawn_local(writer(client.clone(), wstream));
     shard.clients.borrow_mut().insert(cid, client.clone());
 
-    let reason = read_loop(&client, stream).await;
+    let mut stream = stream;
+    let reason = read_loop(&client, &mut stream).await;
     if !client.is_closed() {
         client.close(reason, true);
     }
+    // The reader's descriptor stays open until the writer is done, so the
+    // writer's final shutdown can never hit a reused descriptor number.
+    writer_task.await;
+    drop(stream);
     // Cleanup: drop every subscription, then the client itself.
     let subs: Vec<Rc<Subscription>> = client.subs.borrow_mut().drain().map(|(_, s)| s).collect();
     for s in subs {
@@ -510,7 +516,7 @@ async fn writer(client: Rc<Client>, mut stream: TcpStream) {
 }
 
 /// Reads and handles input until the connection ends; returns why.
-async fn read_loop(client: &Rc<Client>, mut stream: TcpStream) -> CloseReason {
+async fn read_loop(client: &Rc<Client>, stream: &mut TcpStream) -> CloseReason {
     let shard = client.shard.clone();
     let mut buf: Vec<u8> = vec![0; READ_BUF_START];
     let mut filled = 0usize;
@@ -631,8 +637,11 @@ async fn handle(client: &Rc<Client>, shard: &Rc<Shard>, op: Op<'_>, opts: &Optio
             if client.verbose.get() {
                 client.send(encode::OK);
             }
-            let delivered = shard.publish(client, subject, reply, has_headers, hdr_len, msg);
-            if !delivered {
+            let routed = shard.publish(client, subject, reply, has_headers, hdr_len, msg);
+            if routed.remote {
+                client.needs_barrier.set(true);
+            }
+            if !routed.delivered {
                 if let Some(reply) = reply {
                     no_responders(client, reply);
                 }
@@ -656,7 +665,7 @@ async fn handle(client: &Rc<Client>, shard: &Rc<Shard>, op: Op<'_>, opts: &Optio
             }
         }
         Op::Ping => {
-            if client.interest_dirty.replace(false) {
+            if client.needs_barrier.replace(false) {
                 shard.barrier().await;
             }
             client.last_ping_in.set(Some(Instant::now()));
@@ -767,7 +776,7 @@ fn sub(
         });
         client.subs.borrow_mut().insert(sid.into(), s.clone());
         shard.add_sub(&SubRef(s));
-        client.interest_dirty.set(true);
+        client.needs_barrier.set(true);
     }
     if client.verbose.get() {
         client.send(encode::OK);

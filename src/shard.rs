@@ -287,8 +287,8 @@ impl Shard {
         .await
     }
 
-    /// Routes one published message. Returns whether any subscriber (local
-    /// or on a peer) was chosen to receive it.
+    /// Routes one published message: reports whether any subscriber (local
+    /// or on a peer) was chosen, and whether it went to a peer.
     #[allow(clippy::too_many_arguments)]
     pub fn publish(
         &self,
@@ -298,7 +298,7 @@ impl Shard {
         has_headers: bool,
         hdr_len: usize,
         msg: &[u8],
-    ) -> bool {
+    ) -> Routed {
         let local = self.local.borrow_mut().matches(subject);
         let remote = if self.nshards > 1 {
             Some(self.remote.borrow_mut().matches(subject))
@@ -388,7 +388,10 @@ impl Shard {
                 delivered = true;
             }
         }
-        delivered
+        Routed {
+            delivered,
+            remote: any_remote,
+        }
     }
 
     fn pick_queue<'a>(
@@ -561,6 +564,12 @@ impl Shard {
 /// shard's housekeeping task; never on the message path.
 pub enum Control {
     Reload(Box<Options>),
+}
+
+/// The outcome of routing one message.
+pub struct Routed {
+    pub delivered: bool,
+    pub remote: bool,
 }
 
 enum QueuePick<'a> {
