@@ -60,6 +60,114 @@ pub struct Server {
     port: u16,
     dir: TempDir,
     log_path: PathBuf,
+    conf_path: Option<PathBuf>,
+}
+
+/// Options for `Server::start_with`; `Launch { conf: Some(..), ..Launch::default() }`.
+#[derive(Default, Clone, Copy)]
+pub struct Launch<'a> {
+    /// Config text, written to `server.conf` in the server's temp dir and passed as `-c`.
+    pub conf: Option<&'a str>,
+    /// Extra files `(relative name, text)` written into the same dir (sub dirs allowed).
+    pub files: &'a [(&'a str, &'a str)],
+    /// Environment variables set on the child.
+    pub env: &'a [(&'a str, &'a str)],
+    /// Flags after the harness's `-a 127.0.0.1 -p -1 --ports_file_dir DIR`.
+    pub args: &'a [&'a str],
+}
+
+fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    if let Some(parent) = p.parent() {
+        std::fs::create_dir_all(parent).expect("create dir for extra file");
+    }
+    std::fs::write(&p, text).expect("write extra file");
+    p
+}
+
+/// Outcome of running the server binary to completion (`-t`, or a start that must fail).
+#[derive(Debug)]
+pub struct Exit {
+    /// `Some(code)`; `None` if killed by a signal.
+    pub code: Option<i32>,
+    /// stdout and stderr together.
+    pub output: String,
+    /// Path the main config file had (removed by the time the caller sees it).
+    pub conf_path: PathBuf,
+}
+
+impl Exit {
+    pub fn success(&self) -> bool {
+        self.code == Some(0)
+    }
+}
+
+/// Write `conf_text` as `conf_name` (and `files`) into a fresh temp dir and run the server
+/// binary with `-c DIR/conf_name` followed by `args`, expecting it to exit by itself within `limit` (e.g. `-t`,
+/// or a config that must be refused at start). Panics if it is still running by then.
+/// The harness listen flags (`-a 127.0.0.1 -p -1`) are passed too, so a start that
+/// unexpectedly succeeds never touches a fixed port.
+pub fn run_to_exit(
+    conf_name: &str,
+    conf_text: &str,
+    files: &[(&str, &str)],
+    args: &[&str],
+    limit: Duration,
+) -> Exit {
+    let dir = TempDir::new("exit");
+    for (name, text) in files {
+        write_file(dir.path(), name, text);
+    }
+    let conf_path = write_file(dir.path(), conf_name, conf_text);
+    let out_path = dir.path().join("output.txt");
+    let out = std::fs::File::create(&out_path).expect("create output file");
+    let err = out.try_clone().expect("clone output file");
+    let mut child = Command::new(server_bin())
+        .arg("-c")
+        .arg(&conf_path)
+        .args(["-a", "127.0.0.1", "-p", "-1"])
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(out))
+        .stderr(Stdio::from(err))
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot spawn server {}: {e}", server_bin()));
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(st)) => break st,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "server did not exit within {limit:?} (args {args:?}); output:\n{}",
+                    std::fs::read_to_string(&out_path).unwrap_or_default()
+                );
+            }
+        }
+    };
+    let output = std::fs::read_to_string(&out_path).unwrap_or_default();
+    // The temp dir (and so conf_path) is removed on return; the path is for messages.
+    Exit {
+        code: status.code(),
+        output,
+        conf_path,
+    }
+}
+
+/// Poll `cond` every 20 ms until it is true or `limit` passes; returns the last result.
+pub fn wait_until<F: FnMut() -> bool>(limit: Duration, mut cond: F) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 impl Server {
@@ -74,18 +182,34 @@ impl Server {
     }
 
     fn launch(conf: Option<&str>, extra_args: &[&str]) -> Server {
+        Self::start_with(&Launch {
+            conf,
+            args: extra_args,
+            ..Launch::default()
+        })
+    }
+
+    /// General form of `start`/`with_config`: extra files beside the config (for
+    /// `include`), environment variables for the child, extra flags.
+    pub fn start_with(l: &Launch) -> Server {
         let dir = TempDir::new("srv");
         let log_path = dir.path().join("server.log");
         let log_file = std::fs::File::create(&log_path).expect("create log file");
         let mut cmd = Command::new(server_bin());
-        if let Some(text) = conf {
-            let conf_path = dir.path().join("server.conf");
-            std::fs::write(&conf_path, text).expect("write config");
-            cmd.arg("-c").arg(&conf_path);
+        for (name, text) in l.files {
+            write_file(dir.path(), name, text);
+        }
+        let mut conf_path = None;
+        if let Some(text) = l.conf {
+            let p = dir.path().join("server.conf");
+            std::fs::write(&p, text).expect("write config");
+            cmd.arg("-c").arg(&p);
+            conf_path = Some(p);
         }
         cmd.args(["-a", "127.0.0.1", "-p", "-1", "--ports_file_dir"])
             .arg(dir.path())
-            .args(extra_args)
+            .args(l.args)
+            .envs(l.env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::from(log_file));
@@ -97,6 +221,7 @@ impl Server {
             port: 0,
             dir,
             log_path,
+            conf_path,
         };
         srv.port = srv.wait_for_port();
         srv
@@ -142,6 +267,34 @@ impl Server {
     }
     pub fn dir(&self) -> &Path {
         self.dir.path()
+    }
+    /// The `-c` file (panics if the server was started without one).
+    pub fn config_path(&self) -> &Path {
+        self.conf_path
+            .as_deref()
+            .expect("server was started without a config file")
+    }
+    /// Replace the config file's contents (no signal sent).
+    pub fn rewrite_config(&self, text: &str) {
+        std::fs::write(self.config_path(), text).expect("rewrite config");
+    }
+    /// Write a file beside the config (e.g. one that the config includes).
+    pub fn write_file(&self, name: &str, text: &str) -> PathBuf {
+        write_file(self.dir.path(), name, text)
+    }
+    /// Ask the server to reload its configuration (SIGHUP). Returns at once: the reload
+    /// is asynchronous, so callers poll for its observable effect.
+    pub fn reload(&self) {
+        self.signal("HUP");
+    }
+    /// `rewrite_config(text)` then `reload()`.
+    pub fn reload_with(&self, text: &str) {
+        self.rewrite_config(text);
+        self.reload();
+    }
+    /// Wait until the log contains `pattern` (plain substring); false after `limit`.
+    pub fn wait_for_log(&self, pattern: &str, limit: Duration) -> bool {
+        wait_until(limit, || self.log().contains(pattern))
     }
     /// Send a signal by name, e.g. `"HUP"`, using the `kill` command.
     pub fn signal(&self, sig: &str) {
@@ -357,6 +510,19 @@ impl Raw {
         }
     }
 
+    /// Like `expect_line`, but server PINGs are answered with PONG and skipped.
+    pub fn next_line(&mut self) -> String {
+        for _ in 0..100 {
+            let l = self.expect_line();
+            if l == "PING" {
+                self.send(b"PONG\r\n");
+            } else {
+                return l;
+            }
+        }
+        panic!("100 server PINGs in a row");
+    }
+
     /// Read one CRLF-terminated line; returned without the CRLF.
     pub fn expect_line(&mut self) -> String {
         let mut l = self.expect_line_raw();
@@ -465,4 +631,24 @@ impl Raw {
     pub fn stream(&self) -> &TcpStream {
         &self.stream
     }
+}
+
+/// Printable rendering of `b` with every whole `PING\r\n` line removed (server keepalive
+/// PINGs may arrive at any time; the reference sends one ~2 s after CONNECT).
+pub fn strip_pings(b: &[u8]) -> String {
+    let mut out = Vec::new();
+    let mut rest = b;
+    while !rest.is_empty() {
+        let end = rest
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .map(|p| p + 2)
+            .unwrap_or(rest.len());
+        let (line, tail) = rest.split_at(end);
+        if line != b"PING\r\n" {
+            out.extend_from_slice(line);
+        }
+        rest = tail;
+    }
+    show(&out)
 }

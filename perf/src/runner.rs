@@ -1,0 +1,275 @@
+//! Runs the plan: every scenario, every round, each server in turn on a
+//! freshly started process, then writes the report and artifacts.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use hdrhistogram::Histogram;
+
+use crate::client::ConnectOpts;
+use crate::error::{Context, Result};
+use crate::hgrm;
+use crate::pin::Pinner;
+use crate::plot::{self, Series};
+use crate::report::{self, LatencyFiles, Record, ReportInput, RunData, ScenarioInfo, Shape};
+use crate::scenarios::{new_latency_histogram, Kind, Outcome, Scenario, Target};
+use crate::selftest::{self, SelfTestRow};
+use crate::server::{Server, ServerSpec};
+use crate::stats::fmt_num;
+
+pub struct Plan {
+    pub scenarios: Vec<Scenario>,
+    /// In run order within a round; the first is natrix.
+    pub servers: Vec<ServerSpec>,
+    pub rounds: usize,
+    pub out_dir: PathBuf,
+    pub pinner: Pinner,
+    pub meta: Vec<(String, String)>,
+}
+
+/// Returns whether every run succeeded.
+pub fn execute(plan: &Plan) -> Result<bool> {
+    let out = &plan.out_dir;
+    for dir in [out.clone(), out.join("configs"), out.join("logs")] {
+        fs::create_dir_all(&dir).context(format_args!("create {}", dir.display()))?;
+    }
+    println!(
+        "natrix-bench: {} scenarios × {} rounds × {} → {}",
+        plan.scenarios.len(),
+        plan.rounds,
+        plan.servers
+            .iter()
+            .map(|s| s.label)
+            .collect::<Vec<_>>()
+            .join(" + "),
+        out.display()
+    );
+
+    let selftest = selftest::run(Duration::from_millis(100));
+    print_selftest(&selftest);
+
+    let mut records = Vec::new();
+    let mut histograms: BTreeMap<(String, &'static str), Histogram<u64>> = BTreeMap::new();
+    let total = plan.scenarios.len();
+    for (i, sc) in plan.scenarios.iter().enumerate() {
+        let config = out.join("configs").join(format!("{}.conf", sc.name));
+        fs::write(&config, sc.config().render(&sc.name))
+            .context(format_args!("write {}", config.display()))?;
+        for round in 1..=plan.rounds {
+            for spec in &plan.servers {
+                let log = out
+                    .join("logs")
+                    .join(format!("{}.{}.r{round}.log", sc.name, spec.label));
+                let result = run_one(sc, spec, &config, &log, &plan.pinner);
+                println!(
+                    "[{:>2}/{total}] {:<20} round {round}/{}  {:<9}  {}",
+                    i + 1,
+                    sc.name,
+                    plan.rounds,
+                    spec.label,
+                    summary_line(&result)
+                );
+                let result = result.map(|mut o| {
+                    if let Some(h) = o.latency.take() {
+                        let merged = histograms
+                            .entry((sc.name.clone(), spec.label))
+                            .or_insert_with(new_latency_histogram);
+                        merged.add(&h).expect("histograms share bounds");
+                    }
+                    RunData {
+                        metrics: o.metrics,
+                        diagnostics: o.diagnostics,
+                    }
+                });
+                records.push(Record {
+                    scenario: sc.name.clone(),
+                    server: spec.label,
+                    round,
+                    result: result.map_err(|e| e.0),
+                });
+            }
+        }
+    }
+
+    let latency = write_latency_files(out, plan, &histograms)?;
+    let infos: Vec<ScenarioInfo> = plan.scenarios.iter().map(scenario_info).collect();
+    let input = ReportInput {
+        meta: plan.meta.clone(),
+        servers: plan.servers.iter().map(|s| s.label).collect(),
+        scenarios: &infos,
+        records: &records,
+        selftest: &selftest,
+        latency: &latency,
+    };
+    fs::write(out.join("report.md"), report::render(&input))?;
+    fs::write(out.join("results.tsv"), report::results_tsv(&records))?;
+
+    println!("\n{}", report::markdown_table(&report::table_rows(&input)));
+    let failures = records.iter().filter(|r| r.result.is_err()).count();
+    if failures > 0 {
+        println!("{failures} run(s) FAILED; see the Failures section of the report.");
+    }
+    println!("report: {}", out.join("report.md").display());
+    Ok(failures == 0)
+}
+
+fn run_one(
+    sc: &Scenario,
+    spec: &ServerSpec,
+    config: &Path,
+    log: &Path,
+    pinner: &Pinner,
+) -> Result<Outcome> {
+    let mut server =
+        Server::start(spec, config, log).context(format_args!("start {}", spec.label))?;
+    let opts = ConnectOpts {
+        addr: server.addr,
+        creds: sc.credentials(),
+        name: "natrix-bench".into(),
+    };
+    let mut target = Target {
+        server: &mut server,
+        opts,
+        pinner: pinner.clone(),
+        deadline: Instant::now() + sc.time_limit,
+    };
+    let outcome = sc.run(&mut target);
+    server.stop();
+    outcome
+}
+
+fn summary_line(result: &Result<Outcome>) -> String {
+    match result {
+        Ok(o) => o
+            .metrics
+            .iter()
+            .filter(|m| o.metrics.len() <= 2 || matches!(m.name, "p50" | "p99" | "p99.99" | "max"))
+            .map(|m| format!("{} {} {}", m.name, fmt_num(m.value), m.unit))
+            .collect::<Vec<_>>()
+            .join(", "),
+        Err(e) => format!("FAILED: {}", e.0.lines().next().unwrap_or_default()),
+    }
+}
+
+fn print_selftest(rows: &[SelfTestRow]) {
+    println!("client self-test (in memory, per thread):");
+    for r in rows {
+        println!(
+            "  {:>5} B  encode {:>7} msgs/s   parse {:>7} msgs/s",
+            r.payload,
+            fmt_num(r.encode_rate),
+            fmt_num(r.parse_rate)
+        );
+    }
+}
+
+fn write_latency_files(
+    out: &Path,
+    plan: &Plan,
+    histograms: &BTreeMap<(String, &'static str), Histogram<u64>>,
+) -> Result<Vec<LatencyFiles>> {
+    const COLORS: [&str; 2] = ["#d9480f", "#1c7ed6"];
+    let mut files = Vec::new();
+    for sc in plan
+        .scenarios
+        .iter()
+        .filter(|s| matches!(s.kind, Kind::Latency(_)))
+    {
+        let mut hgrm_files = Vec::new();
+        let mut series = Vec::new();
+        for (i, spec) in plan.servers.iter().enumerate() {
+            let Some(h) = histograms.get(&(sc.name.clone(), spec.label)) else {
+                continue;
+            };
+            let name = format!("{}.{}.hgrm", sc.name, spec.label);
+            fs::write(out.join(&name), hgrm::percentile_distribution(h, 1000.0))?;
+            hgrm_files.push((spec.label, name));
+            series.push(Series {
+                label: spec.label,
+                color: COLORS[i % COLORS.len()],
+                points: hgrm::quantile_points(h)
+                    .into_iter()
+                    .map(|(q, v)| (q, v as f64 / 1000.0))
+                    .collect(),
+                count: h.len(),
+            });
+        }
+        if series.is_empty() {
+            continue;
+        }
+        let svg = format!("{}.svg", sc.name);
+        let title = format!("{}: {} (all rounds)", sc.name, sc.summary);
+        fs::write(out.join(&svg), plot::percentile_svg(&title, &series))?;
+        files.push(LatencyFiles {
+            scenario: sc.name.clone(),
+            svg,
+            hgrm: hgrm_files,
+        });
+    }
+    Ok(files)
+}
+
+fn scenario_info(sc: &Scenario) -> ScenarioInfo {
+    let shape = match &sc.kind {
+        Kind::Throughput(t) => Some(Shape {
+            payload: t.payload,
+            publishers: t.publishers,
+            subscribers: t.subscribers,
+            queue: t.queue,
+        }),
+        _ => None,
+    };
+    ScenarioInfo {
+        name: sc.name.clone(),
+        summary: sc.summary.clone(),
+        shape,
+    }
+}
+
+/// UTC `YYYYMMDD-HHMMSS`, for result directory names.
+pub fn timestamp(now: SystemTime) -> String {
+    let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (y, m, d) = civil_from_days(days as i64);
+    format!(
+        "{y:04}{m:02}{d:02}-{:02}{:02}{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's
+/// algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps() {
+        assert_eq!(timestamp(UNIX_EPOCH), "19700101-000000");
+        assert_eq!(
+            timestamp(UNIX_EPOCH + Duration::from_secs(951_782_400 + 3_661)),
+            "20000229-010101"
+        );
+        assert_eq!(
+            timestamp(UNIX_EPOCH + Duration::from_secs(1_798_761_599)),
+            "20261231-235959"
+        );
+    }
+}

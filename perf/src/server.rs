@@ -1,0 +1,321 @@
+//! Server processes under test: configuration files, launch, readiness,
+//! memory sampling and shutdown.
+
+use std::fs::{self, File};
+use std::io::Read;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::error::{bail, Context, Result};
+
+pub const BENCH_USER: &str = "bench";
+pub const BENCH_PASS: &str = "bench";
+
+/// How to launch one of the two servers being compared.
+#[derive(Clone, Debug)]
+pub struct ServerSpec {
+    /// "natrix" or "reference": the column the results land in.
+    pub label: &'static str,
+    pub path: PathBuf,
+    /// Flags only this server understands (e.g. `--shards`).
+    pub extra_args: Vec<String>,
+    /// `taskset -c` CPU list, if servers are pinned.
+    pub cpus: Option<String>,
+}
+
+/// The per-scenario configuration file, written fresh for every scenario.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ServerConfig {
+    pub auth: Option<Permissions>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Permissions {
+    pub publish: Vec<String>,
+    pub subscribe: Vec<String>,
+}
+
+impl Permissions {
+    /// Twenty publish and twenty subscribe rules in the shapes real
+    /// deployments use (literals, `*`, `>`), with the benchmark's own
+    /// subjects last so a linear matcher would have to walk the whole list.
+    pub fn bench_set(bench_subjects: &[&str]) -> Permissions {
+        const OTHERS: [&str; 19] = [
+            "orders.*.created",
+            "orders.*.updated",
+            "orders.*.cancelled",
+            "payments.>",
+            "inventory.*.reserved",
+            "inventory.*.released",
+            "users.*.profile.changed",
+            "audit.>",
+            "metrics.host.*.cpu",
+            "metrics.host.*.mem",
+            "logs.app.*.error",
+            "logs.app.*.warn",
+            "svc.billing.*",
+            "svc.search.query",
+            "svc.search.index.*",
+            "events.*.*.v1",
+            "tenant.acme.>",
+            "tenant.globex.>",
+            "_INBOX.>",
+        ];
+        let rules = |n: usize| -> Vec<String> {
+            let mut r: Vec<String> = OTHERS.iter().take(20 - n).map(|s| s.to_string()).collect();
+            r.extend(bench_subjects.iter().map(|s| s.to_string()));
+            r
+        };
+        Permissions {
+            publish: rules(bench_subjects.len()),
+            subscribe: rules(bench_subjects.len()),
+        }
+    }
+}
+
+impl ServerConfig {
+    /// NATS configuration syntax, accepted by nats-server and natrix alike.
+    /// Address and port are passed on the command line, not here.
+    pub fn render(&self, title: &str) -> String {
+        let mut out = format!("# natrix-bench: {title}\n");
+        if let Some(p) = &self.auth {
+            let list = |v: &[String]| {
+                v.iter()
+                    .map(|s| format!("\"{s}\""))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            out.push_str(&format!(
+                concat!(
+                    "authorization {{\n",
+                    "  users = [\n",
+                    "    {{user: {user}, password: {pass}, permissions: {{\n",
+                    "      publish: {{ allow: [{publish}] }}\n",
+                    "      subscribe: {{ allow: [{subscribe}] }}\n",
+                    "    }}}}\n",
+                    "  ]\n",
+                    "}}\n"
+                ),
+                user = BENCH_USER,
+                pass = BENCH_PASS,
+                publish = list(&p.publish),
+                subscribe = list(&p.subscribe),
+            ));
+        }
+        out
+    }
+}
+
+pub struct Server {
+    child: Child,
+    pub addr: SocketAddr,
+    log: PathBuf,
+}
+
+impl Server {
+    /// Launches the server on a free loopback port and waits until it
+    /// greets a client with `INFO`.
+    pub fn start(spec: &ServerSpec, config: &Path, log: &Path) -> Result<Server> {
+        let port = free_port()?;
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let mut cmd = match &spec.cpus {
+            // taskset execs the server, so the child pid is the server's.
+            Some(cpus) => {
+                let mut c = Command::new("taskset");
+                c.arg("-c").arg(cpus).arg(&spec.path);
+                c
+            }
+            None => Command::new(&spec.path),
+        };
+        cmd.args(["-a", "127.0.0.1", "-p", &port.to_string(), "-c"])
+            .arg(config)
+            .args(&spec.extra_args);
+        let log_file = File::create(log).context(format_args!("create {}", log.display()))?;
+        cmd.stdin(Stdio::null())
+            .stdout(log_file.try_clone()?)
+            .stderr(log_file);
+        let child = cmd
+            .spawn()
+            .context(format_args!("spawn {}", spec.path.display()))?;
+        let mut server = Server {
+            child,
+            addr,
+            log: log.to_path_buf(),
+        };
+        server.wait_ready(Instant::now() + Duration::from_secs(10))?;
+        Ok(server)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn wait_ready(&mut self, deadline: Instant) -> Result<()> {
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                bail!(
+                    "server exited during startup ({status}); log tail:\n{}",
+                    self.log_tail()
+                );
+            }
+            if let Ok(mut s) = TcpStream::connect_timeout(&self.addr, Duration::from_millis(200)) {
+                s.set_read_timeout(Some(Duration::from_secs(2)))?;
+                let mut hello = [0u8; 5];
+                if s.read_exact(&mut hello).is_ok() && hello.eq_ignore_ascii_case(b"INFO ") {
+                    return Ok(());
+                }
+            }
+            if Instant::now() >= deadline {
+                bail!(
+                    "server not ready on {} after 10 s; log tail:\n{}",
+                    self.addr,
+                    self.log_tail()
+                );
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Resident set size from /proc/PID/status (VmRSS), in bytes.
+    pub fn rss_bytes(&self) -> Result<u64> {
+        let status = fs::read_to_string(format!("/proc/{}/status", self.pid()))?;
+        parse_vmrss(&status).ok_or_else(|| "no VmRSS in /proc status".into())
+    }
+
+    /// Returns an error if the server died during a scenario, so a crash is
+    /// reported as such rather than as a client-side timeout.
+    pub fn check_alive(&mut self) -> Result<()> {
+        match self.child.try_wait()? {
+            Some(status) => bail!("server exited ({status}); log tail:\n{}", self.log_tail()),
+            None => Ok(()),
+        }
+    }
+
+    /// SIGTERM, then SIGKILL if it has not exited within two seconds.
+    pub fn stop(mut self) {
+        self.terminate();
+    }
+
+    fn terminate(&mut self) {
+        if matches!(self.child.try_wait(), Ok(Some(_))) {
+            return;
+        }
+        // SAFETY: plain kill(2) on our own child's pid.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < deadline {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    fn log_tail(&self) -> String {
+        let text = fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(15)..].join("\n")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.terminate();
+    }
+}
+
+pub fn parse_vmrss(status: &str) -> Option<u64> {
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let mut parts = line.split_whitespace().skip(1);
+    let value: u64 = parts.next()?.parse().ok()?;
+    match parts.next() {
+        Some("kB") | None => Some(value * 1024),
+        _ => None,
+    }
+}
+
+/// Asks the kernel for an unused port. Another process could take it
+/// before the server binds; startup then fails loudly rather than silently.
+fn free_port() -> Result<u16> {
+    let l = TcpListener::bind("127.0.0.1:0")?;
+    Ok(l.local_addr()?.port())
+}
+
+/// Runs `path --version` with a time bound. Servers that do not know the
+/// flag may start serving instead of exiting, so the probe is killed after a
+/// second either way.
+pub fn probe_version(path: &Path) -> String {
+    let Ok(mut child) = Command::new(path)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+    else {
+        return "unknown (not runnable)".into();
+    };
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            break;
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+    let _ = child.kill();
+    let Ok(out) = child.wait_with_output() else {
+        return "unknown".into();
+    };
+    let text = String::from_utf8_lossy(if out.stdout.is_empty() {
+        &out.stderr
+    } else {
+        &out.stdout
+    })
+    .into_owned();
+    match text.lines().next().map(str::trim) {
+        Some(line) if !line.is_empty() && line.len() < 120 => line.to_string(),
+        _ => "unknown".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn permission_set_has_twenty_rules_ending_with_bench_subjects() {
+        let p = Permissions::bench_set(&["bench.data"]);
+        assert_eq!(p.publish.len(), 20);
+        assert_eq!(p.subscribe.len(), 20);
+        assert_eq!(p.publish.last().unwrap(), "bench.data");
+        let p = Permissions::bench_set(&["bench.req", "bench.reply"]);
+        assert_eq!(p.publish.len(), 20);
+        assert_eq!(&p.publish[18..], ["bench.req", "bench.reply"]);
+    }
+
+    #[test]
+    fn renders_auth_config() {
+        let cfg = ServerConfig {
+            auth: Some(Permissions::bench_set(&["bench.data"])),
+        };
+        let text = cfg.render("pub_16b_auth");
+        assert!(text.starts_with("# natrix-bench: pub_16b_auth\n"));
+        assert!(text.contains("authorization {"));
+        assert!(text.contains("{user: bench, password: bench, permissions: {"));
+        assert!(text.contains("publish: { allow: [\"orders.*.created\", "));
+        assert!(text.contains("\"bench.data\"] }"));
+        assert_eq!(text.matches('{').count(), text.matches('}').count());
+        assert_eq!(ServerConfig::default().render("x"), "# natrix-bench: x\n");
+    }
+
+    #[test]
+    fn parses_vmrss() {
+        let status = "Name:\tnats-server\nVmPeak:\t  100 kB\nVmRSS:\t   12345 kB\nThreads: 9\n";
+        assert_eq!(parse_vmrss(status), Some(12345 * 1024));
+        assert_eq!(parse_vmrss("Name: x\n"), None);
+    }
+}
