@@ -524,14 +524,21 @@ async fn read_loop(client: &Rc<Client>, stream: &mut TcpStream) -> CloseReason {
         if client.is_closed() {
             return CloseReason::ClientClosed;
         }
-        if filled == buf.len() && buf.len() < READ_BUF_MAX {
-            buf.resize((buf.len() * 2).min(READ_BUF_MAX), 0);
+        if filled == buf.len() {
+            buf.resize((buf.len() * 2).max(READ_BUF_START), 0);
         }
+        let room = buf.len() - filled;
         let n = match stream.read(&mut buf[filled..]).await {
             Ok(0) => return CloseReason::ClientClosed,
             Ok(n) => n,
             Err(_) => return CloseReason::ReadError,
         };
+        // A read that fills all the room means a fast producer: read more
+        // per call next time, up to the cap.
+        if n == room && buf.len() < READ_BUF_MAX {
+            let grown = (buf.len() * 2).min(READ_BUF_MAX);
+            buf.resize(grown, 0);
+        }
         filled += n;
         client.last_activity.set(Instant::now());
         // Options are read per batch so a reload applies to live clients.
