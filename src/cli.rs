@@ -38,6 +38,7 @@ pub struct Flags {
 
 pub const USAGE: &str = "\
 Usage: natrix [options]
+       natrix explain -c FILE (--user NAME | --nkey KEY) (--pub SUBJ | --sub SUBJ [--queue Q] | --connect [--password P])
 
 Server Options:
     -a, --addr, --net <host>         Bind to host address (default: 0.0.0.0)

@@ -26,10 +26,13 @@ use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 use serde::Deserialize;
 
+use crate::account::{self, AccountId};
+use crate::auth::{AuthFailure, Credentials, Identity};
+use crate::authz::CompiledPerms;
 use crate::options::Options;
 use crate::proto::encode::{self, push_err, push_msg};
 use crate::proto::{parse, Limits, Op, ParseError, Parsed};
-use crate::shard::Shard;
+use crate::shard::{Shard, Space};
 use crate::subject;
 
 /// Why a connection ended, as the reference names it in logs and monitoring.
@@ -48,6 +51,8 @@ pub enum CloseReason {
     MaxConnectionsExceeded,
     BadClientProtocolVersion,
     NoRespondersRequiresHeaders,
+    AuthenticationViolation,
+    AuthenticationTimeout,
     ServerShutdown,
 }
 
@@ -67,6 +72,8 @@ impl CloseReason {
             CloseReason::MaxConnectionsExceeded => "Maximum Connections Exceeded",
             CloseReason::BadClientProtocolVersion => "Bad Client Protocol Version",
             CloseReason::NoRespondersRequiresHeaders => "No Responders Requires Headers",
+            CloseReason::AuthenticationViolation => "Authentication Failure",
+            CloseReason::AuthenticationTimeout => "Authentication Timeout",
             CloseReason::ServerShutdown => "Server Shutdown",
         }
     }
@@ -76,6 +83,9 @@ impl CloseReason {
 /// shard's index.
 pub struct Subscription {
     pub client: Rc<Client>,
+    pub account: AccountId,
+    /// The subject has wildcards (deliveries may need the deny filter).
+    pub wildcard: bool,
     pub subject: Box<[u8]>,
     pub queue: Option<Box<[u8]>>,
     pub sid: Box<[u8]>,
@@ -164,10 +174,46 @@ pub struct Client {
     /// means all earlier input took effect server-wide, as in the reference.
     needs_barrier: Cell<bool>,
     last_activity: Cell<Instant>,
+    /// The account and permissions this connection is bound to, set at
+    /// CONNECT (and again on reload), never looked up per message.
+    account: Cell<AccountId>,
+    space: RefCell<Rc<Space>>,
+    perms: RefCell<Option<Rc<CompiledPerms>>>,
+    user: RefCell<String>,
+    /// The credentials of the CONNECT, kept to re-check them on reload.
+    creds: RefCell<Option<SavedCreds>>,
+    /// INFO nonce, when nkey users exist.
+    nonce: Option<String>,
+    /// CONNECT must arrive before this when authentication is required.
+    auth_deadline: Cell<Option<Instant>>,
+    /// Reply subjects this client may answer under allow_responses: how
+    /// many answers remain (0: unlimited) and until when (None: forever).
+    replies: RefCell<HashMap<Box<[u8]>, (u32, Option<Instant>)>>,
     last_ping_in: Cell<Option<Instant>>,
     pings_out: Cell<u32>,
     next_ping: Cell<Option<Instant>>,
     desc: RefCell<String>,
+}
+
+#[derive(Clone, Debug, Default)]
+struct SavedCreds {
+    user: Option<String>,
+    pass: Option<String>,
+    token: Option<String>,
+    nkey: Option<String>,
+    sig: Option<String>,
+}
+
+impl SavedCreds {
+    fn as_credentials(&self) -> Credentials<'_> {
+        Credentials {
+            user: self.user.as_deref(),
+            pass: self.pass.as_deref(),
+            token: self.token.as_deref(),
+            nkey: self.nkey.as_deref(),
+            sig: self.sig.as_deref(),
+        }
+    }
 }
 
 thread_local! {
@@ -188,6 +234,95 @@ impl Client {
     /// Level above which producers wait for this consumer to drain.
     fn stall_level(&self) -> usize {
         (self.max_pending.get() / 2).min(8 * 1024 * 1024)
+    }
+
+    pub fn account(&self) -> AccountId {
+        self.account.get()
+    }
+
+    pub fn space(&self) -> Rc<Space> {
+        self.space.borrow().clone()
+    }
+
+    /// Binds the connection to an authenticated identity.
+    fn bind(&self, id: &Identity) {
+        let acc = account::account_id(&id.account);
+        self.account.set(acc);
+        *self.space.borrow_mut() = self.shard.space(acc);
+        *self.perms.borrow_mut() = id
+            .permissions
+            .as_ref()
+            .map(|p| self.shard.compiled_perms(&id.name, p));
+        *self.user.borrow_mut() = id.name.clone();
+        if !id.name.is_empty() {
+            *self.desc.borrow_mut() = format!(
+                "{} - cid:{} - user:{:?} account:{:?}",
+                self.addr, self.id, id.name, id.account
+            );
+        }
+    }
+
+    /// Re-checks credentials and permissions after a reload, as the
+    /// reference does: a user that no longer exists or moved account is
+    /// disconnected, failed credentials get `Authorization Violation`, and
+    /// subscriptions the new permissions forbid are removed, each reported.
+    pub fn reauthorize(&self) {
+        if self.is_closed() || !self.connected.get() {
+            return;
+        }
+        let opts = self.shard.options();
+        let auth = &opts.security.auth;
+        let creds = self.creds.borrow().clone().unwrap_or_default();
+        let res = auth.authenticate(
+            &creds.as_credentials(),
+            self.nonce.as_deref().map(str::as_bytes),
+        );
+        let id = match res {
+            Ok(id) => id,
+            Err(AuthFailure::UnknownUser(_)) | Err(AuthFailure::UnknownNkey(_)) => {
+                crate::info!("{} - user removed by reload: closing", self.desc.borrow());
+                self.close(CloseReason::ClientClosed, true);
+                return;
+            }
+            Err(e) => {
+                crate::info!(
+                    "{} - Authorization Violation after reload: {e}",
+                    self.desc.borrow()
+                );
+                self.send_err("Authorization Violation");
+                self.close(CloseReason::AuthenticationViolation, true);
+                return;
+            }
+        };
+        if account::account_id(&id.account) != self.account.get() {
+            crate::info!(
+                "{} - account changed by reload: closing",
+                self.desc.borrow()
+            );
+            self.close(CloseReason::ClientClosed, true);
+            return;
+        }
+        self.bind(&id);
+        let Some(perms) = self.perms.borrow().clone() else {
+            return;
+        };
+        let mut subs: Vec<Rc<Subscription>> = self.subs.borrow().values().cloned().collect();
+        // Report in sid order (numeric sids sort by length first).
+        subs.sort_by(|a, b| (a.sid.len(), &a.sid).cmp(&(b.sid.len(), &b.sid)));
+        for sub in subs {
+            if !perms.can_subscribe(&sub.subject, sub.queue.as_deref()) {
+                let subj = String::from_utf8_lossy(&sub.subject).into_owned();
+                let sid = String::from_utf8_lossy(&sub.sid).into_owned();
+                crate::info!(
+                    "{} - Subscription Violation after reload - subject {subj:?}, sid {sid:?}",
+                    self.desc.borrow()
+                );
+                self.unsubscribe(&sub.sid);
+                self.send_err(&format!(
+                    "Permissions Violation for Subscription to {subj:?} (sid {sid:?})"
+                ));
+            }
+        }
     }
 
     pub fn set_max_pending(&self, n: usize) {
@@ -270,6 +405,18 @@ impl Client {
         if self.is_closed() {
             return;
         }
+        if let Some(deadline) = self.auth_deadline.get() {
+            if now >= deadline {
+                crate::info!(
+                    "{} - Authentication Timeout: no CONNECT within {:?}",
+                    self.desc.borrow(),
+                    opts.auth_timeout
+                );
+                self.send_err("Authentication Timeout");
+                self.close(CloseReason::AuthenticationTimeout, true);
+                return;
+            }
+        }
         let Some(due) = self.next_ping.get() else {
             return;
         };
@@ -338,6 +485,17 @@ pub fn deliver(
     let n = s.delivered.get() + 1;
     if max > 0 && n > max {
         return false;
+    }
+    if let Some(p) = c.perms.borrow().as_deref() {
+        // A wildcard subscription may overlap subscribe deny rules; the
+        // denied subjects are filtered here, as the reference does.
+        if s.wildcard && p.has_sub_deny() && p.deny_delivery(subject) {
+            return false;
+        }
+        if let (Some((max, ttl)), Some(r)) = (p.responses(), reply) {
+            let expires = (!ttl.is_zero()).then(|| Instant::now() + ttl);
+            c.replies.borrow_mut().insert(r.into(), (max, expires));
+        }
     }
     s.delivered.set(n);
     {
@@ -435,10 +593,27 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         pings_out: Cell::new(0),
         next_ping: Cell::new(None),
         desc: RefCell::new(format!("{addr} - cid:{cid}")),
+        account: Cell::new(account::GLOBAL),
+        space: RefCell::new(shard.space(account::GLOBAL)),
+        perms: RefCell::new(None),
+        user: RefCell::new(String::new()),
+        creds: RefCell::new(None),
+        nonce: opts
+            .security
+            .auth
+            .needs_nonce()
+            .then(crate::auth::new_nonce),
+        auth_deadline: Cell::new(
+            opts.security
+                .auth
+                .required()
+                .then(|| now + opts.auth_timeout),
+        ),
+        replies: RefCell::new(HashMap::new()),
     });
     crate::debug!("{} - Client connection created", client.desc.borrow());
     let ip = addr.ip().to_string();
-    client.send(&shard.info_line(cid, &ip));
+    client.send(&shard.info_line(cid, &ip, client.nonce.as_deref()));
     if count > opts.max_connections {
         crate::error!("{} - maximum connections exceeded", client.desc.borrow());
         client.send_err("maximum connections exceeded");
@@ -629,6 +804,27 @@ fn parse_error(client: &Client, e: ParseError, at: &[u8]) {
 }
 
 async fn handle(client: &Rc<Client>, shard: &Rc<Shard>, op: Op<'_>, opts: &Options) {
+    if !client.connected.get() && !matches!(op, Op::Connect(_)) && opts.security.auth.required() {
+        // Like the reference: a first operation other than CONNECT logs
+        // the client in as the no_auth_user when there is one.
+        match opts.security.auth.no_auth_identity() {
+            Some(id) => {
+                client.bind(&id);
+                *client.creds.borrow_mut() = Some(SavedCreds::default());
+                client.auth_deadline.set(None);
+                client.connected.set(true);
+            }
+            None => {
+                crate::info!(
+                    "{} - Authorization Violation: operation before CONNECT",
+                    client.desc.borrow()
+                );
+                client.send_err("Authorization Violation");
+                client.close(CloseReason::AuthenticationViolation, true);
+                return;
+            }
+        }
+    }
     match op {
         Op::Connect(json) => connect(client, json, opts),
         Op::Pub {
@@ -641,10 +837,32 @@ async fn handle(client: &Rc<Client>, shard: &Rc<Shard>, op: Op<'_>, opts: &Optio
             if client.pedantic.get() && !subject::valid_literal(subject) {
                 client.send_err("Invalid Publish Subject");
             }
+            if !client.may_publish(subject) {
+                return;
+            }
+            if let Some(r) = reply.filter(|r| is_reserved_reply(r)) {
+                let r = String::from_utf8_lossy(r);
+                crate::info!(
+                    "{} - Publish Violation - reserved reply subject {r:?}",
+                    client.desc.borrow()
+                );
+                client.send_err(&format!(
+                    "Permissions Violation for Publish with Reply of {r:?}"
+                ));
+                return;
+            }
             if client.verbose.get() {
                 client.send(encode::OK);
             }
-            let routed = shard.publish(client, subject, reply, has_headers, hdr_len, msg);
+            let routed = shard.publish(
+                Some(client),
+                client.account(),
+                subject,
+                reply,
+                has_headers,
+                hdr_len,
+                msg,
+            );
             if routed.remote {
                 client.needs_barrier.set(true);
             }
@@ -696,6 +914,53 @@ async fn handle(client: &Rc<Client>, shard: &Rc<Shard>, op: Op<'_>, opts: &Optio
     }
 }
 
+/// Reply prefixes the server reserves for its own routing.
+fn is_reserved_reply(r: &[u8]) -> bool {
+    r.starts_with(b"_R_.") || r.starts_with(b"$JS.ACK.") || r.starts_with(b"_GR_.")
+}
+
+impl Client {
+    /// The publish permission check, with allow_responses as the fallback;
+    /// sends the violation and logs the deciding rule when refused.
+    fn may_publish(&self, subject: &[u8]) -> bool {
+        let Some(p) = self.perms.borrow().clone() else {
+            return true;
+        };
+        if p.can_publish(subject) || self.take_reply_permit(subject) {
+            return true;
+        }
+        let subj = String::from_utf8_lossy(subject);
+        crate::info!(
+            "{} - Publish Violation - User {:?}, Account {:?}, Subject {subj:?}: {}",
+            self.desc.borrow(),
+            self.user.borrow(),
+            account::account_name(self.account()),
+            p.explain_publish(subject).reason
+        );
+        self.send_err(&format!("Permissions Violation for Publish to {subj:?}"));
+        false
+    }
+
+    /// Uses up one allow_responses permit for `subject`, if there is one.
+    fn take_reply_permit(&self, subject: &[u8]) -> bool {
+        let mut replies = self.replies.borrow_mut();
+        let Some((left, expires)) = replies.get_mut(subject) else {
+            return false;
+        };
+        if expires.is_some_and(|e| e < Instant::now()) {
+            replies.remove(subject);
+            return false;
+        }
+        if *left > 0 {
+            *left -= 1;
+            if *left == 0 {
+                replies.remove(subject);
+            }
+        }
+        true
+    }
+}
+
 fn connect(client: &Rc<Client>, json: &[u8], opts: &Options) {
     let co: ConnectOpts = match serde_json::from_slice(json) {
         Ok(c) => c,
@@ -723,6 +988,34 @@ fn connect(client: &Rc<Client>, json: &[u8], opts: &Options) {
         }
         if !ncs.is_empty() {
             *client.desc.borrow_mut() = format!("{} - cid:{} - {:?}", client.addr, client.id, ncs);
+        }
+    }
+    let saved = SavedCreds {
+        user: co.user.clone(),
+        pass: co.pass.clone(),
+        token: co.auth_token.clone(),
+        nkey: co.nkey.clone(),
+        sig: co.sig.clone(),
+    };
+    let auth = &opts.security.auth;
+    match auth.authenticate(
+        &saved.as_credentials(),
+        client.nonce.as_deref().map(str::as_bytes),
+    ) {
+        Ok(id) => {
+            client.auth_deadline.set(None);
+            client.bind(&id);
+            *client.creds.borrow_mut() = Some(saved);
+        }
+        Err(cause) => {
+            // The client sees only the reference's text; the log says why.
+            crate::info!(
+                "{} - Authorization Violation: {cause}",
+                client.desc.borrow()
+            );
+            client.send_err("Authorization Violation");
+            client.close(CloseReason::AuthenticationViolation, true);
+            return;
         }
     }
     if !(0..=1).contains(&co.protocol) {
@@ -762,6 +1055,30 @@ fn sub(
     sid: &[u8],
     opts: &Options,
 ) {
+    if let Some(p) = client.perms.borrow().clone() {
+        if !p.can_subscribe(subject, queue) {
+            let subj = String::from_utf8_lossy(subject);
+            crate::info!(
+                "{} - Subscription Violation - User {:?}, Account {:?}, Subject {subj:?}{}: {}",
+                client.desc.borrow(),
+                client.user.borrow(),
+                account::account_name(client.account()),
+                queue
+                    .map(|q| format!(", Queue {:?}", String::from_utf8_lossy(q)))
+                    .unwrap_or_default(),
+                p.explain_subscribe(subject, queue).reason
+            );
+            let text = match queue {
+                Some(q) => format!(
+                    "Permissions Violation for Subscription to {subj:?} using queue {:?}",
+                    String::from_utf8_lossy(q)
+                ),
+                None => format!("Permissions Violation for Subscription to {subj:?}"),
+            };
+            client.send_err(&text);
+            return;
+        }
+    }
     if opts.max_subscriptions > 0 && client.subs.borrow().len() >= opts.max_subscriptions {
         crate::error!("{} - maximum subscriptions exceeded", client.desc.borrow());
         client.send_err("maximum subscriptions exceeded");
@@ -775,6 +1092,8 @@ fn sub(
     if !client.subs.borrow().contains_key(sid) {
         let s = Rc::new(Subscription {
             client: client.clone(),
+            account: client.account(),
+            wildcard: !subject::valid_literal(subject),
             subject: subject.into(),
             queue: queue.map(Into::into),
             sid: sid.into(),

@@ -5,10 +5,18 @@
 //! which parse input with `proto`, look subjects up in the shard's own
 //! `sublist`, and reach other shards only through the `ShardMsg`s of `shard`.
 //! Nothing on the message path takes a lock.
+//!
+//! Security: `auth` checks a CONNECT once and binds the connection to an
+//! account (`account`) and to permissions compiled per shard (`authz`);
+//! `explain` answers offline why an operation would be allowed or denied.
 
+pub mod account;
+pub mod auth;
+pub mod authz;
 pub mod cli;
 pub mod config;
 pub mod conn;
+pub mod explain;
 pub mod log;
 pub mod options;
 pub mod proto;

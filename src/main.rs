@@ -17,7 +17,9 @@ fn apply_flags(opts: &mut Options, f: &Flags) -> Result<(), String> {
         return Err("-m/-ms: the monitoring port is not supported by natrix yet".into());
     }
     if f.user.is_some() || f.pass.is_some() || f.auth.is_some() {
-        return Err("--user/--pass/--auth: authentication is not supported by natrix yet".into());
+        let sec = std::sync::Arc::make_mut(&mut opts.security);
+        sec.auth
+            .apply_flags(f.user.as_deref(), f.pass.as_deref(), f.auth.as_deref());
     }
     if let Some(h) = &f.host {
         opts.host = h.clone();
@@ -147,6 +149,9 @@ fn find_pids() -> Result<Vec<i32>, String> {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("explain") {
+        return natrix::explain::run(&args[1..]);
+    }
     let flags = match cli::parse(&args) {
         Ok(f) => f,
         Err(e) => {

@@ -2,7 +2,10 @@
 //! have been merged (flags win, as in the reference).
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
+
+use crate::account::Security;
 
 /// Defaults from the reference (server/const.go).
 pub const DEFAULT_PORT: i32 = 4222;
@@ -53,6 +56,9 @@ pub struct Options {
     pub shard_cpus: Vec<usize>,
     pub io_memory: usize,
     pub config_file: Option<PathBuf>,
+    /// Authentication and account routing; shared read-only by the shards,
+    /// replaced as a whole on reload.
+    pub security: Arc<Security>,
 }
 
 impl Default for Options {
@@ -82,6 +88,7 @@ impl Default for Options {
             shard_cpus: Vec::new(),
             io_memory: IO_MEMORY,
             config_file: None,
+            security: Arc::new(Security::default()),
         }
     }
 }
@@ -108,17 +115,6 @@ impl Options {
         }
         if !c.operators.is_empty() || !c.trusted_keys.is_empty() || c.resolver.is_some() {
             return unsupported("operator (JWT) mode");
-        }
-        let a = &c.authorization;
-        if a.user.is_some() || a.token.is_some() || !c.users.is_empty() || c.no_auth_user.is_some()
-        {
-            return unsupported("authentication");
-        }
-        if c.accounts
-            .iter()
-            .any(|acc| acc.name != crate::config::GLOBAL_ACCOUNT)
-        {
-            return unsupported("accounts");
         }
         if c.syslog || c.remote_syslog.is_some() {
             return unsupported("syslog");
@@ -153,6 +149,7 @@ impl Options {
             shard_cpus: c.shards.cpus.clone(),
             io_memory: c.shards.io_memory.map_or(IO_MEMORY, |m| m as usize),
             config_file: Some(path.to_path_buf()),
+            security: Arc::new(Security::from_config(c)),
         })
     }
 

@@ -157,7 +157,7 @@ pub fn server_info(opts: &Options, server_id: &str, port: u16) -> ServerInfo {
         host: opts.host.clone(),
         port,
         headers: true,
-        auth_required: false,
+        auth_required: opts.security.auth.required(),
         tls_required: false,
         tls_verify: false,
         tls_available: false,

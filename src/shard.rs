@@ -14,6 +14,14 @@
 //! is announced on its first subscriber and withdrawn on its last; queue
 //! interest carries the member count, which weights the cross-shard pick.
 //!
+//! Accounts are separate subject spaces: each shard keeps one [`Space`]
+//! (local index, peer interest) per account id, and every interest change
+//! and delivery between shards names its account. Stream imports re-route a
+//! message into the importing account's space under its local subject;
+//! service imports route a request into the exporter's space with a reply
+//! of the form `_R_.<shard>.<token>`, which the responding shard hands back
+//! to the shard that holds the mapping to the requester's real reply.
+//!
 //! Messages to a peer are collected per loop tick and sent as one batch by a
 //! per-peer flusher task. Channels are FIFO, so a client's SUB is known to a
 //! peer before any later message of that client's. A PING after a SUB
@@ -33,9 +41,12 @@ use bytes::Bytes;
 use glommio::channels::channel_mesh::{MeshBuilder, Receivers, Senders};
 use glommio::net::TcpListener;
 
+use crate::account::AccountId;
+use crate::authz::CompiledPerms;
 use crate::conn::{self, Client, CloseReason, SubRef};
 use crate::options::Options;
 use crate::proto::encode::ServerInfo;
+use crate::subject;
 use crate::sublist::{MatchResult, SubList};
 
 /// State shared by all shards: counters only, never touched per message.
@@ -47,6 +58,7 @@ pub struct Global {
 /// A message routed to another shard. The subject, reply and message share
 /// one allocation: `data` is subject, then reply, then headers and payload.
 pub struct Delivery {
+    account: AccountId,
     data: Bytes,
     subject_len: u32,
     reply_len: u32,
@@ -61,7 +73,14 @@ pub struct Delivery {
 
 pub enum ShardMsg {
     Deliver(Delivery),
+    /// A response to a service import whose mapping lives on the receiving
+    /// shard under `token`.
+    Response {
+        token: u64,
+        d: Delivery,
+    },
     Interest {
+        account: AccountId,
         subject: Box<[u8]>,
         queue: Option<Box<[u8]>>,
         count: u32,
@@ -93,6 +112,24 @@ impl PartialEq for RemoteRef {
 
 type InterestKey = (Box<[u8]>, Option<Box<[u8]>>);
 
+/// One account's subject space on this shard.
+#[derive(Default)]
+pub struct Space {
+    local: RefCell<SubList<SubRef>>,
+    remote: RefCell<SubList<RemoteRef>>,
+    local_interest: RefCell<HashMap<InterestKey, u32>>,
+    remote_interest: RefCell<HashMap<(usize, Box<[u8]>, Option<Box<[u8]>>), RemoteRef>>,
+}
+
+/// Where responses to one forwarded service request go.
+struct ResponseRoute {
+    importer: AccountId,
+    reply: Box<[u8]>,
+    /// Responses still allowed; `None` for streamed responses.
+    remaining: Option<u32>,
+    expires: Instant,
+}
+
 struct Peer {
     batch: RefCell<Batch>,
     /// Payload bytes queued in `batch`, for producer back-pressure.
@@ -116,10 +153,12 @@ pub struct Shard {
     pub opts: RefCell<Rc<Options>>,
     pub info: RefCell<Rc<ServerInfo>>,
     pub global: Arc<Global>,
-    local: RefCell<SubList<SubRef>>,
-    remote: RefCell<SubList<RemoteRef>>,
-    local_interest: RefCell<HashMap<InterestKey, u32>>,
-    remote_interest: RefCell<HashMap<(usize, Box<[u8]>, Option<Box<[u8]>>), RemoteRef>>,
+    /// Account spaces, indexed by account id.
+    spaces: RefCell<Vec<Option<Rc<Space>>>>,
+    responses: RefCell<HashMap<u64, ResponseRoute>>,
+    next_response: Cell<u64>,
+    /// Compiled permissions per user name, rebuilt after a reload.
+    perms: RefCell<HashMap<String, Rc<CompiledPerms>>>,
     peers: Vec<Peer>,
     senders: Senders<Batch>,
     barriers: RefCell<HashMap<u64, BarrierState>>,
@@ -146,28 +185,52 @@ impl Shard {
         self.opts.borrow().clone()
     }
 
+    /// The space of account `acc`, created on first use.
+    pub fn space(&self, acc: AccountId) -> Rc<Space> {
+        let mut spaces = self.spaces.borrow_mut();
+        let i = acc as usize;
+        if spaces.len() <= i {
+            spaces.resize(i + 1, None);
+        }
+        spaces[i]
+            .get_or_insert_with(|| Rc::new(Space::default()))
+            .clone()
+    }
+
+    /// The compiled permissions of `user` on this shard.
+    pub fn compiled_perms(&self, user: &str, p: &crate::config::Permissions) -> Rc<CompiledPerms> {
+        self.perms
+            .borrow_mut()
+            .entry(user.to_string())
+            .or_insert_with(|| Rc::new(CompiledPerms::compile(p)))
+            .clone()
+    }
+
     /// Registers a local subscription and announces interest changes.
     pub fn add_sub(&self, sub: &SubRef) {
         let s = &sub.0;
-        self.local
+        let space = self.space(s.account);
+        space
+            .local
             .borrow_mut()
             .insert(&s.subject, s.queue.as_deref(), sub.clone());
         let key: InterestKey = (s.subject.clone(), s.queue.clone());
         let count = {
-            let mut li = self.local_interest.borrow_mut();
+            let mut li = space.local_interest.borrow_mut();
             let c = li.entry(key).or_insert(0);
             *c += 1;
             *c
         };
         if s.queue.is_some() || count == 1 {
-            self.announce(&s.subject, s.queue.as_deref(), count);
+            self.announce(s.account, &s.subject, s.queue.as_deref(), count);
         }
     }
 
     /// Removes a local subscription; returns whether it was registered.
     pub fn remove_sub(&self, sub: &SubRef) -> bool {
         let s = &sub.0;
-        if !self
+        let space = self.space(s.account);
+        if !space
             .local
             .borrow_mut()
             .remove(&s.subject, s.queue.as_deref(), sub)
@@ -176,7 +239,7 @@ impl Shard {
         }
         let key: InterestKey = (s.subject.clone(), s.queue.clone());
         let count = {
-            let mut li = self.local_interest.borrow_mut();
+            let mut li = space.local_interest.borrow_mut();
             match li.get_mut(&key) {
                 Some(c) => {
                     *c -= 1;
@@ -190,23 +253,21 @@ impl Shard {
             }
         };
         if s.queue.is_some() || count == 0 {
-            self.announce(&s.subject, s.queue.as_deref(), count);
+            self.announce(s.account, &s.subject, s.queue.as_deref(), count);
         }
         true
     }
 
-    fn announce(&self, subject: &[u8], queue: Option<&[u8]>, count: u32) {
+    fn announce(&self, account: AccountId, subject: &[u8], queue: Option<&[u8]>, count: u32) {
         for p in 0..self.nshards {
             if p != self.id {
-                self.push(
-                    p,
-                    ShardMsg::Interest {
-                        subject: subject.into(),
-                        queue: queue.map(Into::into),
-                        count,
-                    },
-                    0,
-                );
+                let msg = ShardMsg::Interest {
+                    account,
+                    subject: subject.into(),
+                    queue: queue.map(Into::into),
+                    count,
+                };
+                self.push(p, msg, 0);
             }
         }
     }
@@ -287,30 +348,186 @@ impl Shard {
         .await
     }
 
-    /// Routes one published message: reports whether any subscriber (local
-    /// or on a peer) was chosen, and whether it went to a peer.
+    /// Routes one message published by `from` in account `acc`: within the
+    /// account, then across its stream and service imports, and back along
+    /// service response mappings.
     #[allow(clippy::too_many_arguments)]
     pub fn publish(
         &self,
-        from: &Client,
+        from: Option<&Client>,
+        acc: AccountId,
         subject: &[u8],
         reply: Option<&[u8]>,
         has_headers: bool,
         hdr_len: usize,
         msg: &[u8],
     ) -> Routed {
-        let local = self.local.borrow_mut().matches(subject);
+        let mut routed = self.route(from, acc, subject, reply, has_headers, hdr_len, msg);
+        let opts = self.options();
+        let sec = &opts.security;
+        if sec.streams.is_empty() && sec.services.is_empty() {
+            return routed;
+        }
+        for e in sec.streams.iter().filter(|e| e.exporter == acc) {
+            if subject::matches(e.subject.as_bytes(), subject) {
+                let local = e.local_subject(subject);
+                routed.merge(self.route(
+                    None,
+                    e.importer,
+                    &local,
+                    reply,
+                    has_headers,
+                    hdr_len,
+                    msg,
+                ));
+            }
+        }
+        for e in sec.services.iter().filter(|e| e.importer == acc) {
+            if !subject::matches(e.to.as_bytes(), subject) {
+                continue;
+            }
+            // A literal import maps its local subject onto the export's;
+            // a wildcard import keeps the subject.
+            let target: &[u8] = if subject::valid_literal(e.to.as_bytes()) {
+                e.subject.as_bytes()
+            } else {
+                subject
+            };
+            let mapped = reply.map(|r| {
+                let token = self.next_response.get();
+                self.next_response.set(token + 1);
+                self.responses.borrow_mut().insert(
+                    token,
+                    ResponseRoute {
+                        importer: acc,
+                        reply: r.into(),
+                        remaining: match e.response {
+                            crate::config::ResponseType::Singleton => Some(1),
+                            _ => None,
+                        },
+                        expires: Instant::now() + e.threshold,
+                    },
+                );
+                format!("_R_.{}.{}", self.id, token).into_bytes()
+            });
+            routed.merge(self.route(
+                None,
+                e.exporter,
+                target,
+                mapped.as_deref(),
+                has_headers,
+                hdr_len,
+                msg,
+            ));
+        }
+        if let Some((shard, token)) = parse_response_subject(subject) {
+            if shard == self.id {
+                routed.merge(self.respond(token, has_headers, hdr_len, msg));
+            } else if shard < self.nshards {
+                let d = self.delivery(
+                    acc,
+                    subject,
+                    None,
+                    has_headers,
+                    hdr_len,
+                    msg,
+                    false,
+                    Vec::new(),
+                );
+                let len = d.data.len();
+                self.push(shard, ShardMsg::Response { token, d }, len);
+                routed.delivered = true;
+                routed.remote = true;
+            }
+        }
+        routed
+    }
+
+    /// Delivers a service response along the mapping `token`.
+    fn respond(&self, token: u64, has_headers: bool, hdr_len: usize, msg: &[u8]) -> Routed {
+        let (importer, reply) = {
+            let mut r = self.responses.borrow_mut();
+            let Some(route) = r.get_mut(&token) else {
+                return Routed::default();
+            };
+            if route.expires < Instant::now() {
+                r.remove(&token);
+                return Routed::default();
+            }
+            let out = (route.importer, route.reply.clone());
+            if let Some(n) = &mut route.remaining {
+                *n -= 1;
+                if *n == 0 {
+                    r.remove(&token);
+                }
+            }
+            out
+        };
+        self.route(None, importer, &reply, None, has_headers, hdr_len, msg)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn delivery(
+        &self,
+        account: AccountId,
+        subject: &[u8],
+        reply: Option<&[u8]>,
+        has_headers: bool,
+        hdr_len: usize,
+        msg: &[u8],
+        plain: bool,
+        queues: Vec<Box<[u8]>>,
+    ) -> Delivery {
+        let mut v = Vec::with_capacity(subject.len() + reply.map_or(0, |r| r.len()) + msg.len());
+        v.extend_from_slice(subject);
+        if let Some(r) = reply {
+            v.extend_from_slice(r);
+        }
+        v.extend_from_slice(msg);
+        Delivery {
+            account,
+            data: Bytes::from(v),
+            subject_len: subject.len() as u32,
+            reply_len: reply.map_or(0, |r| r.len()) as u32,
+            hdr_len: hdr_len as u32,
+            has_headers,
+            has_reply: reply.is_some(),
+            plain,
+            queues,
+        }
+    }
+
+    /// Routes a message within one account: local subscribers directly,
+    /// peers with matching interest by one delivery each, one member per
+    /// queue group across the server.
+    #[allow(clippy::too_many_arguments)]
+    fn route(
+        &self,
+        from: Option<&Client>,
+        acc: AccountId,
+        subject: &[u8],
+        reply: Option<&[u8]>,
+        has_headers: bool,
+        hdr_len: usize,
+        msg: &[u8],
+    ) -> Routed {
+        let space = match from {
+            Some(c) if c.account() == acc => c.space(),
+            _ => self.space(acc),
+        };
+        let local = space.local.borrow_mut().matches(subject);
         let remote = if self.nshards > 1 {
-            Some(self.remote.borrow_mut().matches(subject))
+            Some(space.remote.borrow_mut().matches(subject))
         } else {
             None
         };
+        let echo_off =
+            |s: &SubRef| from.is_some_and(|f| !f.echo.get() && std::ptr::eq(&*s.0.client, f));
         let mut delivered = false;
         for s in &local.plain {
-            if !from.echo.get() && std::ptr::eq(&*s.0.client, from) {
-                continue;
+            if !echo_off(s) {
+                delivered |= conn::deliver(s, subject, reply, has_headers, hdr_len, msg);
             }
-            delivered |= conn::deliver(s, subject, reply, has_headers, hdr_len, msg);
         }
 
         let mut scratch = self.scratch.borrow_mut();
@@ -337,54 +554,49 @@ impl Shard {
                 .find(|(n, _)| n == name)
                 .map(|(_, m)| &m[..])
                 .unwrap_or(&[]);
-            if let Some(target) = self.pick_queue(members, rmembers, from) {
-                match target {
-                    QueuePick::Local(s) => {
-                        delivered |= conn::deliver(s, subject, reply, has_headers, hdr_len, msg)
-                    }
-                    QueuePick::Remote(shard) => {
-                        scratch[shard].1.push(name.clone());
-                        any_remote = true;
-                    }
+            match self.pick_queue(members, rmembers, &echo_off) {
+                Some(QueuePick::Local(s)) => {
+                    delivered |= conn::deliver(s, subject, reply, has_headers, hdr_len, msg)
                 }
+                Some(QueuePick::Remote(shard)) => {
+                    scratch[shard].1.push(name.clone());
+                    any_remote = true;
+                }
+                None => {}
             }
         }
         for (name, rmembers) in &remote_r.queues {
             if local.queues.iter().any(|(n, _)| n == name) {
                 continue;
             }
-            if let Some(QueuePick::Remote(shard)) = self.pick_queue(&[], rmembers, from) {
+            if let Some(QueuePick::Remote(shard)) = self.pick_queue(&[], rmembers, &echo_off) {
                 scratch[shard].1.push(name.clone());
                 any_remote = true;
             }
         }
         if any_remote {
-            let data = {
-                let mut v =
-                    Vec::with_capacity(subject.len() + reply.map_or(0, |r| r.len()) + msg.len());
-                v.extend_from_slice(subject);
-                if let Some(r) = reply {
-                    v.extend_from_slice(r);
-                }
-                v.extend_from_slice(msg);
-                Bytes::from(v)
-            };
+            let proto = self.delivery(
+                acc,
+                subject,
+                reply,
+                has_headers,
+                hdr_len,
+                msg,
+                false,
+                Vec::new(),
+            );
             for (peer, entry) in scratch.iter_mut().enumerate() {
                 if !entry.0 && entry.1.is_empty() {
                     continue;
                 }
                 let d = Delivery {
-                    data: data.clone(),
-                    subject_len: subject.len() as u32,
-                    reply_len: reply.map_or(0, |r| r.len()) as u32,
-                    hdr_len: hdr_len as u32,
-                    has_headers,
-                    has_reply: reply.is_some(),
+                    data: proto.data.clone(),
                     plain: entry.0,
                     queues: entry.1.drain(..).map(|q| Box::from(&q[..])).collect(),
+                    ..proto.clone_header()
                 };
                 entry.0 = false;
-                self.push(peer, ShardMsg::Deliver(d), data.len());
+                self.push(peer, ShardMsg::Deliver(d), proto.data.len());
                 delivered = true;
             }
         }
@@ -398,11 +610,10 @@ impl Shard {
         &self,
         local: &'a [SubRef],
         remote: &[RemoteRef],
-        from: &Client,
+        skip: &dyn Fn(&SubRef) -> bool,
     ) -> Option<QueuePick<'a>> {
-        // Members on this connection are skipped when echo is off.
-        let eligible = |s: &SubRef| from.echo.get() || !std::ptr::eq(&*s.0.client, from);
-        let nlocal = local.iter().filter(|s| eligible(s)).count();
+        // Members on the publishing connection are skipped when echo is off.
+        let nlocal = local.iter().filter(|s| !skip(s)).count();
         let total = nlocal
             + remote
                 .iter()
@@ -415,7 +626,7 @@ impl Shard {
         if pick < nlocal {
             return local
                 .iter()
-                .filter(|s| eligible(s))
+                .filter(|s| !skip(s))
                 .nth(pick)
                 .map(QueuePick::Local);
         }
@@ -435,11 +646,16 @@ impl Shard {
         for m in batch {
             match m {
                 ShardMsg::Deliver(d) => self.deliver_remote(d),
+                ShardMsg::Response { token, d } => {
+                    let msg = &d.data[(d.subject_len + d.reply_len) as usize..];
+                    self.respond(token, d.has_headers, d.hdr_len as usize, msg);
+                }
                 ShardMsg::Interest {
+                    account,
                     subject,
                     queue,
                     count,
-                } => self.remote_interest(from, subject, queue, count),
+                } => self.remote_interest(from, account, subject, queue, count),
                 ShardMsg::Barrier { token } => self.push(from, ShardMsg::BarrierAck { token }, 0),
                 ShardMsg::BarrierAck { token } => {
                     let mut b = self.barriers.borrow_mut();
@@ -467,7 +683,7 @@ impl Shard {
         };
         let msg = &d.data[sl + rl..];
         let hdr_len = d.hdr_len as usize;
-        let local = self.local.borrow_mut().matches(subject);
+        let local = self.space(d.account).local.borrow_mut().matches(subject);
         if d.plain {
             for s in &local.plain {
                 conn::deliver(s, subject, reply, d.has_headers, hdr_len, msg);
@@ -476,7 +692,7 @@ impl Shard {
         for q in &d.queues {
             // The member may have left since the publisher's pick; then the
             // message is dropped, as it would be for a group that emptied.
-            if let Some((_, members)) = local.queues.iter().find(|(n, _)| &n[..] == &q[..]) {
+            if let Some((_, members)) = local.queues.iter().find(|(n, _)| n[..] == q[..]) {
                 if !members.is_empty() {
                     let s = &members[self.rand(members.len())];
                     conn::deliver(s, subject, reply, d.has_headers, hdr_len, msg);
@@ -488,15 +704,18 @@ impl Shard {
     fn remote_interest(
         &self,
         from: usize,
+        account: AccountId,
         subject: Box<[u8]>,
         queue: Option<Box<[u8]>>,
         count: u32,
     ) {
+        let space = self.space(account);
         let key = (from, subject, queue);
-        let mut ri = self.remote_interest.borrow_mut();
+        let mut ri = space.remote_interest.borrow_mut();
         if count == 0 {
             if let Some(r) = ri.remove(&key) {
-                self.remote
+                space
+                    .remote
                     .borrow_mut()
                     .remove(&key.1, key.2.as_deref(), &r);
             }
@@ -507,7 +726,8 @@ impl Shard {
                 shard: from,
                 count: Cell::new(count),
             }));
-            self.remote
+            space
+                .remote
                 .borrow_mut()
                 .insert(&key.1, key.2.as_deref(), r.clone());
             ri.insert(key, r);
@@ -556,6 +776,7 @@ impl Shard {
             for c in clients {
                 c.tick(now, &opts);
             }
+            self.responses.borrow_mut().retain(|_, r| r.expires > now);
         }
     }
 }
@@ -567,9 +788,44 @@ pub enum Control {
 }
 
 /// The outcome of routing one message.
+#[derive(Default)]
 pub struct Routed {
     pub delivered: bool,
     pub remote: bool,
+}
+
+impl Routed {
+    fn merge(&mut self, o: Routed) {
+        self.delivered |= o.delivered;
+        self.remote |= o.remote;
+    }
+}
+
+impl Delivery {
+    /// Everything but the shared payload and the per-peer fields.
+    fn clone_header(&self) -> Delivery {
+        Delivery {
+            account: self.account,
+            data: Bytes::new(),
+            subject_len: self.subject_len,
+            reply_len: self.reply_len,
+            hdr_len: self.hdr_len,
+            has_headers: self.has_headers,
+            has_reply: self.has_reply,
+            plain: false,
+            queues: Vec::new(),
+        }
+    }
+}
+
+/// `_R_.<shard>.<token>`: the reply of a request forwarded by a service
+/// import, naming the shard that holds the way back.
+fn parse_response_subject(subject: &[u8]) -> Option<(usize, u64)> {
+    let rest = subject.strip_prefix(b"_R_.")?;
+    let dot = rest.iter().position(|&b| b == b'.')?;
+    let shard = std::str::from_utf8(&rest[..dot]).ok()?.parse().ok()?;
+    let token = std::str::from_utf8(&rest[dot + 1..]).ok()?.parse().ok()?;
+    Some((shard, token))
 }
 
 enum QueuePick<'a> {
@@ -605,10 +861,10 @@ pub async fn run(spec: ShardSpec) {
         opts: RefCell::new(Rc::new(spec.opts)),
         info: RefCell::new(Rc::new(spec.info)),
         global: spec.global,
-        local: RefCell::new(SubList::new()),
-        remote: RefCell::new(SubList::new()),
-        local_interest: RefCell::new(HashMap::new()),
-        remote_interest: RefCell::new(HashMap::new()),
+        spaces: RefCell::new(Vec::new()),
+        responses: RefCell::new(HashMap::new()),
+        next_response: Cell::new(0),
+        perms: RefCell::new(HashMap::new()),
         peers: (0..nshards)
             .map(|_| Peer {
                 batch: RefCell::new(Vec::new()),
@@ -675,18 +931,27 @@ impl Shard {
             let mut info = self.info.borrow_mut();
             let mut i = (**info).clone();
             i.max_payload = new.max_payload;
+            i.auth_required = new.security.auth.required();
             if let Some(n) = &new.server_name {
                 i.server_name = n.clone();
             }
             *info = Rc::new(i);
         }
-        for c in self.clients.borrow().values() {
-            c.set_max_pending(new.max_pending);
-        }
+        let auth_changed = !Arc::ptr_eq(&self.options().security, &new.security);
         *self.opts.borrow_mut() = Rc::new(new);
+        if auth_changed {
+            self.perms.borrow_mut().clear();
+        }
+        let clients: Vec<Rc<Client>> = self.clients.borrow().values().cloned().collect();
+        for c in clients {
+            c.set_max_pending(self.options().max_pending);
+            if auth_changed {
+                c.reauthorize();
+            }
+        }
     }
 
-    pub fn info_line(&self, cid: u64, ip: &str) -> Vec<u8> {
-        self.info.borrow().line(cid, ip, None, false)
+    pub fn info_line(&self, cid: u64, ip: &str, nonce: Option<&str>) -> Vec<u8> {
+        self.info.borrow().line(cid, ip, nonce, false)
     }
 }

@@ -1877,6 +1877,19 @@ fn permissions(n: &Node<'_>) -> Result<Permissions, ConfigError> {
             _ => field.unknown(KEYS)?,
         }
     }
+    // An empty allow list restricts nothing in the reference (`publish: []`
+    // leaves publishing open), except that allow_responses below closes
+    // publishing to everything but replies.
+    for side in [&mut p.publish, &mut p.subscribe] {
+        if let Some(sp) = side {
+            if sp.allow.as_ref().is_some_and(Vec::is_empty) {
+                sp.allow = None;
+            }
+            if sp.allow.is_none() && sp.deny.is_empty() {
+                *side = None;
+            }
+        }
+    }
     if p.allow_responses.is_some() {
         let publish = p.publish.get_or_insert_with(SubjectPermission::default);
         if publish.allow.is_none() {

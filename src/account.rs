@@ -1,0 +1,179 @@
+//! Accounts as the server sees them: dense ids, and the import edges that
+//! connect their subject spaces.
+//!
+//! Every account gets a small integer id that never changes for the life of
+//! the process (ids survive reloads, so shard state keyed by id stays
+//! valid). `$G` is always 0. A [`Security`] value is the immutable product of
+//! one configuration: authentication settings plus the resolved stream and
+//! service import edges. It travels to the shards inside the options, and
+//! each shard compiles its own permission sets from it.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use crate::auth::AuthConfig;
+use crate::config::{ExportKind, ImportKind, ResponseType, ServerConfig, GLOBAL_ACCOUNT};
+
+pub type AccountId = u32;
+pub const GLOBAL: AccountId = 0;
+
+/// Name → id, assigned on first sight and kept across reloads.
+static REGISTRY: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// The id of `name`, assigning the next one if new.
+pub fn account_id(name: &str) -> AccountId {
+    let mut r = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
+    if r.is_empty() {
+        r.push(GLOBAL_ACCOUNT.to_string());
+    }
+    match r.iter().position(|n| n == name) {
+        Some(i) => i as AccountId,
+        None => {
+            r.push(name.to_string());
+            (r.len() - 1) as AccountId
+        }
+    }
+}
+
+/// The name of account `id`, for logs.
+pub fn account_name(id: AccountId) -> String {
+    let r = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
+    r.get(id as usize)
+        .cloned()
+        .unwrap_or_else(|| GLOBAL_ACCOUNT.to_string())
+}
+
+/// Messages published in `exporter` on `subject` (a pattern) also reach
+/// `importer`, under `prefix` when set.
+#[derive(Clone, Debug)]
+pub struct StreamEdge {
+    pub exporter: AccountId,
+    pub subject: String,
+    pub importer: AccountId,
+    pub prefix: Option<String>,
+    /// Replaces the subject outright (imports of a literal subject).
+    pub to: Option<String>,
+}
+
+impl StreamEdge {
+    /// The subject a message on `subject` has in the importing account.
+    pub fn local_subject(&self, subject: &[u8]) -> Vec<u8> {
+        match (&self.to, &self.prefix) {
+            (Some(to), _) => to.as_bytes().to_vec(),
+            (None, Some(p)) => {
+                let mut v = Vec::with_capacity(p.len() + 1 + subject.len());
+                v.extend_from_slice(p.trim_end_matches('.').as_bytes());
+                v.push(b'.');
+                v.extend_from_slice(subject);
+                v
+            }
+            (None, None) => subject.to_vec(),
+        }
+    }
+}
+
+/// Requests published in `importer` on `to` are delivered in `exporter` on
+/// `subject`; responses travel back through a reply mapping.
+#[derive(Clone, Debug)]
+pub struct ServiceEdge {
+    pub importer: AccountId,
+    pub to: String,
+    pub exporter: AccountId,
+    pub subject: String,
+    pub response: ResponseType,
+    pub threshold: Duration,
+}
+
+/// Authentication and cross-account routing of one configuration.
+#[derive(Clone, Debug, Default)]
+pub struct Security {
+    pub auth: AuthConfig,
+    pub streams: Vec<StreamEdge>,
+    pub services: Vec<ServiceEdge>,
+}
+
+/// How long a service response mapping lives without a threshold set.
+pub const DEFAULT_RESPONSE_THRESHOLD: Duration = Duration::from_secs(120);
+
+impl Security {
+    pub fn from_config(cfg: &ServerConfig) -> Security {
+        let mut s = Security {
+            auth: AuthConfig::from_config(cfg),
+            ..Security::default()
+        };
+        for acc in &cfg.accounts {
+            let importer = account_id(&acc.name);
+            for imp in &acc.imports {
+                let exporter = account_id(&imp.account);
+                match &imp.kind {
+                    ImportKind::Stream { prefix, to } => s.streams.push(StreamEdge {
+                        exporter,
+                        subject: imp.subject.clone(),
+                        importer,
+                        prefix: prefix.clone(),
+                        to: to.clone(),
+                    }),
+                    ImportKind::Service { to, .. } => {
+                        let export = cfg
+                            .account(&imp.account)
+                            .and_then(|a| a.exports.iter().find(|e| e.subject == imp.subject))
+                            .map(|e| e.kind.clone());
+                        let (response, threshold) = match export {
+                            Some(ExportKind::Service {
+                                response_type,
+                                response_threshold,
+                                ..
+                            }) => (
+                                response_type,
+                                response_threshold.unwrap_or(DEFAULT_RESPONSE_THRESHOLD),
+                            ),
+                            _ => (ResponseType::Singleton, DEFAULT_RESPONSE_THRESHOLD),
+                        };
+                        s.services.push(ServiceEdge {
+                            importer,
+                            to: to.clone(),
+                            exporter,
+                            subject: imp.subject.clone(),
+                            response,
+                            threshold,
+                        });
+                    }
+                }
+            }
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_stable_and_global_is_zero() {
+        assert_eq!(account_id(GLOBAL_ACCOUNT), GLOBAL);
+        let a = account_id("ACC_TEST_A");
+        assert_eq!(account_id("ACC_TEST_A"), a);
+        assert_ne!(account_id("ACC_TEST_B"), a);
+        assert_eq!(account_name(a), "ACC_TEST_A");
+    }
+
+    #[test]
+    fn edges_from_config() {
+        let cfg = crate::config::parse_str(
+            r#"accounts {
+                A { exports: [ {stream: "events.>"}, {service: "svc.echo", response_type: stream} ] }
+                B { imports: [ {stream: {account: A, subject: "events.>"}, prefix: "a"},
+                               {service: {account: A, subject: "svc.echo"}, to: "echo"} ] }
+            }"#,
+        )
+        .unwrap();
+        let s = Security::from_config(&cfg);
+        assert_eq!(s.streams.len(), 1);
+        assert_eq!(s.streams[0].prefix.as_deref(), Some("a"));
+        assert_eq!(s.services.len(), 1);
+        assert_eq!(s.services[0].to, "echo");
+        assert_eq!(s.services[0].response, ResponseType::Stream);
+        assert_eq!(s.streams[0].importer, account_id("B"));
+    }
+}
