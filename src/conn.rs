@@ -188,12 +188,16 @@ pub struct Client {
     auth_deadline: Cell<Option<Instant>>,
     /// Reply subjects this client may answer under allow_responses: how
     /// many answers remain (0: unlimited) and until when (None: forever).
-    replies: RefCell<HashMap<Box<[u8]>, (u32, Option<Instant>)>>,
+    replies: RefCell<HashMap<Box<[u8]>, ReplyPermit>>,
     last_ping_in: Cell<Option<Instant>>,
     pings_out: Cell<u32>,
     next_ping: Cell<Option<Instant>>,
     desc: RefCell<String>,
 }
+
+/// Answers left (0: unlimited) and expiry (None: never) for one reply
+/// subject under allow_responses.
+type ReplyPermit = (u32, Option<Instant>);
 
 #[derive(Clone, Debug, Default)]
 struct SavedCreds {

@@ -111,6 +111,11 @@ impl PartialEq for RemoteRef {
 }
 
 type InterestKey = (Box<[u8]>, Option<Box<[u8]>>);
+/// A peer's interest: (peer, subject, queue).
+type RemoteKey = (usize, Box<[u8]>, Option<Box<[u8]>>);
+/// Per peer: whether its plain subscribers get a message, and the queue
+/// groups it was picked for.
+type PeerPick = (bool, Vec<Rc<[u8]>>);
 
 /// One account's subject space on this shard.
 #[derive(Default)]
@@ -118,7 +123,7 @@ pub struct Space {
     local: RefCell<SubList<SubRef>>,
     remote: RefCell<SubList<RemoteRef>>,
     local_interest: RefCell<HashMap<InterestKey, u32>>,
-    remote_interest: RefCell<HashMap<(usize, Box<[u8]>, Option<Box<[u8]>>), RemoteRef>>,
+    remote_interest: RefCell<HashMap<RemoteKey, RemoteRef>>,
 }
 
 /// Where responses to one forwarded service request go.
@@ -167,7 +172,7 @@ pub struct Shard {
     rng: Cell<u64>,
     /// Reused per publish, indexed by peer: whether its plain subscribers
     /// get the message, and the queue groups it was picked for.
-    scratch: RefCell<Vec<(bool, Vec<Rc<[u8]>>)>>,
+    scratch: RefCell<Vec<PeerPick>>,
 }
 
 impl Shard {

@@ -37,7 +37,7 @@ fn login_refused(port: u16, fields: &str) {
 
 fn pub_bytes(subject: &str, n: usize) -> Vec<u8> {
     let mut m = format!("PUB {subject} {n}\r\n").into_bytes();
-    m.extend(std::iter::repeat(b'x').take(n));
+    m.extend(std::iter::repeat_n(b'x', n));
     m.extend_from_slice(b"\r\n");
     m
 }
@@ -54,7 +54,7 @@ fn names_line(out: &str, file: &str, line: u32) -> bool {
         !out[i + needle.len()..]
             .chars()
             .next()
-            .map_or(false, |c| c.is_ascii_digit())
+            .is_some_and(|c| c.is_ascii_digit())
     })
 }
 

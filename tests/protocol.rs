@@ -32,7 +32,7 @@ fn info_is_first_line_with_required_fields() {
         let i = &r.info;
         for key in ["server_id", "server_name", "version", "host", "client_ip"] {
             assert!(
-                i[key].as_str().map_or(false, |s| !s.is_empty()),
+                i[key].as_str().is_some_and(|s| !s.is_empty()),
                 "INFO.{key} missing or not a non-empty string: {i}"
             );
         }
@@ -244,7 +244,7 @@ fn payload_of_exactly_max_payload_is_delivered() {
         let n = 1048576usize;
         r.send(b"SUB big 1\r\n");
         let mut msg = format!("PUB big {n}\r\n").into_bytes();
-        msg.extend(std::iter::repeat(b'z').take(n));
+        msg.extend(std::iter::repeat_n(b'z', n));
         msg.extend_from_slice(b"\r\nPING\r\n");
         r.send(&msg);
         assert_eq!(r.expect_line(), format!("MSG big 1 {n}"));
@@ -584,7 +584,7 @@ fn control_line_too_long_gets_err_and_close() {
     run(|srv| {
         let mut r = Raw::connect_ok(srv.port());
         let mut line = b"SUB ".to_vec();
-        line.extend(std::iter::repeat(b'a').take(5000));
+        line.extend(std::iter::repeat_n(b'a', 5000));
         line.extend_from_slice(b" 1\r\n");
         r.send(&line);
         r.expect(b"-ERR 'maximum control line exceeded'\r\n");
@@ -598,7 +598,7 @@ fn control_line_too_long_without_crlf_gets_err_and_close() {
     run(|srv| {
         let mut r = Raw::connect_ok(srv.port());
         let mut line = b"PUB ".to_vec();
-        line.extend(std::iter::repeat(b'a').take(5000));
+        line.extend(std::iter::repeat_n(b'a', 5000));
         r.send(&line);
         r.expect(b"-ERR 'maximum control line exceeded'\r\n");
         r.expect_closed();

@@ -379,14 +379,9 @@ mod tests {
         let mut pos = 0;
         for chunk in [&input[..cut], &input[cut..]] {
             buf.extend_from_slice(chunk);
-            loop {
-                match parse(&buf[pos..], lim)? {
-                    Parsed::Op(op, n) => {
-                        out.push(format!("{op:?}"));
-                        pos += n;
-                    }
-                    Parsed::Incomplete { .. } => break,
-                }
+            while let Parsed::Op(op, n) = parse(&buf[pos..], lim)? {
+                out.push(format!("{op:?}"));
+                pos += n;
             }
         }
         assert_eq!(
