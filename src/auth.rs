@@ -31,6 +31,9 @@ pub struct Credentials<'a> {
     pub token: Option<&'a str>,
     pub nkey: Option<&'a str>,
     pub sig: Option<&'a str>,
+    /// Identities of a verified client certificate, in the order they are
+    /// tried for `verify_and_map`.
+    pub cert: Option<&'a [String]>,
 }
 
 impl Credentials<'_> {
@@ -54,6 +57,8 @@ pub enum AuthFailure {
     MissingSignature(String),
     BadSignature(String),
     WrongUserForSingleUser(String),
+    /// verify_and_map: no configured user matches the certificate.
+    UnmappedCertificate(Vec<String>),
 }
 
 impl fmt::Display for AuthFailure {
@@ -69,6 +74,9 @@ impl fmt::Display for AuthFailure {
             }
             AuthFailure::BadSignature(k) => write!(f, "signature does not verify for nkey {k:?}"),
             AuthFailure::WrongUserForSingleUser(u) => write!(f, "unknown user {u:?}"),
+            AuthFailure::UnmappedCertificate(ids) => {
+                write!(f, "no user matches the client certificate (tried {ids:?})")
+            }
         }
     }
 }
@@ -88,6 +96,8 @@ pub struct AuthConfig {
     users: HashMap<String, UserEntry>,
     nkeys: HashMap<String, UserEntry>,
     no_auth_user: Option<String>,
+    /// `tls { verify_and_map }`: the client certificate names the user.
+    tls_map: bool,
 }
 
 impl AuthConfig {
@@ -100,6 +110,7 @@ impl AuthConfig {
                 .clone()
                 .map(|u| (u, cfg.authorization.password.clone().unwrap_or_default())),
             no_auth_user: cfg.no_auth_user.clone(),
+            tls_map: cfg.tls.as_ref().is_some_and(|t| t.verify_and_map),
             ..AuthConfig::default()
         };
         for u in &cfg.users {
@@ -169,6 +180,21 @@ impl AuthConfig {
                 account: GLOBAL_ACCOUNT.to_string(),
                 permissions: None,
             });
+        }
+        if self.tls_map {
+            // The certificate decides: its identities are tried in order
+            // against the configured users (then nkeys).
+            let ids = c.cert.unwrap_or_default();
+            for id in ids {
+                if let Some(u) = self.users.get(id).or_else(|| self.nkeys.get(id)) {
+                    return Ok(Identity {
+                        name: id.clone(),
+                        account: u.account.clone(),
+                        permissions: u.permissions.clone(),
+                    });
+                }
+            }
+            return Err(AuthFailure::UnmappedCertificate(ids.to_vec()));
         }
         if !self.nkeys.is_empty() {
             if let Some(k) = c.nkey.filter(|k| !k.is_empty()) {
@@ -386,6 +412,7 @@ mod tests {
             token,
             nkey: None,
             sig: None,
+            cert: None,
         }
     }
 

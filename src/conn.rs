@@ -19,6 +19,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::rc::Rc;
+use std::sync::Arc;
 use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
@@ -34,6 +35,7 @@ use crate::proto::encode::{self, push_err, push_msg};
 use crate::proto::{parse, Limits, Op, ParseError, Parsed};
 use crate::shard::{Shard, Space};
 use crate::subject;
+use crate::tls::{TlsConn, TlsSettings};
 
 /// Why a connection ended, as the reference names it in logs and monitoring.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,6 +55,7 @@ pub enum CloseReason {
     NoRespondersRequiresHeaders,
     AuthenticationViolation,
     AuthenticationTimeout,
+    TlsHandshakeError,
     ServerShutdown,
 }
 
@@ -74,6 +77,7 @@ impl CloseReason {
             CloseReason::NoRespondersRequiresHeaders => "No Responders Requires Headers",
             CloseReason::AuthenticationViolation => "Authentication Failure",
             CloseReason::AuthenticationTimeout => "Authentication Timeout",
+            CloseReason::TlsHandshakeError => "TLS Handshake Failure",
             CloseReason::ServerShutdown => "Server Shutdown",
         }
     }
@@ -189,6 +193,11 @@ pub struct Client {
     /// Reply subjects this client may answer under allow_responses: how
     /// many answers remain (0: unlimited) and until when (None: forever).
     replies: RefCell<HashMap<Box<[u8]>, ReplyPermit>>,
+    /// TLS state, shared by the reader (decrypts) and the writer (encrypts).
+    tls: Option<RefCell<TlsConn>>,
+    tls_settings: Option<Arc<TlsSettings>>,
+    /// The TLS handshake must finish before this.
+    tls_deadline: Cell<Option<Instant>>,
     last_ping_in: Cell<Option<Instant>>,
     pings_out: Cell<u32>,
     next_ping: Cell<Option<Instant>>,
@@ -206,6 +215,7 @@ struct SavedCreds {
     token: Option<String>,
     nkey: Option<String>,
     sig: Option<String>,
+    cert: Option<Vec<String>>,
 }
 
 impl SavedCreds {
@@ -216,6 +226,7 @@ impl SavedCreds {
             token: self.token.as_deref(),
             nkey: self.nkey.as_deref(),
             sig: self.sig.as_deref(),
+            cert: self.cert.as_deref(),
         }
     }
 }
@@ -329,6 +340,28 @@ impl Client {
         }
     }
 
+    fn wake_writer(&self) {
+        if let Some(w) = self.writer.take() {
+            w.wake();
+        }
+    }
+
+    /// Checks made once the TLS handshake is done: the handshake deadline
+    /// is cleared and pinned certificates are enforced.
+    fn tls_established(&self) -> Result<(), String> {
+        self.tls_deadline.set(None);
+        let (Some(t), Some(s)) = (&self.tls, &self.tls_settings) else {
+            return Ok(());
+        };
+        if !s.pinned.is_empty() {
+            let fp = t.borrow().peer_fingerprint().unwrap_or_default();
+            if !s.pinned.contains(&fp) {
+                return Err(format!("client certificate {fp} is not in pinned_certs"));
+            }
+        }
+        Ok(())
+    }
+
     pub fn set_max_pending(&self, n: usize) {
         self.max_pending.set(n);
     }
@@ -408,6 +441,13 @@ impl Client {
     pub fn tick(&self, now: Instant, opts: &Options) {
         if self.is_closed() {
             return;
+        }
+        if let Some(deadline) = self.tls_deadline.get() {
+            if now >= deadline {
+                crate::error!("{} - TLS handshake timeout", self.desc.borrow());
+                self.close(CloseReason::TlsHandshakeError, false);
+                return;
+            }
         }
         if let Some(deadline) = self.auth_deadline.get() {
             if now >= deadline {
@@ -614,10 +654,42 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
                 .then(|| now + opts.auth_timeout),
         ),
         replies: RefCell::new(HashMap::new()),
+        tls: match &opts.tls {
+            Some(t) => match TlsConn::new(t) {
+                Ok(c) => Some(RefCell::new(c)),
+                Err(e) => {
+                    crate::error!("{addr} - TLS setup failed: {e}");
+                    global
+                        .connections
+                        .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+                    return;
+                }
+            },
+            None => None,
+        },
+        tls_settings: opts.tls.clone(),
+        tls_deadline: Cell::new(opts.tls.as_ref().map(|t| now + t.timeout)),
     });
     crate::debug!("{} - Client connection created", client.desc.borrow());
     let ip = addr.ip().to_string();
-    client.send(&shard.info_line(cid, &ip, client.nonce.as_deref()));
+    let info = shard.info_line(cid, &ip, client.nonce.as_deref());
+    let mut stream = stream;
+    match &client.tls_settings {
+        // Without handshake_first, INFO goes in the clear and the client
+        // upgrades after reading it; it is written before the writer task
+        // exists so it can never be encrypted.
+        Some(t) if !t.handshake_first => {
+            if stream.write_all(&info).await.is_err() {
+                global
+                    .connections
+                    .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+                return;
+            }
+        }
+        // With handshake_first, INFO follows the handshake (see read_loop).
+        Some(_) => {}
+        None => client.send(&info),
+    }
     if count > opts.max_connections {
         crate::error!("{} - maximum connections exceeded", client.desc.borrow());
         client.send_err("maximum connections exceeded");
@@ -626,8 +698,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     let writer_task = glommio::spawn_local(writer(client.clone(), wstream));
     shard.clients.borrow_mut().insert(cid, client.clone());
 
-    let mut stream = stream;
-    let reason = read_loop(&client, &mut stream).await;
+    let reason = read_loop(&client, &mut stream, info).await;
     if !client.is_closed() {
         client.close(reason, true);
     }
@@ -648,9 +719,16 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
 
 async fn writer(client: Rc<Client>, mut stream: TcpStream) {
     let mut spare: Vec<u8> = Vec::new();
+    let mut raw: Vec<u8> = Vec::new();
+    let tls_pending = || {
+        client
+            .tls
+            .as_ref()
+            .is_some_and(|t| t.borrow().conn.wants_write())
+    };
     loop {
         poll_fn(|cx| {
-            if !client.out.borrow().is_empty() || client.is_closed() {
+            if !client.out.borrow().is_empty() || client.is_closed() || tls_pending() {
                 Poll::Ready(())
             } else {
                 client.writer.set(Some(cx.waker().clone()));
@@ -659,12 +737,25 @@ async fn writer(client: Rc<Client>, mut stream: TcpStream) {
         })
         .await;
         std::mem::swap(&mut *client.out.borrow_mut(), &mut spare);
-        if spare.is_empty() {
-            // Closed with nothing (more) to flush.
-            break;
+        if spare.is_empty() && !tls_pending() {
+            if client.is_closed() {
+                // Closed with nothing (more) to flush.
+                break;
+            }
+            continue;
         }
         client.inflight.set(spare.len());
-        let res = stream.write_all(&spare).await;
+        let res = match &client.tls {
+            Some(t) => {
+                raw.clear();
+                let sealed = t.borrow_mut().encrypt(&spare, &mut raw);
+                match sealed {
+                    Ok(()) => stream.write_all(&raw).await,
+                    Err(e) => Err(e),
+                }
+            }
+            None => stream.write_all(&spare).await,
+        };
         client.inflight.set(0);
         for w in client.drain_waiters.borrow_mut().drain(..) {
             w.wake();
@@ -689,16 +780,21 @@ async fn writer(client: Rc<Client>, mut stream: TcpStream) {
         } else {
             spare.clear();
         }
+        if raw.capacity() > 1024 * 1024 {
+            raw = Vec::new();
+        }
     }
     // SAFETY: shutdown on our own socket wakes the reader with EOF.
     unsafe { libc::shutdown(client.fd, libc::SHUT_RDWR) };
 }
 
 /// Reads and handles input until the connection ends; returns why.
-async fn read_loop(client: &Rc<Client>, stream: &mut TcpStream) -> CloseReason {
+async fn read_loop(client: &Rc<Client>, stream: &mut TcpStream, info: Vec<u8>) -> CloseReason {
     let shard = client.shard.clone();
     let mut buf: Vec<u8> = vec![0; READ_BUF_START];
     let mut filled = 0usize;
+    let mut raw: Vec<u8> = Vec::new();
+    let mut info = Some(info);
     loop {
         if client.is_closed() {
             return CloseReason::ClientClosed;
@@ -707,14 +803,78 @@ async fn read_loop(client: &Rc<Client>, stream: &mut TcpStream) -> CloseReason {
             buf.resize((buf.len() * 2).max(READ_BUF_START), 0);
         }
         let room = buf.len() - filled;
-        let n = match stream.read(&mut buf[filled..]).await {
-            Ok(0) => return CloseReason::ClientClosed,
-            Ok(n) => n,
-            Err(_) => return CloseReason::ReadError,
+        let n = match &client.tls {
+            None => match stream.read(&mut buf[filled..]).await {
+                Ok(0) => return CloseReason::ClientClosed,
+                Ok(n) => n,
+                Err(_) => return CloseReason::ReadError,
+            },
+            Some(tls) => {
+                if raw.is_empty() {
+                    raw = vec![0; 16 * 1024 + 256];
+                }
+                let got = match stream.read(&mut raw).await {
+                    Ok(0) => return CloseReason::ClientClosed,
+                    Ok(n) => n,
+                    Err(_) => return CloseReason::ReadError,
+                };
+                let was_handshaking = tls.borrow().conn.is_handshaking();
+                let mut rest: &[u8] = &raw[..got];
+                let mut n = 0;
+                let mut failed = None;
+                loop {
+                    // Drain plaintext before feeding more records.
+                    loop {
+                        if filled + n == buf.len() {
+                            let grown = (buf.len() * 2).max(READ_BUF_START);
+                            buf.resize(grown, 0);
+                        }
+                        let k = tls.borrow_mut().read_plain(&mut buf[filled + n..]);
+                        if k == 0 {
+                            break;
+                        }
+                        n += k;
+                    }
+                    if rest.is_empty() {
+                        break;
+                    }
+                    if let Err(e) = tls.borrow_mut().feed(&mut rest) {
+                        failed = Some(e);
+                        break;
+                    }
+                }
+                if let Some(e) = failed {
+                    // Like the reference, nothing more is sent to a peer
+                    // that does not speak TLS: close without an alert.
+                    crate::error!("{} - TLS handshake error: {e}", client.desc.borrow());
+                    client.close(CloseReason::TlsHandshakeError, false);
+                    return CloseReason::TlsHandshakeError;
+                }
+                // Handshake replies go out through the writer.
+                client.wake_writer();
+                if was_handshaking && !tls.borrow().conn.is_handshaking() {
+                    if let Err(e) = client.tls_established() {
+                        crate::error!("{} - TLS handshake error: {e}", client.desc.borrow());
+                        client.close(CloseReason::TlsHandshakeError, false);
+                        return CloseReason::TlsHandshakeError;
+                    }
+                    let first = client
+                        .tls_settings
+                        .as_ref()
+                        .is_some_and(|t| t.handshake_first);
+                    if let Some(i) = info.take().filter(|_| first) {
+                        client.send(&i);
+                    }
+                }
+                if n == 0 {
+                    continue;
+                }
+                n
+            }
         };
         // A read that fills all the room means a fast producer: read more
         // per call next time, up to the cap.
-        if n == room && buf.len() < READ_BUF_MAX {
+        if n >= room && buf.len() < READ_BUF_MAX {
             let grown = (buf.len() * 2).min(READ_BUF_MAX);
             buf.resize(grown, 0);
         }
@@ -1000,6 +1160,7 @@ fn connect(client: &Rc<Client>, json: &[u8], opts: &Options) {
         token: co.auth_token.clone(),
         nkey: co.nkey.clone(),
         sig: co.sig.clone(),
+        cert: client.tls.as_ref().map(|t| t.borrow().peer_identities()),
     };
     let auth = &opts.security.auth;
     match auth.authenticate(

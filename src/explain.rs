@@ -334,6 +334,7 @@ fn credentials<'a>(q: &'a Query, nkey: Option<(&'a str, &'a str)>) -> Credential
         token: q.token.as_deref(),
         nkey: nkey.map(|(k, _)| k),
         sig: nkey.map(|(_, s)| s),
+        cert: None,
     }
 }
 

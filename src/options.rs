@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::account::Security;
+use crate::tls::TlsSettings;
 
 /// Defaults from the reference (server/const.go).
 pub const DEFAULT_PORT: i32 = 4222;
@@ -59,6 +60,9 @@ pub struct Options {
     /// Authentication and account routing; shared read-only by the shards,
     /// replaced as a whole on reload.
     pub security: Arc<Security>,
+    /// TLS for client connections; certificate files are read when the
+    /// options are built (start and reload).
+    pub tls: Option<Arc<TlsSettings>>,
 }
 
 impl Default for Options {
@@ -89,6 +93,7 @@ impl Default for Options {
             io_memory: IO_MEMORY,
             config_file: None,
             security: Arc::new(Security::default()),
+            tls: None,
         }
     }
 }
@@ -109,9 +114,6 @@ impl Options {
         };
         if c.http_port != 0 || c.https_port != 0 {
             return unsupported("the HTTP monitoring listener (http_port/https_port)");
-        }
-        if c.tls.is_some() {
-            return unsupported("tls");
         }
         if !c.operators.is_empty() || !c.trusted_keys.is_empty() || c.resolver.is_some() {
             return unsupported("operator (JWT) mode");
@@ -150,6 +152,10 @@ impl Options {
             io_memory: c.shards.io_memory.map_or(IO_MEMORY, |m| m as usize),
             config_file: Some(path.to_path_buf()),
             security: Arc::new(Security::from_config(c)),
+            tls: match &c.tls {
+                Some(t) => Some(Arc::new(TlsSettings::from_config(t)?)),
+                None => None,
+            },
         })
     }
 

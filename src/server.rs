@@ -158,8 +158,8 @@ pub fn server_info(opts: &Options, server_id: &str, port: u16) -> ServerInfo {
         port,
         headers: true,
         auth_required: opts.security.auth.required(),
-        tls_required: false,
-        tls_verify: false,
+        tls_required: opts.tls.is_some(),
+        tls_verify: opts.tls.as_ref().is_some_and(|t| t.verify),
         tls_available: false,
         max_payload: opts.max_payload,
     }

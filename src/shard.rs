@@ -937,6 +937,8 @@ impl Shard {
             let mut i = (**info).clone();
             i.max_payload = new.max_payload;
             i.auth_required = new.security.auth.required();
+            i.tls_required = new.tls.is_some();
+            i.tls_verify = new.tls.as_ref().is_some_and(|t| t.verify);
             if let Some(n) = &new.server_name {
                 i.server_name = n.clone();
             }
