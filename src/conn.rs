@@ -340,6 +340,17 @@ impl Client {
         }
     }
 
+    /// Tells the client the server is entering lame duck mode.
+    pub fn lame_duck_info(&self) {
+        let ip = self.addr.ip().to_string();
+        let line = self
+            .shard
+            .info
+            .borrow()
+            .line(self.id, &ip, self.nonce.as_deref(), true);
+        self.send(&line);
+    }
+
     fn wake_writer(&self) {
         if let Some(w) = self.writer.take() {
             w.wake();

@@ -279,7 +279,23 @@ pub fn run(opts: Options, reload: impl Fn() -> Result<Options, String>) -> Resul
                 }
             }
             libc::SIGUSR2 => {
-                crate::warn!("Lame duck mode is not supported by natrix; ignoring SIGUSR2");
+                crate::info!("Entering lame duck mode, stop accepting new clients");
+                for c in &controls {
+                    let _ = c.send(Control::LameDuck);
+                }
+                let total = current.lame_duck_duration;
+                let files = (current.pid_file.clone(), ports_file.clone());
+                // The process ends once the duration has passed; shards
+                // close their clients over it.
+                std::thread::spawn(move || {
+                    std::thread::sleep(total + std::time::Duration::from_millis(200));
+                    crate::info!("Lame duck mode over, shutting down");
+                    for p in [files.0, files.1].into_iter().flatten() {
+                        let _ = std::fs::remove_file(p);
+                    }
+                    crate::info!("Server Exiting..");
+                    std::process::exit(0);
+                });
             }
             libc::SIGQUIT => std::process::exit(1),
             _ => {

@@ -173,6 +173,9 @@ pub struct Shard {
     /// Reused per publish, indexed by peer: whether its plain subscribers
     /// get the message, and the queue groups it was picked for.
     scratch: RefCell<Vec<PeerPick>>,
+    /// Lame duck mode has begun.
+    pub lame_duck: Cell<bool>,
+    listener_fd: Cell<i32>,
 }
 
 impl Shard {
@@ -773,6 +776,9 @@ impl Shard {
             while let Ok(c) = control.try_recv() {
                 match c {
                     Control::Reload(new) => self.apply_options(*new),
+                    Control::LameDuck => {
+                        glommio::spawn_local(self.clone().lame_duck()).detach();
+                    }
                 }
             }
             let opts = self.options();
@@ -790,6 +796,9 @@ impl Shard {
 /// shard's housekeeping task; never on the message path.
 pub enum Control {
     Reload(Box<Options>),
+    /// Stop accepting, tell clients (INFO with `ldm`), then close them
+    /// gradually over the lame duck duration.
+    LameDuck,
 }
 
 /// The outcome of routing one message.
@@ -884,6 +893,8 @@ pub async fn run(spec: ShardSpec) {
         clients: RefCell::new(HashMap::new()),
         rng: Cell::new(0x9E37_79B9_7F4A_7C15 ^ ((id as u64 + 1) * 0x2545_F491_4F6C_DD1D)),
         scratch: RefCell::new((0..nshards).map(|_| (false, Vec::new())).collect()),
+        lame_duck: Cell::new(false),
+        listener_fd: Cell::new(spec.listener_fd),
     });
     let mut receivers = receivers;
     for (peer, rx) in receivers.streams() {
@@ -911,6 +922,14 @@ pub async fn run(spec: ShardSpec) {
             Ok(stream) => {
                 let s = shard.clone();
                 glommio::spawn_local(async move { conn::serve(s, stream).await }).detach();
+            }
+            Err(_) if shard.lame_duck.get() => {
+                crate::info!(
+                    "Lame duck mode: shard {} stopped accepting clients",
+                    shard.id
+                );
+                // Keep the executor alive for the clients still connected.
+                std::future::pending::<()>().await;
             }
             Err(e) => {
                 crate::error!("Error accepting client connection: {e}");
@@ -954,6 +973,36 @@ impl Shard {
             c.set_max_pending(self.options().max_pending);
             if auth_changed {
                 c.reauthorize();
+            }
+        }
+    }
+
+    /// Lame duck mode, as the reference: the listener closes at once so
+    /// clients reconnect elsewhere; after the grace period, the remaining
+    /// clients are closed one by one, spread over the rest of the duration.
+    async fn lame_duck(self: Rc<Self>) {
+        if self.lame_duck.replace(true) {
+            return;
+        }
+        // SAFETY: shutdown on the listening socket this shard owns; it
+        // wakes the pending accept with an error and refuses new clients.
+        unsafe { libc::shutdown(self.listener_fd.get(), libc::SHUT_RDWR) };
+        let clients: Vec<Rc<Client>> = self.clients.borrow().values().cloned().collect();
+        for c in &clients {
+            c.lame_duck_info();
+        }
+        let opts = self.options();
+        let grace = opts.lame_duck_grace_period.min(opts.lame_duck_duration);
+        glommio::timer::sleep(grace).await;
+        let clients: Vec<Rc<Client>> = self.clients.borrow().values().cloned().collect();
+        let window = opts.lame_duck_duration.saturating_sub(grace);
+        let step = window
+            .checked_div(clients.len().max(1) as u32)
+            .unwrap_or_default();
+        for c in clients {
+            c.close(CloseReason::ServerShutdown, true);
+            if !step.is_zero() {
+                glommio::timer::sleep(step).await;
             }
         }
     }
