@@ -1,9 +1,11 @@
 //! One client connection, owned by the shard that accepted it.
 //!
 //! Two tasks serve a connection: the reader parses and acts on input, the
-//! writer drains the outbound buffer. They use separate descriptors for the
-//! same socket (the writer's is a `dup`), so neither needs to borrow the
-//! other's stream. Deliveries from any connection on the shard append to the
+//! writer drains the outbound buffer. They share one socket (one descriptor
+//! per client, as the reference uses) through a `RefCell` that is borrowed
+//! only inside a single poll, never across an await: glommio keeps separate
+//! read and write readiness sources, so the two tasks' polls interleave
+//! freely. Deliveries from any connection on the shard append to the
 //! outbound buffer and wake the writer, which therefore batches everything
 //! produced in one loop tick into one write.
 //!
@@ -17,13 +19,13 @@ use std::collections::HashMap;
 use std::future::poll_fn;
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use futures_lite::{AsyncRead, AsyncWrite};
 use glommio::net::TcpStream;
 use serde::Deserialize;
 
@@ -601,19 +603,8 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     };
     let _ = stream.set_nodelay(true);
     let fd = stream.as_raw_fd();
-    // SAFETY: dup of an open socket we own; the new descriptor is owned by
-    // the writer's stream and closed when it drops.
-    let wfd = unsafe { libc::dup(fd) };
-    if wfd < 0 {
-        crate::error!(
-            "Error duplicating client socket: {}",
-            io::Error::last_os_error()
-        );
-        return;
-    }
-    // SAFETY: `wfd` is a fresh descriptor for a connected TCP socket.
-    let wstream = unsafe { TcpStream::from_raw_fd(wfd) };
-    let _ = wstream.set_write_timeout(Some(opts.write_deadline));
+    let _ = stream.set_write_timeout(Some(opts.write_deadline));
+    let stream: Shared = Rc::new(RefCell::new(stream));
 
     let cid = global
         .next_cid
@@ -684,13 +675,12 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     crate::debug!("{} - Client connection created", client.desc.borrow());
     let ip = addr.ip().to_string();
     let info = shard.info_line(cid, &ip, client.nonce.as_deref());
-    let mut stream = stream;
     match &client.tls_settings {
         // Without handshake_first, INFO goes in the clear and the client
         // upgrades after reading it; it is written before the writer task
         // exists so it can never be encrypted.
         Some(t) if !t.handshake_first => {
-            if stream.write_all(&info).await.is_err() {
+            if write_all(&stream, &info).await.is_err() {
                 global
                     .connections
                     .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
@@ -706,15 +696,15 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         client.send_err("maximum connections exceeded");
         client.close(CloseReason::MaxConnectionsExceeded, true);
     }
-    let writer_task = glommio::spawn_local(writer(client.clone(), wstream));
+    let writer_task = glommio::spawn_local(writer(client.clone(), stream.clone()));
     shard.clients.borrow_mut().insert(cid, client.clone());
 
-    let reason = read_loop(&client, &mut stream, info).await;
+    let reason = read_loop(&client, &stream, info).await;
     if !client.is_closed() {
         client.close(reason, true);
     }
-    // The reader's descriptor stays open until the writer is done, so the
-    // writer's final shutdown can never hit a reused descriptor number.
+    // The descriptor stays open until the writer is done too, so a
+    // shutdown can never hit a reused descriptor number.
     writer_task.await;
     drop(stream);
     // Cleanup: drop every subscription, then the client itself.
@@ -728,7 +718,36 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
 }
 
-async fn writer(client: Rc<Client>, mut stream: TcpStream) {
+/// The connection's socket, shared by its reader and writer tasks.
+type Shared = Rc<RefCell<TcpStream>>;
+
+/// Reads what is available; the borrow lasts one poll.
+async fn read_some(s: &RefCell<TcpStream>, buf: &mut [u8]) -> io::Result<usize> {
+    poll_fn(|cx| {
+        let mut st = s.borrow_mut();
+        std::pin::Pin::new(&mut *st).poll_read(cx, &mut *buf)
+    })
+    .await
+}
+
+/// Writes all of `data`; each borrow lasts one poll, so the reader can
+/// poll in between while the socket is full.
+async fn write_all(s: &RefCell<TcpStream>, mut data: &[u8]) -> io::Result<()> {
+    while !data.is_empty() {
+        let n = poll_fn(|cx| {
+            let mut st = s.borrow_mut();
+            std::pin::Pin::new(&mut *st).poll_write(cx, data)
+        })
+        .await?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        data = &data[n..];
+    }
+    Ok(())
+}
+
+async fn writer(client: Rc<Client>, stream: Shared) {
     let mut spare: Vec<u8> = Vec::new();
     let mut raw: Vec<u8> = Vec::new();
     let tls_pending = || {
@@ -761,11 +780,11 @@ async fn writer(client: Rc<Client>, mut stream: TcpStream) {
                 raw.clear();
                 let sealed = t.borrow_mut().encrypt(&spare, &mut raw);
                 match sealed {
-                    Ok(()) => stream.write_all(&raw).await,
+                    Ok(()) => write_all(&stream, &raw).await,
                     Err(e) => Err(e),
                 }
             }
-            None => stream.write_all(&spare).await,
+            None => write_all(&stream, &spare).await,
         };
         client.inflight.set(0);
         for w in client.drain_waiters.borrow_mut().drain(..) {
@@ -800,7 +819,7 @@ async fn writer(client: Rc<Client>, mut stream: TcpStream) {
 }
 
 /// Reads and handles input until the connection ends; returns why.
-async fn read_loop(client: &Rc<Client>, stream: &mut TcpStream, info: Vec<u8>) -> CloseReason {
+async fn read_loop(client: &Rc<Client>, stream: &Shared, info: Vec<u8>) -> CloseReason {
     let shard = client.shard.clone();
     let mut buf: Vec<u8> = vec![0; READ_BUF_START];
     let mut filled = 0usize;
@@ -815,7 +834,7 @@ async fn read_loop(client: &Rc<Client>, stream: &mut TcpStream, info: Vec<u8>) -
         }
         let room = buf.len() - filled;
         let n = match &client.tls {
-            None => match stream.read(&mut buf[filled..]).await {
+            None => match read_some(stream, &mut buf[filled..]).await {
                 Ok(0) => return CloseReason::ClientClosed,
                 Ok(n) => n,
                 Err(_) => return CloseReason::ReadError,
@@ -824,7 +843,7 @@ async fn read_loop(client: &Rc<Client>, stream: &mut TcpStream, info: Vec<u8>) -
                 if raw.is_empty() {
                     raw = vec![0; 16 * 1024 + 256];
                 }
-                let got = match stream.read(&mut raw).await {
+                let got = match read_some(stream, &mut raw).await {
                     Ok(0) => return CloseReason::ClientClosed,
                     Ok(n) => n,
                     Err(_) => return CloseReason::ReadError,
