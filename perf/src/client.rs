@@ -1,18 +1,20 @@
 //! Blocking raw-protocol NATS client.
 //!
-//! A connection is a [`FrameReader`] over the socket; writes go through the
-//! same socket, so an idle connection costs one file descriptor. Reads go
-//! into one large buffer and every complete frame in it is handled before
-//! the next `read(2)`; writes are whole batches built by the caller.
-//! [`Conn::split`] gives a writer handle for reading and writing on
-//! different threads.
+//! A connection is a [`FrameReader`] over a [`Stream`] (the socket, or a
+//! TLS session on it); writes go through the same stream, so an idle
+//! connection costs one file descriptor. Reads go into one large buffer and
+//! every complete frame in it is handled before the next `read(2)`; writes
+//! are whole batches built by the caller. [`Conn::split`] gives a writer
+//! handle for reading and writing on different threads.
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::error::{bail, Context, Error, Result};
 use crate::proto::{self, parse_frame, Frame};
+use crate::tls::{self, TlsStream};
 
 /// Read buffer size for connections that carry message traffic.
 pub const BIG_BUF: usize = 1 << 20;
@@ -52,6 +54,25 @@ impl<R: Read> FrameReader<R> {
 
     pub fn get_ref(&self) -> &R {
         &self.inner
+    }
+
+    pub fn get_mut(&mut self) -> &mut R {
+        &mut self.inner
+    }
+
+    /// Bytes received but not yet handed out as frames.
+    pub fn buffered(&self) -> usize {
+        self.end - self.start
+    }
+
+    /// Swaps the stream underneath, keeping the buffer and anything in it.
+    pub fn map_inner<S>(self, f: impl FnOnce(R) -> Result<S>) -> Result<FrameReader<S>> {
+        Ok(FrameReader {
+            inner: f(self.inner)?,
+            buf: self.buf,
+            start: self.start,
+            end: self.end,
+        })
     }
 
     /// Performs one read and hands every complete frame to `on_frame`, in
@@ -116,6 +137,8 @@ pub struct ConnectOpts {
     pub addr: SocketAddr,
     pub creds: Option<(String, String)>,
     pub name: String,
+    /// Upgrade to TLS after the server's `INFO`, as NATS clients do.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl ConnectOpts {
@@ -127,15 +150,71 @@ impl ConnectOpts {
     }
 }
 
+/// A connection's byte stream: plain TCP or TLS over it.
+pub enum Stream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl Stream {
+    pub fn tcp(&self) -> &TcpStream {
+        match self {
+            Stream::Plain(s) => s,
+            Stream::Tls(t) => t.sock(),
+        }
+    }
+
+    /// A handle for writing from another thread while this one reads.
+    pub fn try_clone_writer(&self) -> io::Result<Stream> {
+        Ok(match self {
+            Stream::Plain(s) => Stream::Plain(s.try_clone()?),
+            Stream::Tls(t) => Stream::Tls(Box::new(t.try_clone_writer()?)),
+        })
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.read(buf),
+            Stream::Tls(t) => t.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.write(buf),
+            Stream::Tls(t) => t.write(buf),
+        }
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        match self {
+            Stream::Plain(s) => s.write_all(buf),
+            Stream::Tls(t) => t.write_all(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Stream::Plain(s) => s.flush(),
+            Stream::Tls(t) => t.flush(),
+        }
+    }
+}
+
 pub struct Conn {
-    pub reader: FrameReader<TcpStream>,
+    pub reader: FrameReader<Stream>,
     pings_sent: u64,
     pongs_seen: u64,
 }
 
 impl Conn {
-    /// Connects and completes the handshake: read `INFO`, send `CONNECT` and
-    /// `PING`, wait for `PONG`. A `-ERR` (e.g. bad credentials) fails it.
+    /// Connects and completes the handshake: read `INFO`, (with TLS: do the
+    /// TLS handshake,) send `CONNECT` and `PING`, wait for `PONG`. A `-ERR`
+    /// (e.g. bad credentials) fails it.
     pub fn connect(opts: &ConnectOpts, read_buf: usize, deadline: Instant) -> Result<Conn> {
         let timeout = remaining(deadline).max(Duration::from_millis(1));
         let stream = TcpStream::connect_timeout(&opts.addr, timeout)
@@ -143,53 +222,76 @@ impl Conn {
         stream.set_nodelay(true)?;
         stream.set_read_timeout(Some(POLL))?;
         stream.set_write_timeout(Some(Duration::from_secs(5)))?;
+        let mut reader = FrameReader::new(Stream::Plain(stream), read_buf);
+        read_info(&mut reader, deadline)?;
+        if let Some(config) = &opts.tls {
+            // INFO is the only clear-text frame; what follows is TLS.
+            if reader.buffered() > 0 {
+                bail!("server sent data after INFO before the TLS handshake");
+            }
+            reader = reader.map_inner(|s| {
+                let Stream::Plain(tcp) = s else {
+                    unreachable!("connections start in clear text")
+                };
+                let t = TlsStream::connect(
+                    tcp,
+                    config.clone(),
+                    tls::cipher_buf_len(read_buf),
+                    deadline,
+                )?;
+                Ok(Stream::Tls(Box::new(t)))
+            })?;
+        }
         let mut conn = Conn {
-            reader: FrameReader::new(stream, read_buf),
+            reader,
             pings_sent: 0,
             pongs_seen: 0,
         };
-        conn.read_info(deadline)?;
         let creds = opts.creds.as_ref().map(|(u, p)| (u.as_str(), p.as_str()));
-        conn.send(proto::encode_connect(&opts.name, creds).as_bytes())?;
+        let connect = proto::encode_connect(&opts.name, creds, opts.tls.is_some());
+        conn.send(connect.as_bytes())?;
         conn.flush(deadline)?;
         Ok(conn)
     }
+}
 
-    fn read_info(&mut self, deadline: Instant) -> Result<()> {
-        let mut got_info = false;
-        while !got_info {
-            let outcome = self.reader.read_frames(|f| match f {
-                Frame::Info(_) => {
-                    got_info = true;
-                    Ok(())
-                }
-                // Anything after INFO in the same read would be a protocol
-                // violation by the server: it speaks only after CONNECT.
-                other if got_info => bail!("unexpected frame before CONNECT: {other:?}"),
-                other => bail!("expected INFO, got {other:?}"),
-            })?;
-            if got_info {
-                break;
+/// Reads the server's greeting. With TLS it is the only clear-text frame,
+/// so nothing else may follow it before the client speaks.
+fn read_info<R: Read>(reader: &mut FrameReader<R>, deadline: Instant) -> Result<()> {
+    let mut got_info = false;
+    while !got_info {
+        let outcome = reader.read_frames(|f| match f {
+            Frame::Info(_) => {
+                got_info = true;
+                Ok(())
             }
-            if outcome == ReadOutcome::Eof {
-                bail!("connection closed before INFO");
-            }
-            if Instant::now() >= deadline {
-                bail!("timed out waiting for INFO");
-            }
+            // Anything after INFO in the same read would be a protocol
+            // violation by the server: it speaks only after CONNECT.
+            other if got_info => bail!("unexpected frame before CONNECT: {other:?}"),
+            other => bail!("expected INFO, got {other:?}"),
+        })?;
+        if got_info {
+            break;
         }
-        Ok(())
+        if outcome == ReadOutcome::Eof {
+            bail!("connection closed before INFO");
+        }
+        if Instant::now() >= deadline {
+            bail!("timed out waiting for INFO");
+        }
     }
+    Ok(())
+}
 
+impl Conn {
     pub fn send(&mut self, bytes: &[u8]) -> Result<()> {
-        let mut socket: &TcpStream = self.reader.get_ref();
-        socket.write_all(bytes).context("write")
+        self.reader.get_mut().write_all(bytes).context("write")
     }
 
     /// Separates reading from writing, for a reader thread and a writer
     /// thread on one connection.
-    pub fn split(self) -> Result<(FrameReader<TcpStream>, TcpStream)> {
-        let writer = self.reader.get_ref().try_clone()?;
+    pub fn split(self) -> Result<(FrameReader<Stream>, Stream)> {
+        let writer = self.reader.get_ref().try_clone_writer()?;
         Ok((self.reader, writer))
     }
 
@@ -279,7 +381,7 @@ impl Conn {
     /// Closes with RST instead of FIN so no TIME_WAIT entry is left on the
     /// client side; used where thousands of sockets are torn down at once.
     pub fn abort(self) {
-        set_linger_zero(self.reader.get_ref());
+        set_linger_zero(self.reader.get_ref().tcp());
     }
 }
 

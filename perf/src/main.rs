@@ -15,6 +15,7 @@ mod scenarios;
 mod selftest;
 mod server;
 mod stats;
+mod tls;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command as Process, ExitCode, Stdio};
@@ -92,15 +93,20 @@ fn real_main() -> Result<ExitCode> {
 fn print_self_test() {
     println!("client self-test: in-memory rates per thread, no server, no syscalls");
     println!(
-        "{:>8} {:>16} {:>16}",
-        "payload", "encode msgs/s", "parse msgs/s"
+        "{:>8} {:>16} {:>16} {:>20} {:>20}",
+        "payload", "encode msgs/s", "parse msgs/s", "TLS encode+encrypt", "TLS decrypt+parse"
     );
-    for r in selftest::run(Duration::from_millis(300)) {
+    for r in selftest::run(Duration::from_millis(300), true) {
+        let (te, tp) = r.tls.map_or(("—".into(), "—".into()), |t| {
+            (stats::fmt_num(t.encode_rate), stats::fmt_num(t.parse_rate))
+        });
         println!(
-            "{:>6} B {:>16} {:>16}",
+            "{:>6} B {:>16} {:>16} {:>20} {:>20}",
             r.payload,
             stats::fmt_num(r.encode_rate),
-            stats::fmt_num(r.parse_rate)
+            stats::fmt_num(r.parse_rate),
+            te,
+            tp
         );
     }
 }

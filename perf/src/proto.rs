@@ -286,7 +286,8 @@ pub fn encode_unsub(sid: u64) -> String {
 }
 
 /// `CONNECT` with verbose off: the harness never wants `+OK` per op.
-pub fn encode_connect(name: &str, creds: Option<(&str, &str)>) -> String {
+/// `tls` says whether the connection was upgraded to TLS.
+pub fn encode_connect(name: &str, creds: Option<(&str, &str)>, tls: bool) -> String {
     let auth = creds
         .map(|(u, p)| {
             format!(
@@ -298,11 +299,12 @@ pub fn encode_connect(name: &str, creds: Option<(&str, &str)>) -> String {
         .unwrap_or_default();
     format!(
         concat!(
-            r#"CONNECT {{"verbose":false,"pedantic":false,"tls_required":false,"#,
+            r#"CONNECT {{"verbose":false,"pedantic":false,"tls_required":{},"#,
             r#""name":"{}","lang":"rust","version":"{}","protocol":1,"echo":true,"#,
             r#""headers":false,"no_responders":false{}}}"#,
             "\r\n"
         ),
+        tls,
         json_escape(name),
         env!("CARGO_PKG_VERSION"),
         auth
@@ -487,11 +489,13 @@ mod tests {
         assert_eq!(encode_sub("s", Some("q"), 4), "SUB s q 4\r\n");
         assert_eq!(encode_sub("s", None, 4), "SUB s 4\r\n");
         assert_eq!(encode_unsub(4), "UNSUB 4\r\n");
-        let c = encode_connect("n", Some(("u\"", "p\\")));
+        let c = encode_connect("n", Some(("u\"", "p\\")), false);
         assert!(c.starts_with("CONNECT {\"verbose\":false"));
+        assert!(c.contains(r#""tls_required":false,"#));
         assert!(c.contains(r#""user":"u\"","pass":"p\\""#));
         assert!(c.ends_with("}\r\n"));
-        assert!(!encode_connect("n", None).contains("user"));
+        assert!(!encode_connect("n", None, false).contains("user"));
+        assert!(encode_connect("n", None, true).contains(r#""tls_required":true,"#));
     }
 
     #[test]

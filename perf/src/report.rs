@@ -5,6 +5,8 @@ use std::fmt::Write;
 
 use crate::scenarios::{Better, Diagnostic, Metric};
 use crate::selftest::SelfTestRow;
+#[cfg(test)]
+use crate::selftest::TlsRates;
 use crate::stats::{fmt_num, fmt_ratio, fmt_summary, ratio, summarize};
 
 /// What one (scenario, server, round) run produced.
@@ -36,6 +38,8 @@ pub struct ScenarioInfo {
     pub name: String,
     pub summary: String,
     pub shape: Option<Shape>,
+    /// Clients used TLS: headroom is measured against the TLS rates.
+    pub tls: bool,
 }
 
 /// Plot and distribution files written for a latency scenario.
@@ -250,13 +254,30 @@ fn render_headroom(out: &mut String, input: &ReportInput<'_>) {
         "The client's own per-thread cost, measured in memory with no server (`--self-test`): \
          encoding is the publisher's batch loop, parsing is the subscriber's read/parse/check loop.\n\n",
     );
-    out.push_str(
-        "| Payload | encode msgs/s per thread | parse msgs/s per thread |\n|--:|--:|--:|\n",
-    );
+    let with_tls = input.selftest.iter().any(|r| r.tls.is_some());
+    if with_tls {
+        out.push_str(
+            "With TLS, the same loops run through the client's TLS stream: publishers encode and \
+             encrypt, subscribers decrypt, parse and check.\n\n",
+        );
+        out.push_str(
+            "| Payload | encode msgs/s per thread | parse msgs/s per thread \
+             | TLS encode+encrypt | TLS decrypt+parse |\n|--:|--:|--:|--:|--:|\n",
+        );
+    } else {
+        out.push_str(
+            "| Payload | encode msgs/s per thread | parse msgs/s per thread |\n|--:|--:|--:|\n",
+        );
+    }
     for r in input.selftest {
+        let tls = match (with_tls, r.tls) {
+            (false, _) => String::new(),
+            (true, Some(t)) => format!(" {} | {} |", fmt_num(t.encode_rate), fmt_num(t.parse_rate)),
+            (true, None) => " — | — |".into(),
+        };
         let _ = writeln!(
             out,
-            "| {} B | {} | {} |",
+            "| {} B | {} | {} |{tls}",
             r.payload,
             fmt_num(r.encode_rate),
             fmt_num(r.parse_rate)
@@ -280,9 +301,20 @@ fn render_headroom(out: &mut String, input: &ReportInput<'_>) {
     }
 }
 
+/// Per-thread (publisher, subscriber) capacity for a scenario: the TLS
+/// rates for TLS scenarios (none if they were not measured).
+fn capacity(row: &SelfTestRow, tls: bool) -> Option<(f64, f64)> {
+    if tls {
+        row.tls.map(|t| (t.encode_rate, t.parse_rate))
+    } else {
+        Some((row.encode_rate, row.parse_rate))
+    }
+}
+
 fn headroom_line(input: &ReportInput<'_>, sc: &ScenarioInfo) -> Option<String> {
     let shape = sc.shape?;
-    let cap = input.selftest.iter().find(|r| r.payload == shape.payload)?;
+    let row = input.selftest.iter().find(|r| r.payload == shape.payload)?;
+    let (encode_cap, parse_cap) = capacity(row, sc.tls)?;
     let (metric, _) = *metric_names(input.records, &sc.name).first()?;
     let best = input
         .servers
@@ -303,12 +335,12 @@ fn headroom_line(input: &ReportInput<'_>, sc: &ScenarioInfo) -> Option<String> {
     let sub = if shape.subscribers == 0 {
         "—".to_string()
     } else {
-        share(best / shape.subscribers as f64, cap.parse_rate)
+        share(best / shape.subscribers as f64, parse_cap)
     };
     Some(format!(
         "| {} | {} | {} |\n",
         sc.name,
-        share(per_pub, cap.encode_rate),
+        share(per_pub, encode_cap),
         sub
     ))
 }
@@ -435,6 +467,7 @@ mod tests {
                 subscribers: 0,
                 queue: false,
             }),
+            tls: false,
         }
     }
 
@@ -532,6 +565,7 @@ mod tests {
             payload: 16,
             encode_rate: 40.0e6,
             parse_rate: 20.0e6,
+            tls: None,
         }];
         let latency = [LatencyFiles {
             scenario: "reqrep_latency".into(),
@@ -554,6 +588,53 @@ mod tests {
         assert!(md.contains("| pub_16b | 2.00M (5.0%) | — |"), "{md}");
         assert!(md.contains("| pub_16b | elapsed (s) | 1.00 | 1.00 |"));
         assert!(md.contains("- `pub_16b`: 1 publisher"));
+    }
+
+    #[test]
+    fn tls_scenarios_use_tls_capacity() {
+        let records = vec![
+            ok("pub_16b", NATRIX, 1, 2.0e6),
+            ok("pub_16b_tls", NATRIX, 1, 1.0e6),
+        ];
+        let mut tls_info = info("pub_16b_tls");
+        tls_info.tls = true;
+        let scenarios = [info("pub_16b"), tls_info];
+        let selftest = [SelfTestRow {
+            payload: 16,
+            encode_rate: 40.0e6,
+            parse_rate: 20.0e6,
+            tls: Some(TlsRates {
+                encode_rate: 10.0e6,
+                parse_rate: 5.0e6,
+            }),
+        }];
+        let input = ReportInput {
+            meta: vec![],
+            servers: vec![NATRIX],
+            scenarios: &scenarios,
+            records: &records,
+            selftest: &selftest,
+            latency: &[],
+        };
+        let md = render(&input);
+        assert!(
+            md.contains("| 16 B | 40.0M | 20.0M | 10.0M | 5.00M |"),
+            "{md}"
+        );
+        assert!(md.contains("| pub_16b | 2.00M (5.0%) | — |"), "{md}");
+        assert!(md.contains("| pub_16b_tls | 1.00M (10.0%) | — |"), "{md}");
+
+        // Without TLS rates a TLS scenario gets no headroom line.
+        let selftest = [SelfTestRow {
+            tls: None,
+            ..selftest[0].clone()
+        }];
+        let md = render(&ReportInput {
+            selftest: &selftest,
+            ..input
+        });
+        assert!(!md.contains("| pub_16b_tls | 1.00M ("), "{md}");
+        assert!(!md.contains("TLS encode+encrypt"));
     }
 
     #[test]

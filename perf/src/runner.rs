@@ -18,6 +18,7 @@ use crate::scenarios::{new_latency_histogram, Kind, Outcome, Scenario, Target};
 use crate::selftest::{self, SelfTestRow};
 use crate::server::{Server, ServerSpec};
 use crate::stats::fmt_num;
+use crate::tls;
 
 pub struct Plan {
     pub scenarios: Vec<Scenario>,
@@ -47,7 +48,14 @@ pub fn execute(plan: &Plan) -> Result<bool> {
         out.display()
     );
 
-    let selftest = selftest::run(Duration::from_millis(100));
+    // One throwaway CA and server certificate serve every TLS scenario.
+    let tls = if plan.scenarios.iter().any(|s| s.tls) {
+        Some(tls::prepare(&out.join("tls")).context("TLS certificates")?)
+    } else {
+        None
+    };
+
+    let selftest = selftest::run(Duration::from_millis(100), tls.is_some());
     print_selftest(&selftest);
 
     let mut records = Vec::new();
@@ -55,14 +63,18 @@ pub fn execute(plan: &Plan) -> Result<bool> {
     let total = plan.scenarios.len();
     for (i, sc) in plan.scenarios.iter().enumerate() {
         let config = out.join("configs").join(format!("{}.conf", sc.name));
-        fs::write(&config, sc.config().render(&sc.name))
+        let mut server_config = sc.config();
+        if sc.tls {
+            server_config.tls = tls.as_ref().map(|m| m.server.clone());
+        }
+        fs::write(&config, server_config.render(&sc.name))
             .context(format_args!("write {}", config.display()))?;
         for round in 1..=plan.rounds {
             for spec in &plan.servers {
                 let log = out
                     .join("logs")
                     .join(format!("{}.{}.r{round}.log", sc.name, spec.label));
-                let result = run_one(sc, spec, &config, &log, &plan.pinner);
+                let result = run_one(sc, spec, &config, &log, &plan.pinner, tls.as_ref());
                 println!(
                     "[{:>2}/{total}] {:<20} round {round}/{}  {:<9}  {}",
                     i + 1,
@@ -121,6 +133,7 @@ fn run_one(
     config: &Path,
     log: &Path,
     pinner: &Pinner,
+    tls: Option<&tls::Material>,
 ) -> Result<Outcome> {
     let mut server =
         Server::start(spec, config, log).context(format_args!("start {}", spec.label))?;
@@ -128,6 +141,7 @@ fn run_one(
         addr: server.addr,
         creds: sc.credentials(),
         name: "natrix-bench".into(),
+        tls: tls.filter(|_| sc.tls).map(|m| m.client.clone()),
     };
     let mut target = Target {
         server: &mut server,
@@ -156,8 +170,16 @@ fn summary_line(result: &Result<Outcome>) -> String {
 fn print_selftest(rows: &[SelfTestRow]) {
     println!("client self-test (in memory, per thread):");
     for r in rows {
+        let tls = match r.tls {
+            Some(t) => format!(
+                "   TLS: encode+seal {:>7} msgs/s   open+parse {:>7} msgs/s",
+                fmt_num(t.encode_rate),
+                fmt_num(t.parse_rate)
+            ),
+            None => String::new(),
+        };
         println!(
-            "  {:>5} B  encode {:>7} msgs/s   parse {:>7} msgs/s",
+            "  {:>5} B  encode {:>7} msgs/s   parse {:>7} msgs/s{tls}",
             r.payload,
             fmt_num(r.encode_rate),
             fmt_num(r.parse_rate)
@@ -225,6 +247,7 @@ fn scenario_info(sc: &Scenario) -> ScenarioInfo {
         name: sc.name.clone(),
         summary: sc.summary.clone(),
         shape,
+        tls: sc.tls,
     }
 }
 

@@ -10,6 +10,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::error::{bail, Context, Result};
+use crate::tls::{conf_string, ServerCerts};
 
 pub const BENCH_USER: &str = "bench";
 pub const BENCH_PASS: &str = "bench";
@@ -30,6 +31,8 @@ pub struct ServerSpec {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ServerConfig {
     pub auth: Option<Permissions>,
+    /// Require TLS on client connections with this certificate and key.
+    pub tls: Option<ServerCerts>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -103,6 +106,13 @@ impl ServerConfig {
                 pass = BENCH_PASS,
                 publish = list(&p.publish),
                 subscribe = list(&p.subscribe),
+            ));
+        }
+        if let Some(t) = &self.tls {
+            out.push_str(&format!(
+                "tls {{\n  cert_file: {}\n  key_file: {}\n}}\n",
+                conf_string(&t.cert_file),
+                conf_string(&t.key_file)
             ));
         }
         out
@@ -301,6 +311,7 @@ mod tests {
     fn renders_auth_config() {
         let cfg = ServerConfig {
             auth: Some(Permissions::bench_set(&["bench.data"])),
+            tls: None,
         };
         let text = cfg.render("pub_16b_auth");
         assert!(text.starts_with("# natrix-bench: pub_16b_auth\n"));
@@ -310,6 +321,23 @@ mod tests {
         assert!(text.contains("\"bench.data\"] }"));
         assert_eq!(text.matches('{').count(), text.matches('}').count());
         assert_eq!(ServerConfig::default().render("x"), "# natrix-bench: x\n");
+    }
+
+    #[test]
+    fn renders_tls_config() {
+        let cfg = ServerConfig {
+            auth: None,
+            tls: Some(ServerCerts {
+                cert_file: "/out/tls/server-cert.pem".into(),
+                key_file: "/out/tls/server-key.pem".into(),
+            }),
+        };
+        assert_eq!(
+            cfg.render("pub_256b_tls"),
+            "# natrix-bench: pub_256b_tls\n\
+             tls {\n  cert_file: \"/out/tls/server-cert.pem\"\n  \
+             key_file: \"/out/tls/server-key.pem\"\n}\n"
+        );
     }
 
     #[test]

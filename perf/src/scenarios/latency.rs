@@ -5,7 +5,6 @@
 //! actually written. A stall (in the server or the client) therefore shows
 //! up in every request it delayed, which corrects for coordinated omission.
 
-use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -13,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
-use crate::client::{Conn, FrameReader, ReadOutcome, BIG_BUF};
+use crate::client::{Conn, FrameReader, ReadOutcome, Stream, BIG_BUF};
 use crate::error::{bail, Context, Result};
 use crate::pin::Pinner;
 use crate::proto::{self, encode_pub, Frame, PubTemplate, Stamp};
@@ -213,7 +212,7 @@ fn measure(
 }
 
 fn send(
-    mut writer: TcpStream,
+    mut writer: Stream,
     template: &PubTemplate,
     total: u64,
     schedule: Schedule,
@@ -283,7 +282,7 @@ fn set_fine_timer_slack() {
 /// Server `PING`s are not answered here (the writer belongs to the sender);
 /// runs are far shorter than the server's ping interval.
 fn receive(
-    mut reader: FrameReader<TcpStream>,
+    mut reader: FrameReader<Stream>,
     total: u64,
     payload: usize,
     schedule: Schedule,

@@ -90,6 +90,8 @@ pub struct Scenario {
     pub name: String,
     pub summary: String,
     pub auth: bool,
+    /// Clients connect over TLS; the server requires it.
+    pub tls: bool,
     pub kind: Kind,
     pub time_limit: Duration,
 }
@@ -102,6 +104,8 @@ impl Scenario {
         };
         ServerConfig {
             auth: self.auth.then(|| Permissions::bench_set(subjects)),
+            // The certificate files are per run; the runner fills them in.
+            tls: None,
         }
     }
 
@@ -198,6 +202,8 @@ pub fn catalog(profile: Profile, latency_rate: Option<u64>) -> Vec<Scenario> {
         ),
     ];
 
+    // How the TLS scenarios' summaries describe the transport.
+    let tls_note = format!("TLS 1.3, {}", crate::tls::SUITE);
     let mut out = Vec::new();
     for auth in [false, true] {
         for (name, summary, spec) in &throughput {
@@ -213,10 +219,25 @@ pub fn catalog(profile: Profile, latency_rate: Option<u64>) -> Vec<Scenario> {
                 name,
                 summary,
                 auth,
+                tls: false,
                 kind: Kind::Throughput(spec.clone()),
                 time_limit: limit,
             });
         }
+    }
+    for base in ["pubsub_1to1", "pub_256b"] {
+        let (_, summary, spec) = throughput
+            .iter()
+            .find(|(name, _, _)| *name == base)
+            .expect("TLS scenarios derive from catalog entries");
+        out.push(Scenario {
+            name: format!("{base}_tls"),
+            summary: format!("{summary}; {tls_note}"),
+            auth: false,
+            tls: true,
+            kind: Kind::Throughput(spec.clone()),
+            time_limit: limit,
+        });
     }
 
     let rate = latency_rate.unwrap_or(match profile {
@@ -229,23 +250,38 @@ pub fn catalog(profile: Profile, latency_rate: Option<u64>) -> Vec<Scenario> {
         Quick => 5,
         Smoke => 1,
     };
-    out.push(Scenario {
-        name: "reqrep_latency".into(),
-        summary: format!("request/reply round trip at a fixed {rate} req/s for {secs} s, 16 B"),
-        auth: false,
-        kind: Kind::Latency(LatencySpec {
-            rate,
-            duration: Duration::from_secs(secs),
-            payload: 16,
-        }),
-        time_limit: Duration::from_secs(secs) + limit,
-    });
+    for tls in [false, true] {
+        let summary =
+            format!("request/reply round trip at a fixed {rate} req/s for {secs} s, 16 B");
+        out.push(Scenario {
+            name: if tls {
+                "reqrep_latency_tls"
+            } else {
+                "reqrep_latency"
+            }
+            .into(),
+            summary: if tls {
+                format!("{summary}; {tls_note}")
+            } else {
+                summary
+            },
+            auth: false,
+            tls,
+            kind: Kind::Latency(LatencySpec {
+                rate,
+                duration: Duration::from_secs(secs),
+                payload: 16,
+            }),
+            time_limit: Duration::from_secs(secs) + limit,
+        });
+    }
 
     let storm = n(20_000, 10_000, 300) as usize;
     out.push(Scenario {
         name: "conn_storm".into(),
         summary: format!("{storm} connects: INFO, CONNECT+PING, PONG, close; 4 client threads"),
         auth: false,
+        tls: false,
         kind: Kind::Storm(StormSpec {
             connections: storm,
             threads: 4,
@@ -258,6 +294,7 @@ pub fn catalog(profile: Profile, latency_rate: Option<u64>) -> Vec<Scenario> {
         name: format!("idle_mem_{}", human_count(idle)),
         summary: format!("server RSS growth per idle connection with {idle} connections open"),
         auth: false,
+        tls: false,
         kind: Kind::Idle(IdleSpec {
             connections: idle,
             threads: 4,
@@ -318,6 +355,9 @@ mod tests {
             "pub_16b_auth",
             "manypub_4to1_auth",
             "reqrep_latency",
+            "pubsub_1to1_tls",
+            "pub_256b_tls",
+            "reqrep_latency_tls",
             "conn_storm",
             "idle_mem_10k",
         ] {
@@ -343,6 +383,23 @@ mod tests {
     }
 
     #[test]
+    fn tls_scenarios_mirror_their_plain_counterparts() {
+        for profile in [Profile::Smoke, Profile::Quick, Profile::Full] {
+            let all = catalog(profile, None);
+            let get = |n: &str| all.iter().find(|s| s.name == n).unwrap();
+            for base in ["pubsub_1to1", "pub_256b", "reqrep_latency"] {
+                let (plain, tls) = (get(base), get(&format!("{base}_tls")));
+                assert!(tls.tls && !plain.tls && !tls.auth);
+                assert_eq!(format!("{:?}", tls.kind), format!("{:?}", plain.kind));
+                assert!(tls.summary.starts_with(&plain.summary));
+                assert!(tls.summary.contains("TLS 1.3"));
+                assert_eq!(tls.config(), plain.config());
+            }
+            assert_eq!(all.iter().filter(|s| s.tls).count(), 3);
+        }
+    }
+
+    #[test]
     fn selects_by_name_and_prefix() {
         let all = catalog(Profile::Smoke, None);
         let pick = |p: &[&str]| {
@@ -358,7 +415,8 @@ mod tests {
                 "pub_4k",
                 "pub_16b_auth",
                 "pub_256b_auth",
-                "pub_4k_auth"
+                "pub_4k_auth",
+                "pub_256b_tls"
             ]
         );
         assert_eq!(pick(&[]).unwrap().len(), all.len());
