@@ -26,8 +26,8 @@
 //!   accepted; [`CompiledPerms::deny_delivery`] then filters the denied
 //!   subjects when messages are delivered.
 
+use crate::fxhash::FxHashMap;
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::fmt;
 use std::rc::Rc;
 use std::time::Duration;
@@ -304,11 +304,18 @@ pub struct CompiledPerms {
     /// wildcard SUB overlaps them on the raw text.
     sub_deny_text: Vec<String>,
     responses: Option<(u32, Duration)>,
-    pub_cache: RefCell<HashMap<Box<[u8]>, bool>>,
-    deny_cache: RefCell<HashMap<Box<[u8]>, bool>>,
+    pub_cache: RefCell<FxHashMap<Box<[u8]>, bool>>,
+    deny_cache: RefCell<FxHashMap<Box<[u8]>, bool>>,
+    /// The last published subject and its decision: publishers usually
+    /// repeat a subject, and a byte compare beats even a hash lookup.
+    last_pub: RefCell<(Vec<u8>, bool)>,
 }
 
-fn cached(cache: &RefCell<HashMap<Box<[u8]>, bool>>, key: &[u8], f: impl FnOnce() -> bool) -> bool {
+fn cached(
+    cache: &RefCell<FxHashMap<Box<[u8]>, bool>>,
+    key: &[u8],
+    f: impl FnOnce() -> bool,
+) -> bool {
     if let Some(&d) = cache.borrow().get(key) {
         return d;
     }
@@ -357,6 +364,7 @@ impl CompiledPerms {
             responses,
             pub_cache: RefCell::default(),
             deny_cache: RefCell::default(),
+            last_pub: RefCell::new((Vec::new(), false)),
         }
     }
 
@@ -366,7 +374,18 @@ impl CompiledPerms {
         let Some(side) = &self.publish else {
             return true;
         };
-        cached(&self.pub_cache, subject, || side.publish(subject).allowed())
+        {
+            let last = self.last_pub.borrow();
+            if !last.0.is_empty() && last.0 == subject {
+                return last.1;
+            }
+        }
+        let d = cached(&self.pub_cache, subject, || side.publish(subject).allowed());
+        let mut last = self.last_pub.borrow_mut();
+        last.0.clear();
+        last.0.extend_from_slice(subject);
+        last.1 = d;
+        d
     }
 
     /// Whether `subject` (which may contain wildcards) may be subscribed to,

@@ -1117,7 +1117,8 @@ impl Client {
     /// The publish permission check, with allow_responses as the fallback;
     /// sends the violation and logs the deciding rule when refused.
     fn may_publish(&self, subject: &[u8]) -> bool {
-        let Some(p) = self.perms.borrow().clone() else {
+        let perms = self.perms.borrow();
+        let Some(p) = perms.as_deref() else {
             return true;
         };
         if p.can_publish(subject) || self.take_reply_permit(subject) {

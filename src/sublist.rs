@@ -15,6 +15,7 @@
 use std::collections::HashMap;
 use std::rc::Rc;
 
+use crate::fxhash::FxHashMap;
 use crate::subject;
 
 /// The subscriptions that match one subject.
@@ -85,7 +86,7 @@ const CACHE_MAX: usize = 4096;
 
 pub struct SubList<T> {
     root: Level<T>,
-    cache: HashMap<Box<[u8]>, Rc<MatchResult<T>>>,
+    cache: FxHashMap<Box<[u8]>, Rc<MatchResult<T>>>,
     count: usize,
 }
 
@@ -99,7 +100,7 @@ impl<T: Clone + PartialEq> SubList<T> {
     pub fn new() -> Self {
         SubList {
             root: Level::new(),
-            cache: HashMap::new(),
+            cache: FxHashMap::default(),
             count: 0,
         }
     }
