@@ -1062,6 +1062,11 @@ async fn handle(client: &Rc<Client>, shard: &Rc<Shard>, op: Op<'_>, opts: &Optio
             }
             if !routed.delivered {
                 if let Some(reply) = reply {
+                    if client.no_responders.get() && client.needs_barrier.replace(false) {
+                        // Like a PONG, the status reply proves earlier SUBs
+                        // took effect: clients use it as a round trip.
+                        shard.barrier().await;
+                    }
                     no_responders(client, reply);
                 }
             }

@@ -536,7 +536,16 @@ fn async_nats_pub_sub_request_over_tls() {
         // A second client sees the first one's messages (routing is not per connection).
         let c2 = connect_ok(&srv.url(), opts_tls(&p.ca_path)).await;
         let mut sub = c2.subscribe("cross").await.unwrap();
+        // async-nats 0.42's flush() is no round trip; a request nobody
+        // answers is: its 503 proves the server processed the SUB.
         c2.flush().await.unwrap();
+        let r = timeout(IO, c2.request("_itest.barrier", bytes::Bytes::new()))
+            .await
+            .expect("barrier request timed out");
+        assert!(
+            matches!(&r, Err(e) if e.kind() == async_nats::RequestErrorKind::NoResponders),
+            "barrier: {r:?}"
+        );
         c.publish("cross", "x".into()).await.unwrap();
         c.flush().await.unwrap();
         let m = timeout(IO, sub.next())
