@@ -24,6 +24,22 @@ use crate::options::{self, Options};
 use crate::proto::encode::ServerInfo;
 use crate::shard::{self, Control, Global, ShardSpec};
 
+/// The main thread's handle on one shard's control channel.
+struct ShardControl {
+    tx: std::sync::mpsc::Sender<Control>,
+    wake: std::os::unix::net::UnixStream,
+}
+
+impl ShardControl {
+    /// Queues `msg` and wakes the shard to take it.
+    fn send(&self, msg: Control) {
+        use std::io::Write;
+        if self.tx.send(msg).is_ok() {
+            let _ = (&self.wake).write(&[1]);
+        }
+    }
+}
+
 /// Capacity, in batches, of each shard-to-shard channel.
 const MESH_CHANNEL: usize = 1024;
 
@@ -205,7 +221,15 @@ pub fn run(opts: Options, reload: impl Fn() -> Result<Options, String>) -> Resul
     let mut controls = Vec::with_capacity(n);
     for (i, (sock, cpu)) in socks.into_iter().zip(places).enumerate() {
         let (ctl_tx, ctl_rx) = std::sync::mpsc::channel();
-        controls.push(ctl_tx);
+        let (wake_tx, wake_rx) = std::os::unix::net::UnixStream::pair()
+            .map_err(|e| format!("cannot create shard control socket: {e}"))?;
+        wake_rx
+            .set_nonblocking(true)
+            .map_err(|e| format!("cannot create shard control socket: {e}"))?;
+        controls.push(ShardControl {
+            tx: ctl_tx,
+            wake: wake_tx,
+        });
         let spec = ShardSpec {
             listener_fd: sock.into_raw_fd(),
             opts: opts.clone(),
@@ -214,6 +238,7 @@ pub fn run(opts: Options, reload: impl Fn() -> Result<Options, String>) -> Resul
             mesh: mesh.clone(),
             nshards: n,
             control: ctl_rx,
+            control_wake_fd: wake_rx.into_raw_fd(),
         };
         let place = match cpu {
             Some(c) => Placement::Fixed(c),
@@ -262,11 +287,29 @@ pub fn run(opts: Options, reload: impl Fn() -> Result<Options, String>) -> Resul
                             crate::error!("Failed to reload server configuration: log file: {e}");
                             continue;
                         }
+                        let (ack_tx, ack_rx) = std::sync::mpsc::channel();
                         for c in &controls {
-                            let _ = c.send(Control::Reload(Box::new(new.clone())));
+                            c.send(Control::Reload(Box::new(new.clone()), ack_tx.clone()));
                         }
+                        // Report success once every shard applies it.
+                        let deadline =
+                            std::time::Instant::now() + std::time::Duration::from_secs(5);
+                        let acked = (0..controls.len())
+                            .take_while(|_| {
+                                let left =
+                                    deadline.saturating_duration_since(std::time::Instant::now());
+                                ack_rx.recv_timeout(left).is_ok()
+                            })
+                            .count();
                         current = new;
-                        crate::info!("Reloaded server configuration");
+                        if acked == controls.len() {
+                            crate::info!("Reloaded server configuration");
+                        } else {
+                            crate::warn!(
+                                "Reloaded server configuration; {acked} of {} shards confirmed",
+                                controls.len()
+                            );
+                        }
                     }
                     Err(e) => crate::error!("Failed to reload server configuration: {e}"),
                 }
@@ -281,7 +324,7 @@ pub fn run(opts: Options, reload: impl Fn() -> Result<Options, String>) -> Resul
             libc::SIGUSR2 => {
                 crate::info!("Entering lame duck mode, stop accepting new clients");
                 for c in &controls {
-                    let _ = c.send(Control::LameDuck);
+                    c.send(Control::LameDuck);
                 }
                 let total = current.lame_duck_duration;
                 let files = (current.pid_file.clone(), ports_file.clone());

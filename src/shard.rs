@@ -766,21 +766,42 @@ impl Shard {
         }
     }
 
-    /// Per-shard timers (client pings and stale detection) and control
-    /// messages from the main thread.
-    async fn housekeeping(self: Rc<Self>, control: std::sync::mpsc::Receiver<Control>) {
+    /// Control messages from the main thread, applied as soon as they
+    /// arrive: the main thread writes a byte to this shard's end of a
+    /// socket pair after each message, and that readable socket wakes the
+    /// executor through io_uring like any client would.
+    async fn control(self: Rc<Self>, rx: std::sync::mpsc::Receiver<Control>, wake_fd: i32) {
+        // SAFETY: `wake_fd` is this shard's end of a socket pair, handed
+        // over by the server and owned from here on.
+        let mut wake =
+            unsafe { <glommio::net::UnixStream as std::os::fd::FromRawFd>::from_raw_fd(wake_fd) };
+        let mut buf = [0u8; 64];
         loop {
-            let tick = (self.options().ping_interval / 10)
-                .clamp(Duration::from_millis(20), Duration::from_millis(100));
-            glommio::timer::sleep(tick).await;
-            while let Ok(c) = control.try_recv() {
-                match c {
-                    Control::Reload(new) => self.apply_options(*new),
+            while let Ok(msg) = rx.try_recv() {
+                match msg {
+                    Control::Reload(new, ack) => {
+                        self.apply_options(*new);
+                        let _ = ack.send(());
+                    }
                     Control::LameDuck => {
                         glommio::spawn_local(self.clone().lame_duck()).detach();
                     }
                 }
             }
+            match futures_lite::AsyncReadExt::read(&mut wake, &mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    }
+
+    /// Per-shard timers: client pings and stale detection, auth and TLS
+    /// handshake timeouts, expired service response routes.
+    async fn housekeeping(self: Rc<Self>) {
+        loop {
+            let tick = (self.options().ping_interval / 10)
+                .clamp(Duration::from_millis(20), Duration::from_millis(100));
+            glommio::timer::sleep(tick).await;
             let opts = self.options();
             let now = Instant::now();
             let clients: Vec<Rc<Client>> = self.clients.borrow().values().cloned().collect();
@@ -792,10 +813,10 @@ impl Shard {
     }
 }
 
-/// Control-plane messages from the main thread (reload), polled by each
-/// shard's housekeeping task; never on the message path.
+/// Control-plane messages from the main thread; never on the message path.
 pub enum Control {
-    Reload(Box<Options>),
+    /// New options; the shard acknowledges once they apply.
+    Reload(Box<Options>, std::sync::mpsc::Sender<()>),
     /// Stop accepting, tell clients (INFO with `ldm`), then close them
     /// gradually over the lame duck duration.
     LameDuck,
@@ -856,6 +877,8 @@ pub struct ShardSpec {
     pub mesh: MeshBuilder<Batch, glommio::channels::channel_mesh::Full>,
     pub nshards: usize,
     pub control: std::sync::mpsc::Receiver<Control>,
+    /// Read end of the socket pair that signals new control messages.
+    pub control_wake_fd: i32,
 }
 
 /// Runs a shard until the process exits.
@@ -911,7 +934,8 @@ pub async fn run(spec: ShardSpec) {
             glommio::spawn_local(shard.clone().flusher(peer)).detach();
         }
     }
-    glommio::spawn_local(shard.clone().housekeeping(spec.control)).detach();
+    glommio::spawn_local(shard.clone().housekeeping()).detach();
+    glommio::spawn_local(shard.clone().control(spec.control, spec.control_wake_fd)).detach();
 
     // SAFETY: the fd is a bound, listening TCP socket created for this shard
     // alone by the server, which hands over its ownership here.
