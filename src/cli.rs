@@ -28,6 +28,11 @@ pub struct Flags {
     pub pass: Option<String>,
     pub auth: Option<String>,
     pub shards: Option<usize>,
+    pub tls: bool,
+    pub tls_verify: bool,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub tls_ca: Option<PathBuf>,
     pub signal: Option<String>,
     pub show_version: bool,
     pub show_help: bool,
@@ -59,6 +64,13 @@ Logging Options:
     -D, --debug                      Enable debugging output
     -V, --trace                      Trace the raw protocol
     -DV                              Debug and trace
+
+TLS Options:
+        --tls                        Enable TLS, do not verify clients (default: false)
+        --tlscert <file>             Server certificate file
+        --tlskey <file>              Private key for server certificate
+        --tlsverify                  Enable TLS, verify client certificates
+        --tlscacert <file>           Client certificate CA for verification
 
 Authorization Options:
         --user <user>                User required for connections
@@ -164,7 +176,9 @@ pub fn parse(args: &[String]) -> Result<Flags, String> {
             "t" => f.check_config = boolean(&inline)?,
             "h" | "help" => f.show_help = boolean(&inline)?,
             "v" | "version" => f.show_version = boolean(&inline)?,
-            "js" | "jetstream" | "s" | "syslog" | "tls" | "tlsverify" | "no_advertise" => {
+            "tls" => f.tls = boolean(&inline)?,
+            "tlsverify" => f.tls_verify = boolean(&inline)?,
+            "js" | "jetstream" | "s" | "syslog" | "no_advertise" => {
                 if boolean(&inline)? {
                     f.unsupported.push(format!("-{name}"));
                 }
@@ -199,11 +213,15 @@ pub fn parse(args: &[String]) -> Result<Flags, String> {
                     "pass" => f.pass = Some(value),
                     "auth" => f.auth = Some(value),
                     "shards" => f.shards = Some(parse_num(name, &value)?),
+                    "tlscert" => f.tls_cert = Some(PathBuf::from(value)),
+                    "tlskey" => f.tls_key = Some(PathBuf::from(value)),
+                    "tlscacert" => f.tls_ca = Some(PathBuf::from(value)),
                     "sl" | "signal" => f.signal = Some(value),
                     "r" | "remote_syslog" | "routes" | "cluster" | "cluster_name"
-                    | "cluster_advertise" | "sd" | "store_dir" | "tlscert" | "tlskey"
-                    | "tlscacert" | "log_size_limit" | "max_traced_msg_len" | "connect_retries"
-                    | "gateway" => f.unsupported.push(format!("-{name}")),
+                    | "cluster_advertise" | "sd" | "store_dir" | "log_size_limit"
+                    | "max_traced_msg_len" | "connect_retries" | "gateway" => {
+                        f.unsupported.push(format!("-{name}"))
+                    }
                     _ => unreachable!("every name in VALUE_FLAGS is handled"),
                 }
             }

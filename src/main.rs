@@ -51,6 +51,19 @@ fn apply_flags(opts: &mut Options, f: &Flags) -> Result<(), String> {
     if let Some(d) = &f.ports_file_dir {
         opts.ports_file_dir = Some(d.clone());
     }
+    if f.tls || f.tls_verify {
+        // As the reference: the flags replace the file's tls block.
+        let t = natrix::config::TlsConfig {
+            cert_file: f.tls_cert.clone(),
+            key_file: f.tls_key.clone(),
+            ca_file: f.tls_ca.clone(),
+            verify: f.tls_verify,
+            ..Default::default()
+        };
+        opts.tls = Some(std::sync::Arc::new(natrix::tls::TlsSettings::from_config(
+            &t,
+        )?));
+    }
     if let Some(s) = f.shards {
         if s == 0 {
             return Err("--shards must be at least 1".into());

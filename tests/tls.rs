@@ -1209,3 +1209,20 @@ fn reload_pointing_to_missing_cert_keeps_serving_old_certs() {
         assert_eq!(before.line(), "ok");
     });
 }
+
+#[test]
+fn tls_flags_enable_tls_without_a_config_file() {
+    with_timeout(LIMIT, || {
+        let p = pki();
+        let srv = Server::start(&["--tls", "--tlscert", &p.cert, "--tlskey", &p.key]);
+        assert!(
+            wait_trusted(srv.port(), &p.ca),
+            "TLS client could not connect; log:\n{}",
+            srv.log()
+        );
+        let mut r = TlsRaw::connect_ok(srv.port(), client_cfg(&[p.ca.der()], None));
+        assert_eq!(r.info["tls_required"], serde_json::json!(true));
+        r.send(b"SUB f 1\r\nPUB f 2\r\nok\r\n");
+        assert_eq!(r.line(), "MSG f 1 2");
+    });
+}
