@@ -35,7 +35,7 @@ use crate::authz::CompiledPerms;
 use crate::options::Options;
 use crate::proto::encode::{self, push_err, push_msg};
 use crate::proto::{parse, Limits, Op, ParseError, Parsed};
-use crate::shard::{Shard, Space};
+use crate::shard::{Msg, Shard, Space};
 use crate::subject;
 use crate::tls::{TlsConn, TlsSettings};
 
@@ -525,14 +525,14 @@ impl Client {
 }
 
 /// Writes one message to one subscription. Returns whether it was queued.
-pub fn deliver(
-    sub: &SubRef,
-    subject: &[u8],
-    reply: Option<&[u8]>,
-    has_headers: bool,
-    hdr_len: usize,
-    msg: &[u8],
-) -> bool {
+pub fn deliver(sub: &SubRef, m: &Msg<'_>) -> bool {
+    let Msg {
+        subject,
+        reply,
+        has_headers,
+        hdr_len,
+        body: msg,
+    } = *m;
     let s = &sub.0;
     let c = &s.client;
     if c.is_closed() {
@@ -1048,15 +1048,14 @@ async fn handle(client: &Rc<Client>, shard: &Rc<Shard>, op: Op<'_>, opts: &Optio
             if client.verbose.get() {
                 client.send(encode::OK);
             }
-            let routed = shard.publish(
-                Some(client),
-                client.account(),
+            let m = Msg {
                 subject,
                 reply,
                 has_headers,
                 hdr_len,
-                msg,
-            );
+                body: msg,
+            };
+            let routed = shard.publish(Some(client), client.account(), m);
             if routed.remote {
                 client.needs_barrier.set(true);
             }

@@ -189,6 +189,12 @@ impl Shard {
         (x % n as u64) as usize
     }
 
+    /// A snapshot of this shard's clients, to act on them while the map
+    /// may change underneath (closing, re-authorizing).
+    fn client_list(&self) -> Vec<Rc<Client>> {
+        self.clients.borrow().values().cloned().collect()
+    }
+
     pub fn options(&self) -> Rc<Options> {
         self.opts.borrow().clone()
     }
@@ -359,39 +365,28 @@ impl Shard {
     /// Routes one message published by `from` in account `acc`: within the
     /// account, then across its stream and service imports, and back along
     /// service response mappings.
-    #[allow(clippy::too_many_arguments)]
-    pub fn publish(
-        &self,
-        from: Option<&Client>,
-        acc: AccountId,
-        subject: &[u8],
-        reply: Option<&[u8]>,
-        has_headers: bool,
-        hdr_len: usize,
-        msg: &[u8],
-    ) -> Routed {
-        let mut routed = self.route(from, acc, subject, reply, has_headers, hdr_len, msg);
+    pub fn publish(&self, from: Option<&Client>, acc: AccountId, m: Msg<'_>) -> Routed {
+        let mut routed = self.route(from, acc, m);
         let opts = self.options();
         let sec = &opts.security;
         if sec.streams.is_empty() && sec.services.is_empty() {
             return routed;
         }
         for e in sec.streams.iter().filter(|e| e.exporter == acc) {
-            if subject::matches(e.subject.as_bytes(), subject) {
-                let local = e.local_subject(subject);
+            if subject::matches(e.subject.as_bytes(), m.subject) {
+                let local = e.local_subject(m.subject);
                 routed.merge(self.route(
                     None,
                     e.importer,
-                    &local,
-                    reply,
-                    has_headers,
-                    hdr_len,
-                    msg,
+                    Msg {
+                        subject: &local,
+                        ..m
+                    },
                 ));
             }
         }
         for e in sec.services.iter().filter(|e| e.importer == acc) {
-            if !subject::matches(e.to.as_bytes(), subject) {
+            if !subject::matches(e.to.as_bytes(), m.subject) {
                 continue;
             }
             // A literal import maps its local subject onto the export's;
@@ -399,9 +394,9 @@ impl Shard {
             let target: &[u8] = if subject::valid_literal(e.to.as_bytes()) {
                 e.subject.as_bytes()
             } else {
-                subject
+                m.subject
             };
-            let mapped = reply.map(|r| {
+            let mapped = m.reply.map(|r| {
                 let token = self.next_response.get();
                 self.next_response.set(token + 1);
                 self.responses.borrow_mut().insert(
@@ -418,30 +413,18 @@ impl Shard {
                 );
                 format!("_R_.{}.{}", self.id, token).into_bytes()
             });
-            routed.merge(self.route(
-                None,
-                e.exporter,
-                target,
-                mapped.as_deref(),
-                has_headers,
-                hdr_len,
-                msg,
-            ));
+            let forwarded = Msg {
+                subject: target,
+                reply: mapped.as_deref(),
+                ..m
+            };
+            routed.merge(self.route(None, e.exporter, forwarded));
         }
-        if let Some((shard, token)) = parse_response_subject(subject) {
+        if let Some((shard, token)) = parse_response_subject(m.subject) {
             if shard == self.id {
-                routed.merge(self.respond(token, has_headers, hdr_len, msg));
+                routed.merge(self.respond(token, m));
             } else if shard < self.nshards {
-                let d = self.delivery(
-                    acc,
-                    subject,
-                    None,
-                    has_headers,
-                    hdr_len,
-                    msg,
-                    false,
-                    Vec::new(),
-                );
+                let d = self.delivery(acc, Msg { reply: None, ..m }, false, Vec::new());
                 let len = d.data.len();
                 self.push(shard, ShardMsg::Response { token, d }, len);
                 routed.delivered = true;
@@ -451,8 +434,9 @@ impl Shard {
         routed
     }
 
-    /// Delivers a service response along the mapping `token`.
-    fn respond(&self, token: u64, has_headers: bool, hdr_len: usize, msg: &[u8]) -> Routed {
+    /// Delivers a service response (`m`'s headers and payload) along the
+    /// mapping `token`.
+    fn respond(&self, token: u64, m: Msg<'_>) -> Routed {
         let (importer, reply) = {
             let mut r = self.responses.borrow_mut();
             let Some(route) = r.get_mut(&token) else {
@@ -471,21 +455,31 @@ impl Shard {
             }
             out
         };
-        self.route(None, importer, &reply, None, has_headers, hdr_len, msg)
+        self.route(
+            None,
+            importer,
+            Msg {
+                subject: &reply,
+                reply: None,
+                ..m
+            },
+        )
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn delivery(
         &self,
         account: AccountId,
-        subject: &[u8],
-        reply: Option<&[u8]>,
-        has_headers: bool,
-        hdr_len: usize,
-        msg: &[u8],
+        m: Msg<'_>,
         plain: bool,
         queues: Vec<Box<[u8]>>,
     ) -> Delivery {
+        let Msg {
+            subject,
+            reply,
+            has_headers,
+            hdr_len,
+            body: msg,
+        } = m;
         let mut v = Vec::with_capacity(subject.len() + reply.map_or(0, |r| r.len()) + msg.len());
         v.extend_from_slice(subject);
         if let Some(r) = reply {
@@ -508,17 +502,8 @@ impl Shard {
     /// Routes a message within one account: local subscribers directly,
     /// peers with matching interest by one delivery each, one member per
     /// queue group across the server.
-    #[allow(clippy::too_many_arguments)]
-    fn route(
-        &self,
-        from: Option<&Client>,
-        acc: AccountId,
-        subject: &[u8],
-        reply: Option<&[u8]>,
-        has_headers: bool,
-        hdr_len: usize,
-        msg: &[u8],
-    ) -> Routed {
+    fn route(&self, from: Option<&Client>, acc: AccountId, m: Msg<'_>) -> Routed {
+        let subject = m.subject;
         let space = match from {
             Some(c) if c.account() == acc => c.space(),
             _ => self.space(acc),
@@ -534,7 +519,7 @@ impl Shard {
         let mut delivered = false;
         for s in &local.plain {
             if !echo_off(s) {
-                delivered |= conn::deliver(s, subject, reply, has_headers, hdr_len, msg);
+                delivered |= conn::deliver(s, &m);
             }
         }
 
@@ -563,9 +548,7 @@ impl Shard {
                 .map(|(_, m)| &m[..])
                 .unwrap_or(&[]);
             match self.pick_queue(members, rmembers, &echo_off) {
-                Some(QueuePick::Local(s)) => {
-                    delivered |= conn::deliver(s, subject, reply, has_headers, hdr_len, msg)
-                }
+                Some(QueuePick::Local(s)) => delivered |= conn::deliver(s, &m),
                 Some(QueuePick::Remote(shard)) => {
                     scratch[shard].1.push(name.clone());
                     any_remote = true;
@@ -583,16 +566,7 @@ impl Shard {
             }
         }
         if any_remote {
-            let proto = self.delivery(
-                acc,
-                subject,
-                reply,
-                has_headers,
-                hdr_len,
-                msg,
-                false,
-                Vec::new(),
-            );
+            let proto = self.delivery(acc, m, false, Vec::new());
             for (peer, entry) in scratch.iter_mut().enumerate() {
                 if !entry.0 && entry.1.is_empty() {
                     continue;
@@ -655,8 +629,7 @@ impl Shard {
             match m {
                 ShardMsg::Deliver(d) => self.deliver_remote(d),
                 ShardMsg::Response { token, d } => {
-                    let msg = &d.data[(d.subject_len + d.reply_len) as usize..];
-                    self.respond(token, d.has_headers, d.hdr_len as usize, msg);
+                    self.respond(token, d.msg());
                 }
                 ShardMsg::Interest {
                     account,
@@ -681,20 +654,11 @@ impl Shard {
     }
 
     fn deliver_remote(&self, d: Delivery) {
-        let sl = d.subject_len as usize;
-        let rl = d.reply_len as usize;
-        let subject = &d.data[..sl];
-        let reply = if d.has_reply {
-            Some(&d.data[sl..sl + rl])
-        } else {
-            None
-        };
-        let msg = &d.data[sl + rl..];
-        let hdr_len = d.hdr_len as usize;
-        let local = self.space(d.account).local.borrow_mut().matches(subject);
+        let m = d.msg();
+        let local = self.space(d.account).local.borrow_mut().matches(m.subject);
         if d.plain {
             for s in &local.plain {
-                conn::deliver(s, subject, reply, d.has_headers, hdr_len, msg);
+                conn::deliver(s, &m);
             }
         }
         for q in &d.queues {
@@ -703,7 +667,7 @@ impl Shard {
             if let Some((_, members)) = local.queues.iter().find(|(n, _)| n[..] == q[..]) {
                 if !members.is_empty() {
                     let s = &members[self.rand(members.len())];
-                    conn::deliver(s, subject, reply, d.has_headers, hdr_len, msg);
+                    conn::deliver(s, &m);
                 }
             }
         }
@@ -804,7 +768,7 @@ impl Shard {
             glommio::timer::sleep(tick).await;
             let opts = self.options();
             let now = Instant::now();
-            let clients: Vec<Rc<Client>> = self.clients.borrow().values().cloned().collect();
+            let clients = self.client_list();
             for c in clients {
                 c.tick(now, &opts);
             }
@@ -836,7 +800,32 @@ impl Routed {
     }
 }
 
+/// One message as it is routed: subject, reply, and the body (headers,
+/// when `has_headers`, then payload), all borrowed.
+#[derive(Clone, Copy, Debug)]
+pub struct Msg<'a> {
+    pub subject: &'a [u8],
+    pub reply: Option<&'a [u8]>,
+    pub has_headers: bool,
+    /// Length of the header block at the start of `body`.
+    pub hdr_len: usize,
+    pub body: &'a [u8],
+}
+
 impl Delivery {
+    /// The message this delivery carries, borrowing its shared bytes.
+    fn msg(&self) -> Msg<'_> {
+        let sl = self.subject_len as usize;
+        let rl = self.reply_len as usize;
+        Msg {
+            subject: &self.data[..sl],
+            reply: self.has_reply.then(|| &self.data[sl..sl + rl]),
+            has_headers: self.has_headers,
+            hdr_len: self.hdr_len as usize,
+            body: &self.data[sl + rl..],
+        }
+    }
+
     /// Everything but the shared payload and the per-peer fields.
     fn clone_header(&self) -> Delivery {
         Delivery {
@@ -964,14 +953,6 @@ pub async fn run(spec: ShardSpec) {
 }
 
 impl Shard {
-    /// Closes every client of this shard.
-    pub fn close_all(&self, reason: CloseReason) {
-        let clients: Vec<Rc<Client>> = self.clients.borrow().values().cloned().collect();
-        for c in clients {
-            c.close(reason, true);
-        }
-    }
-
     /// Applies reloaded options: new connections see them at once, live
     /// ones from their next read (limits) or tick (pings).
     fn apply_options(&self, new: Options) {
@@ -992,7 +973,7 @@ impl Shard {
         if auth_changed {
             self.perms.borrow_mut().clear();
         }
-        let clients: Vec<Rc<Client>> = self.clients.borrow().values().cloned().collect();
+        let clients = self.client_list();
         for c in clients {
             c.set_max_pending(self.options().max_pending);
             if auth_changed {
@@ -1011,14 +992,14 @@ impl Shard {
         // SAFETY: shutdown on the listening socket this shard owns; it
         // wakes the pending accept with an error and refuses new clients.
         unsafe { libc::shutdown(self.listener_fd.get(), libc::SHUT_RDWR) };
-        let clients: Vec<Rc<Client>> = self.clients.borrow().values().cloned().collect();
+        let clients = self.client_list();
         for c in &clients {
             c.lame_duck_info();
         }
         let opts = self.options();
         let grace = opts.lame_duck_grace_period.min(opts.lame_duck_duration);
         glommio::timer::sleep(grace).await;
-        let clients: Vec<Rc<Client>> = self.clients.borrow().values().cloned().collect();
+        let clients = self.client_list();
         let window = opts.lame_duck_duration.saturating_sub(grace);
         let step = window
             .checked_div(clients.len().max(1) as u32)

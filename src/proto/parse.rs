@@ -350,16 +350,6 @@ pub fn parse<'a>(buf: &'a [u8], lim: &Limits) -> Result<Parsed<'a>, ParseError> 
     }
 }
 
-/// The fixed part of the parse result a connection must report for an
-/// incomplete PUB whose header line has already arrived: used by callers to
-/// size their read buffer.
-pub fn payload_need(p: &Parsed<'_>) -> usize {
-    match p {
-        Parsed::Incomplete { need } => *need,
-        _ => 0,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
