@@ -344,6 +344,19 @@ pub fn run(opts: Options, reload: impl Fn() -> Result<Options, String>) -> Resul
             _ => {
                 crate::info!("Trapped {:?} signal", signal_name(sig));
                 crate::info!("Initiating Shutdown...");
+                // Each shard stops accepting and closes its clients after
+                // flushing what is queued to them; wait for that, bounded.
+                let (ack_tx, ack_rx) = std::sync::mpsc::channel();
+                for c in &controls {
+                    c.send(Control::Shutdown(ack_tx.clone()));
+                }
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+                for _ in 0..controls.len() {
+                    let left = deadline.saturating_duration_since(std::time::Instant::now());
+                    if ack_rx.recv_timeout(left).is_err() {
+                        break;
+                    }
+                }
                 if let Some(p) = &opts.pid_file {
                     let _ = std::fs::remove_file(p);
                 }

@@ -750,6 +750,9 @@ impl Shard {
                     Control::LameDuck => {
                         glommio::spawn_local(self.clone().lame_duck()).detach();
                     }
+                    Control::Shutdown(ack) => {
+                        glommio::spawn_local(self.clone().shutdown(ack)).detach();
+                    }
                 }
             }
             match futures_lite::AsyncReadExt::read(&mut wake, &mut buf).await {
@@ -784,6 +787,9 @@ pub enum Control {
     /// Stop accepting, tell clients (INFO with `ldm`), then close them
     /// gradually over the lame duck duration.
     LameDuck,
+    /// Stop accepting and close every client, flushing what is queued to
+    /// it; acknowledged once the writers are done or after a bound.
+    Shutdown(std::sync::mpsc::Sender<()>),
 }
 
 /// The outcome of routing one message.
@@ -937,10 +943,7 @@ pub async fn run(spec: ShardSpec) {
                 glommio::spawn_local(async move { conn::serve(s, stream).await }).detach();
             }
             Err(_) if shard.lame_duck.get() => {
-                crate::info!(
-                    "Lame duck mode: shard {} stopped accepting clients",
-                    shard.id
-                );
+                crate::info!("Shard {} stopped accepting clients", shard.id);
                 // Keep the executor alive for the clients still connected.
                 std::future::pending::<()>().await;
             }
@@ -1010,6 +1013,22 @@ impl Shard {
                 glommio::timer::sleep(step).await;
             }
         }
+    }
+
+    /// Closes the listener and every client (flushing their queued output),
+    /// then acknowledges once they are gone or a second has passed.
+    async fn shutdown(self: Rc<Self>, ack: std::sync::mpsc::Sender<()>) {
+        self.lame_duck.set(true);
+        // SAFETY: shutdown on the listening socket this shard owns.
+        unsafe { libc::shutdown(self.listener_fd.get(), libc::SHUT_RDWR) };
+        for c in self.client_list() {
+            c.close(CloseReason::ServerShutdown, true);
+        }
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while !self.clients.borrow().is_empty() && Instant::now() < deadline {
+            glommio::timer::sleep(Duration::from_millis(5)).await;
+        }
+        let _ = ack.send(());
     }
 
     pub fn info_line(&self, cid: u64, ip: &str, nonce: Option<&str>) -> Vec<u8> {

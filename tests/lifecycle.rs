@@ -53,7 +53,17 @@ fn sigterm_stops_the_server_and_removes_the_ports_file() {
             .filter(|e| e.file_name().to_string_lossy().ends_with(".ports"))
             .collect();
         assert_eq!(ports.len(), 1, "one ports file while running");
+        let mut c = Raw::connect(srv.port());
+        c.send(b"CONNECT {\"verbose\":false}\r\n");
+        c.sync();
         srv.signal("TERM");
+        // Connected clients see the connection end.
+        let rest = c.read_until_closed(Duration::from_secs(5));
+        assert!(
+            strip_pings(&rest).is_empty(),
+            "unexpected bytes: {}",
+            show(&rest)
+        );
         assert!(
             wait_until(Duration::from_secs(5), || !srv.is_running()),
             "still running after SIGTERM"
