@@ -155,19 +155,30 @@ impl<'a> Scanner<'a> {
         let Some(quote) = self.bump() else {
             return Err(self.error_here("expected a key"));
         };
+        self.scan_to_quote(quote, &start, || {
+            format!(
+                "unterminated quoted key: expected a closing {quote} before the end of the file"
+            )
+        })
+    }
+
+    /// The text up to the closing `quote` (no escapes), positioned after the
+    /// opening one; consumes the closing quote. `unterminated` words the
+    /// error, located at `start`, when the input ends first.
+    fn scan_to_quote(
+        &mut self,
+        quote: char,
+        start: &Pos,
+        unterminated: impl FnOnce() -> String,
+    ) -> Result<String, ConfigError> {
         let from = self.offset;
         loop {
             match self.peek() {
-                None => {
-                    return Err(self.error_at(
-                        &start,
-                        format!("unterminated quoted key: expected a closing {quote} before the end of the file"),
-                    ))
-                }
+                None => return Err(self.error_at(start, unterminated())),
                 Some(c) if c == quote => {
-                    let key = self.src[from..self.offset].to_string();
+                    let text = self.src[from..self.offset].to_string();
                     self.bump();
-                    return Ok(key);
+                    return Ok(text);
                 }
                 Some(_) => {
                     self.bump();
@@ -197,25 +208,9 @@ impl<'a> Scanner<'a> {
             Some(q @ ('"' | '\'')) => {
                 let start = self.here();
                 self.bump();
-                let from = self.offset;
-                loop {
-                    match self.peek() {
-                        None => {
-                            return Err(self.error_at(
-                                &start,
-                                format!("unterminated include path: expected a closing {q}"),
-                            ))
-                        }
-                        Some(c) if c == q => {
-                            let path = self.src[from..self.offset].to_string();
-                            self.bump();
-                            return Ok(path);
-                        }
-                        Some(_) => {
-                            self.bump();
-                        }
-                    }
-                }
+                return self.scan_to_quote(q, &start, || {
+                    format!("unterminated include path: expected a closing {q}")
+                });
             }
             Some('[') => "the start of an array",
             Some('{') => "the start of a map",
