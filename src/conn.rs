@@ -342,15 +342,18 @@ impl Client {
         }
     }
 
-    /// Tells the client the server is entering lame duck mode.
-    pub fn lame_duck_info(&self) {
+    /// This client's INFO line; `ldm` announces lame duck mode.
+    fn info_line(&self, ldm: bool) -> Vec<u8> {
         let ip = self.addr.ip().to_string();
-        let line = self
-            .shard
+        self.shard
             .info
             .borrow()
-            .line(self.id, &ip, self.nonce.as_deref(), true);
-        self.send(&line);
+            .line(self.id, &ip, self.nonce.as_deref(), ldm)
+    }
+
+    /// Tells the client the server is entering lame duck mode.
+    pub fn lame_duck_info(&self) {
+        self.send(&self.info_line(true));
     }
 
     fn wake_writer(&self) {
@@ -614,7 +617,19 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         .connections
         .fetch_add(1, std::sync::atomic::Ordering::AcqRel)
         + 1;
+    // Counts this connection until `serve` returns, whichever way.
+    let _slot = ConnectionSlot(global.clone());
     let now = Instant::now();
+    let tls = match &opts.tls {
+        Some(t) => match TlsConn::new(t) {
+            Ok(c) => Some(RefCell::new(c)),
+            Err(e) => {
+                crate::error!("{addr} - TLS setup failed: {e}");
+                return;
+            }
+        },
+        None => None,
+    };
     let client = Rc::new(Client {
         id: cid,
         addr,
@@ -656,34 +671,18 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
                 .then(|| now + opts.auth_timeout),
         ),
         replies: RefCell::new(HashMap::new()),
-        tls: match &opts.tls {
-            Some(t) => match TlsConn::new(t) {
-                Ok(c) => Some(RefCell::new(c)),
-                Err(e) => {
-                    crate::error!("{addr} - TLS setup failed: {e}");
-                    global
-                        .connections
-                        .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
-                    return;
-                }
-            },
-            None => None,
-        },
+        tls,
         tls_settings: opts.tls.clone(),
         tls_deadline: Cell::new(opts.tls.as_ref().map(|t| now + t.timeout)),
     });
     crate::debug!("{} - Client connection created", client.desc.borrow());
-    let ip = addr.ip().to_string();
-    let info = shard.info_line(cid, &ip, client.nonce.as_deref());
+    let info = client.info_line(false);
     match &client.tls_settings {
         // Without handshake_first, INFO goes in the clear and the client
         // upgrades after reading it; it is written before the writer task
         // exists so it can never be encrypted.
         Some(t) if !t.handshake_first => {
             if write_all(&stream, &info).await.is_err() {
-                global
-                    .connections
-                    .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
                 return;
             }
         }
@@ -713,9 +712,17 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         shard.remove_sub(&SubRef(s));
     }
     shard.clients.borrow_mut().remove(&cid);
-    global
-        .connections
-        .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+}
+
+/// One connection's place in the server-wide count, given back on drop.
+struct ConnectionSlot(std::sync::Arc<crate::shard::Global>);
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        self.0
+            .connections
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
 }
 
 /// The connection's socket, shared by its reader and writer tasks.

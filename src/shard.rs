@@ -1030,8 +1030,4 @@ impl Shard {
         }
         let _ = ack.send(());
     }
-
-    pub fn info_line(&self, cid: u64, ip: &str, nonce: Option<&str>) -> Vec<u8> {
-        self.info.borrow().line(cid, ip, nonce, false)
-    }
 }
