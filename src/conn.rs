@@ -32,10 +32,11 @@ use serde::Deserialize;
 use crate::account::{self, AccountId};
 use crate::auth::{AuthFailure, Credentials, Identity};
 use crate::authz::CompiledPerms;
+use crate::fanout::{self, Msg, Outbound, Session, SubRef, Subscriber};
 use crate::options::Options;
 use crate::proto::encode::{self, push_err, push_msg};
 use crate::proto::{parse, Limits, Op, ParseError, Parsed};
-use crate::shard::{Msg, Shard, Space};
+use crate::shard::{Origin, Shard, Space, SubKey};
 use crate::subject;
 use crate::tls::{TlsConn, TlsSettings};
 
@@ -100,13 +101,18 @@ pub struct Subscription {
     pub max: Cell<u64>,
 }
 
-/// A subscription compared by identity, as stored in the subject index.
-#[derive(Clone)]
-pub struct SubRef(pub Rc<Subscription>);
+impl Subscription {
+    fn key(&self) -> SubKey<'_> {
+        SubKey {
+            account: self.account,
+            subject: &self.subject,
+            queue: self.queue.as_deref(),
+        }
+    }
 
-impl PartialEq for SubRef {
-    fn eq(&self, o: &Self) -> bool {
-        Rc::ptr_eq(&self.0, &o.0)
+    /// The handle the shard's index holds.
+    fn handle(self: &Rc<Self>) -> SubRef {
+        SubRef(self.clone())
     }
 }
 
@@ -175,6 +181,9 @@ pub struct Client {
     no_responders: Cell<bool>,
     connected: Cell<bool>,
     subs: RefCell<HashMap<Box<[u8]>, Rc<Subscription>>>,
+    /// Peers (a bit set) this client's messages went to since its last
+    /// wait for their flow-control windows.
+    touched: Cell<u64>,
     /// Interest changed, or messages went to peers, since the last barrier:
     /// the next PING waits until every peer has processed them, so a PONG
     /// means all earlier input took effect server-wide, as in the reference.
@@ -233,26 +242,7 @@ impl SavedCreds {
     }
 }
 
-thread_local! {
-    /// The most congested consumer the current read batch wrote to: the
-    /// producer waits for it to drain before reading more.
-    static CONGESTED: RefCell<Option<Rc<Client>>> = const { RefCell::new(None) };
-}
-
 impl Client {
-    pub fn is_closed(&self) -> bool {
-        self.closed.get().is_some()
-    }
-
-    fn pending(&self) -> usize {
-        self.out.borrow().len() + self.inflight.get()
-    }
-
-    /// Level above which producers wait for this consumer to drain.
-    fn stall_level(&self) -> usize {
-        (self.max_pending.get() / 2).min(8 * 1024 * 1024)
-    }
-
     pub fn account(&self) -> AccountId {
         self.account.get()
     }
@@ -447,7 +437,7 @@ impl Client {
     fn unsubscribe(&self, sid: &[u8]) {
         let removed = self.subs.borrow_mut().remove(sid);
         if let Some(sub) = removed {
-            if self.shard.remove_sub(&SubRef(sub)) {
+            if self.shard.remove_sub(&sub.key(), &sub.handle()) {
                 self.needs_barrier.set(true);
             }
         }
@@ -506,29 +496,64 @@ impl Client {
         self.pings_out.set(self.pings_out.get() + 1);
         self.send(encode::PING);
     }
+}
 
-    /// Waits until this consumer's pending bytes drop below its stall level,
-    /// it closes, or `deadline` passes.
-    async fn drained(&self, deadline: Instant) {
-        let wait = poll_fn(|cx| {
-            if self.is_closed() || self.pending() <= self.stall_level() {
-                Poll::Ready(())
-            } else {
-                self.drain_waiters.borrow_mut().push(cx.waker().clone());
-                Poll::Pending
-            }
-        });
-        let left = deadline.saturating_duration_since(Instant::now());
-        let _ = glommio::timer::timeout(left, async {
-            wait.await;
-            Ok(())
-        })
-        .await;
+impl Subscriber for Subscription {
+    fn owner(&self) -> u64 {
+        self.client.id
+    }
+
+    /// Writes one message to this subscription's client. Returns whether
+    /// it was queued.
+    fn deliver(&self, m: &Msg<'_>) -> bool {
+        deliver(self, m)
     }
 }
 
-/// Writes one message to one subscription. Returns whether it was queued.
-pub fn deliver(sub: &SubRef, m: &Msg<'_>) -> bool {
+impl Outbound for Client {
+    fn pending(&self) -> usize {
+        self.out.borrow().len() + self.inflight.get()
+    }
+
+    fn max_pending(&self) -> usize {
+        self.max_pending.get()
+    }
+
+    fn stall_level(&self) -> usize {
+        (self.max_pending.get() / 2).min(fanout::STALL_CEILING)
+    }
+
+    fn is_closed(&self) -> bool {
+        self.closed.get().is_some()
+    }
+
+    fn on_drain(&self, w: &std::task::Waker) {
+        self.drain_waiters.borrow_mut().push(w.clone());
+    }
+}
+
+impl Session for Client {
+    fn tick(&self, now: Instant, opts: &Options) {
+        Client::tick(self, now, opts)
+    }
+
+    fn shutdown(&self) {
+        self.close(CloseReason::ServerShutdown, true);
+    }
+
+    fn lame_duck(&self) {
+        self.lame_duck_info();
+    }
+
+    fn reloaded(&self, opts: &Options, auth_changed: bool) {
+        self.set_max_pending(opts.max_pending);
+        if auth_changed {
+            self.reauthorize();
+        }
+    }
+}
+
+fn deliver(s: &Subscription, m: &Msg<'_>) -> bool {
     let Msg {
         subject,
         reply,
@@ -536,7 +561,6 @@ pub fn deliver(sub: &SubRef, m: &Msg<'_>) -> bool {
         hdr_len,
         body: msg,
     } = *m;
-    let s = &sub.0;
     let c = &s.client;
     if c.is_closed() {
         return false;
@@ -579,12 +603,7 @@ pub fn deliver(sub: &SubRef, m: &Msg<'_>) -> bool {
     }
     c.queued();
     if !c.is_closed() && c.pending() > c.stall_level() {
-        CONGESTED.with(|cg| {
-            let mut cg = cg.borrow_mut();
-            if cg.as_ref().is_none_or(|o| o.pending() < c.pending()) {
-                *cg = Some(c.clone());
-            }
-        });
+        fanout::note_congested(c.clone());
     }
     if max > 0 && n == max {
         c.unsubscribe(&s.sid);
@@ -617,8 +636,9 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         .connections
         .fetch_add(1, std::sync::atomic::Ordering::AcqRel)
         + 1;
-    // Counts this connection until `serve` returns, whichever way.
-    let _slot = ConnectionSlot(global.clone());
+    // Counts this connection until `serve` returns, whichever way. Its
+    // place in this shard's count was taken when it was placed here.
+    let _slot = ConnectionSlot(global.clone(), shard.id);
     let now = Instant::now();
     let tls = match &opts.tls {
         Some(t) => match TlsConn::new(t) {
@@ -648,6 +668,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         no_responders: Cell::new(false),
         connected: Cell::new(false),
         subs: RefCell::new(HashMap::new()),
+        touched: Cell::new(0),
         needs_barrier: Cell::new(false),
         last_activity: Cell::new(now),
         last_ping_in: Cell::new(None),
@@ -696,6 +717,12 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         client.close(CloseReason::MaxConnectionsExceeded, true);
     }
     let writer_task = glommio::spawn_local(writer(client.clone(), stream.clone()));
+    crate::debug!(
+        "{} - on shard {}; connections per shard: {:?}",
+        client.desc.borrow(),
+        shard.id,
+        global.loads()
+    );
     shard.clients.borrow_mut().insert(cid, client.clone());
 
     let reason = read_loop(&client, &stream, info).await;
@@ -709,20 +736,29 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     // Cleanup: drop every subscription, then the client itself.
     let subs: Vec<Rc<Subscription>> = client.subs.borrow_mut().drain().map(|(_, s)| s).collect();
     for s in subs {
-        shard.remove_sub(&SubRef(s));
+        shard.remove_sub(&s.key(), &s.handle());
     }
     shard.clients.borrow_mut().remove(&cid);
 }
 
-/// One connection's place in the server-wide count, given back on drop.
-struct ConnectionSlot(std::sync::Arc<crate::shard::Global>);
+/// One connection's place in the server-wide and its shard's counts,
+/// given back on drop.
+struct ConnectionSlot(std::sync::Arc<crate::shard::Global>, usize);
 
 impl Drop for ConnectionSlot {
     fn drop(&mut self) {
-        self.0
-            .connections
-            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+        use std::sync::atomic::Ordering;
+        self.0.connections.fetch_sub(1, Ordering::AcqRel);
+        self.0.shard_conns[self.1].fetch_sub(1, Ordering::Relaxed);
     }
+}
+
+/// Boxed [`serve`], as the shard starts connections it owns.
+pub fn serve_boxed(
+    shard: Rc<Shard>,
+    stream: TcpStream,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>> {
+    Box::pin(serve(shard, stream))
 }
 
 /// The connection's socket, shared by its reader and writer tasks.
@@ -937,6 +973,14 @@ async fn read_loop(client: &Rc<Client>, stream: &Shared, info: Vec<u8>) -> Close
                 Ok(Parsed::Op(op, used)) => {
                     handle(client, &shard, op, opts).await;
                     pos += used;
+                    // As the reference: a producer that just fed a
+                    // congested consumer waits for it before going on.
+                    if let Some(c) = fanout::take_congested() {
+                        if !std::ptr::addr_eq(Rc::as_ptr(&c), Rc::as_ptr(client)) {
+                            let waited = fanout::stall(&*c).await;
+                            shard.note_stall(waited);
+                        }
+                    }
                 }
                 Ok(Parsed::Incomplete { need: n }) => {
                     need = n;
@@ -957,15 +1001,9 @@ async fn read_loop(client: &Rc<Client>, stream: &Shared, info: Vec<u8>) -> Close
             buf = vec![0; READ_BUF_MAX];
         }
 
-        // Back-pressure: wait for congested consumers and peers to drain.
-        if let Some(c) = CONGESTED.with(|cg| cg.borrow_mut().take()) {
-            if !Rc::ptr_eq(&c, client) {
-                c.drained(Instant::now() + Duration::from_millis(500)).await;
-            }
-        }
-        if shard.backlogged() {
-            shard.wait_backlog(Duration::from_millis(500)).await;
-        }
+        // Back-pressure across shards: wait while a peer this input fed
+        // has a full window.
+        shard.wait_window(client.touched.replace(0)).await;
         // Let the writers this batch woke run before reading more.
         futures_lite::future::yield_now().await;
     }
@@ -1062,16 +1100,29 @@ async fn handle(client: &Rc<Client>, shard: &Rc<Shard>, op: Op<'_>, opts: &Optio
                 hdr_len,
                 body: msg,
             };
-            let routed = shard.publish(Some(client), client.account(), m);
+            let routed = route_from(client, shard, m);
             if routed.remote {
                 client.needs_barrier.set(true);
             }
             if !routed.delivered {
-                if let Some(reply) = reply {
-                    if client.no_responders.get() && client.needs_barrier.replace(false) {
-                        // Like a PONG, the status reply proves earlier SUBs
-                        // took effect: clients use it as a round trip.
+                if let Some(reply) = reply.filter(|_| client.no_responders.get()) {
+                    if shard.nshards > 1 {
+                        // Before answering "no responders", catch up with
+                        // every peer: a responder may have subscribed on
+                        // another shard just before this request arrived,
+                        // its interest still on the way here (nats.py, for
+                        // one, writes a flush's PING ahead of a queued
+                        // SUB). The barrier's acknowledgements come after
+                        // everything the peers sent earlier, so afterwards
+                        // this shard knows all interest they had; it also
+                        // proves this client's earlier SUBs took effect, as
+                        // a PONG does. Then route again.
+                        client.needs_barrier.set(false);
                         shard.barrier().await;
+                        let again = route_from(client, shard, m);
+                        if again.delivered {
+                            return;
+                        }
                     }
                     no_responders(client, reply);
                 }
@@ -1117,6 +1168,24 @@ async fn handle(client: &Rc<Client>, shard: &Rc<Shard>, op: Op<'_>, opts: &Optio
             client.close(CloseReason::ParseError, true);
         }
     }
+}
+
+/// Routes one message published by `client` and notes the peers it fed.
+fn route_from(client: &Client, shard: &Shard, m: Msg<'_>) -> crate::shard::Routed {
+    let routed = {
+        let space = client.space.borrow();
+        let origin = Origin {
+            cid: client.id,
+            echo: client.echo.get(),
+            account: client.account(),
+            space: &space,
+        };
+        shard.publish(Some(&origin), client.account(), m)
+    };
+    client
+        .touched
+        .set(client.touched.get() | shard.take_touched());
+    routed
 }
 
 /// Reply prefixes the server reserves for its own routing.
@@ -1308,7 +1377,7 @@ fn sub(
             max: Cell::new(0),
         });
         client.subs.borrow_mut().insert(sid.into(), s.clone());
-        shard.add_sub(&SubRef(s));
+        shard.add_sub(&s.key(), s.handle());
         client.needs_barrier.set(true);
     }
     if client.verbose.get() {

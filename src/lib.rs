@@ -17,6 +17,7 @@ pub mod cli;
 pub mod config;
 pub mod conn;
 pub mod explain;
+pub mod fanout;
 pub mod fxhash;
 pub mod log;
 pub mod options;

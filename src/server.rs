@@ -13,7 +13,6 @@ use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::fd::IntoRawFd;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::Arc;
 
 use glommio::channels::channel_mesh::MeshBuilder;
@@ -212,10 +211,7 @@ pub fn run(opts: Options, reload: impl Fn() -> Result<Options, String>) -> Resul
         crate::info!("Using configuration file: {}", c.display());
     }
 
-    let global = Arc::new(Global {
-        connections: AtomicUsize::new(0),
-        next_cid: AtomicU64::new(0),
-    });
+    let global = Arc::new(Global::new(n));
     let mesh = MeshBuilder::full(n, MESH_CHANNEL);
     let mut handles = Vec::with_capacity(n);
     let mut controls = Vec::with_capacity(n);
@@ -239,6 +235,7 @@ pub fn run(opts: Options, reload: impl Fn() -> Result<Options, String>) -> Resul
             nshards: n,
             control: ctl_rx,
             control_wake_fd: wake_rx.into_raw_fd(),
+            serve: crate::conn::serve_boxed,
         };
         let place = match cpu {
             Some(c) => Placement::Fixed(c),

@@ -27,23 +27,40 @@
 //! peer before any later message of that client's. A PING after a SUB
 //! waits on a barrier (every peer acknowledges having processed what this
 //! shard sent before it), so subscribe-flush-publish works across shards.
+//!
+//! Flow control between shards is a byte window per directed link: bytes
+//! pushed to a peer count as outstanding until the peer has delivered them
+//! and sends them back as [`ShardMsg::Credit`]. A producer that pushed to a
+//! peer whose window is full waits before it reads more input. The peer
+//! drains deliveries one message at a time and, like the reference's
+//! producer, waits before going on whenever a message left a local consumer
+//! congested ([`fanout::stall`]). So a consumer's back-pressure reaches every
+//! producer feeding it, on any shard, and nothing is dropped on the way:
+//! the receiving side never blocks on anything but a consumer's drain, which
+//! is bounded by the reference's stall time, so the window always reopens.
+//!
+//! Placement: each shard accepts on its own `SO_REUSEPORT` listener, then
+//! hands the new connection to the shard with the fewest connections (ties
+//! to the lowest index) over the mesh, before a byte is exchanged. The
+//! kernel's port hash is therefore only where a connection is accepted,
+//! never where it lives.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::future::poll_fn;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicU64, AtomicUsize};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use glommio::channels::channel_mesh::{MeshBuilder, Receivers, Senders};
-use glommio::net::TcpListener;
+use glommio::net::{AcceptedTcpStream, TcpListener, TcpStream};
 
 use crate::account::AccountId;
 use crate::authz::CompiledPerms;
-use crate::conn::{self, Client, CloseReason, SubRef};
+use crate::fanout::{self, Msg, Session, SubRef};
 use crate::options::Options;
 use crate::proto::encode::ServerInfo;
 use crate::subject;
@@ -53,7 +70,49 @@ use crate::sublist::{MatchResult, SubList};
 pub struct Global {
     pub connections: AtomicUsize,
     pub next_cid: AtomicU64,
+    /// Live connections per shard, for placement.
+    pub shard_conns: Vec<AtomicUsize>,
 }
+
+impl Global {
+    pub fn new(nshards: usize) -> Global {
+        Global {
+            connections: AtomicUsize::new(0),
+            next_cid: AtomicU64::new(0),
+            shard_conns: (0..nshards).map(|_| AtomicUsize::new(0)).collect(),
+        }
+    }
+
+    /// Picks the shard with the fewest connections (ties to the lowest
+    /// index) and counts the new connection there at once, so concurrent
+    /// accepts spread out.
+    pub fn place(&self) -> usize {
+        let mut best = 0;
+        let mut least = usize::MAX;
+        for (i, c) in self.shard_conns.iter().enumerate() {
+            let n = c.load(Ordering::Relaxed);
+            if n < least {
+                best = i;
+                least = n;
+            }
+        }
+        self.shard_conns[best].fetch_add(1, Ordering::Relaxed);
+        best
+    }
+
+    /// Connections per shard, for logs.
+    pub fn loads(&self) -> Vec<usize> {
+        self.shard_conns
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .collect()
+    }
+}
+
+/// A connection handed from the shard that accepted it to the one that
+/// will own it.
+pub type Serve =
+    fn(Rc<Shard>, TcpStream) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>;
 
 /// A message routed to another shard. The subject, reply and message share
 /// one allocation: `data` is subject, then reply, then headers and payload.
@@ -91,6 +150,11 @@ pub enum ShardMsg {
     BarrierAck {
         token: u64,
     },
+    /// Flow control: the receiver delivered this many bytes of the
+    /// sender's traffic, which no longer count against its window.
+    Credit(usize),
+    /// A connection this shard accepted for the receiver to own.
+    Adopt(AcceptedTcpStream),
 }
 
 pub type Batch = Vec<ShardMsg>;
@@ -137,15 +201,40 @@ struct ResponseRoute {
 
 struct Peer {
     batch: RefCell<Batch>,
-    /// Payload bytes queued in `batch`, for producer back-pressure.
-    bytes: Cell<usize>,
     flusher: Cell<Option<Waker>>,
-    /// Wakers of producers waiting for this peer's batch to drain.
+    /// Bytes pushed to this peer that it has not credited back yet.
+    outstanding: Cell<usize>,
+    /// Bytes of this peer's traffic delivered here, not yet credited.
+    owed: Cell<usize>,
+    /// Producers waiting for this peer's window to reopen.
     waiters: RefCell<Vec<Waker>>,
 }
 
-/// Queued bytes to one peer above which producers wait for the flusher.
-const PEER_BACKLOG: usize = 8 * 1024 * 1024;
+/// Bytes in flight on one link (pushed, not yet delivered by the peer)
+/// above which producers that feed it wait before reading more.
+const LINK_WINDOW: usize = 2 * 1024 * 1024;
+
+/// What one delivery costs against the window besides its bytes, so a
+/// flood of tiny messages is bounded too.
+const MSG_COST: usize = 64;
+
+thread_local! {
+    /// Peers (bit per peer index, the last bit standing for all above 63)
+    /// that the current producer pushed deliveries to.
+    static TOUCHED: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Per-shard counters, read by monitoring; written only by their shard.
+#[derive(Default)]
+pub struct ShardStats {
+    /// Deliveries and responses sent to peers.
+    pub mesh_out: Cell<u64>,
+    /// Deliveries and responses received from peers.
+    pub mesh_in: Cell<u64>,
+    /// Time producers and peer links spent waiting for consumers or
+    /// windows, in nanoseconds.
+    pub stalled_ns: Cell<u64>,
+}
 
 struct BarrierState {
     remaining: usize,
@@ -168,7 +257,9 @@ pub struct Shard {
     senders: Senders<Batch>,
     barriers: RefCell<HashMap<u64, BarrierState>>,
     next_token: Cell<u64>,
-    pub clients: RefCell<HashMap<u64, Rc<Client>>>,
+    pub clients: RefCell<HashMap<u64, Rc<dyn Session>>>,
+    serve: Serve,
+    pub stats: ShardStats,
     rng: Cell<u64>,
     /// Reused per publish, indexed by peer: whether its plain subscribers
     /// get the message, and the queue groups it was picked for.
@@ -191,7 +282,7 @@ impl Shard {
 
     /// A snapshot of this shard's clients, to act on them while the map
     /// may change underneath (closing, re-authorizing).
-    fn client_list(&self) -> Vec<Rc<Client>> {
+    fn client_list(&self) -> Vec<Rc<dyn Session>> {
         self.clients.borrow().values().cloned().collect()
     }
 
@@ -221,14 +312,10 @@ impl Shard {
     }
 
     /// Registers a local subscription and announces interest changes.
-    pub fn add_sub(&self, sub: &SubRef) {
-        let s = &sub.0;
+    pub fn add_sub(&self, s: &SubKey<'_>, sub: SubRef) {
         let space = self.space(s.account);
-        space
-            .local
-            .borrow_mut()
-            .insert(&s.subject, s.queue.as_deref(), sub.clone());
-        let key: InterestKey = (s.subject.clone(), s.queue.clone());
+        space.local.borrow_mut().insert(s.subject, s.queue, sub);
+        let key: InterestKey = (s.subject.into(), s.queue.map(Into::into));
         let count = {
             let mut li = space.local_interest.borrow_mut();
             let c = li.entry(key).or_insert(0);
@@ -236,22 +323,17 @@ impl Shard {
             *c
         };
         if s.queue.is_some() || count == 1 {
-            self.announce(s.account, &s.subject, s.queue.as_deref(), count);
+            self.announce(s.account, s.subject, s.queue, count);
         }
     }
 
     /// Removes a local subscription; returns whether it was registered.
-    pub fn remove_sub(&self, sub: &SubRef) -> bool {
-        let s = &sub.0;
+    pub fn remove_sub(&self, s: &SubKey<'_>, sub: &SubRef) -> bool {
         let space = self.space(s.account);
-        if !space
-            .local
-            .borrow_mut()
-            .remove(&s.subject, s.queue.as_deref(), sub)
-        {
+        if !space.local.borrow_mut().remove(s.subject, s.queue, sub) {
             return false;
         }
-        let key: InterestKey = (s.subject.clone(), s.queue.clone());
+        let key: InterestKey = (s.subject.into(), s.queue.map(Into::into));
         let count = {
             let mut li = space.local_interest.borrow_mut();
             match li.get_mut(&key) {
@@ -267,7 +349,7 @@ impl Shard {
             }
         };
         if s.queue.is_some() || count == 0 {
-            self.announce(s.account, &s.subject, s.queue.as_deref(), count);
+            self.announce(s.account, s.subject, s.queue, count);
         }
         true
     }
@@ -281,49 +363,69 @@ impl Shard {
                     queue: queue.map(Into::into),
                     count,
                 };
-                self.push(p, msg, 0);
+                self.push(p, msg);
             }
         }
     }
 
-    fn push(&self, peer: usize, msg: ShardMsg, bytes: usize) {
+    /// Queues a control message (no flow control) for `peer`.
+    fn push(&self, peer: usize, msg: ShardMsg) {
         let p = &self.peers[peer];
         p.batch.borrow_mut().push(msg);
-        p.bytes.set(p.bytes.get() + bytes);
         if let Some(w) = p.flusher.take() {
             w.wake();
         }
     }
 
-    /// Whether any peer's queue is over the back-pressure limit.
-    pub fn backlogged(&self) -> bool {
-        self.peers.iter().any(|p| p.bytes.get() > PEER_BACKLOG)
+    /// Queues a delivery of `bytes` for `peer`, counted against its window
+    /// and noted for the producer, which waits for the window later.
+    fn push_data(&self, peer: usize, msg: ShardMsg, bytes: usize) {
+        let p = &self.peers[peer];
+        p.outstanding.set(p.outstanding.get() + bytes + MSG_COST);
+        self.stats.mesh_out.set(self.stats.mesh_out.get() + 1);
+        TOUCHED.with(|t| t.set(t.get() | 1 << peer.min(63)));
+        self.push(peer, msg);
     }
 
-    /// Waits until no peer queue is over the back-pressure limit, or `max`.
-    pub async fn wait_backlog(&self, max: Duration) {
-        let deadline = Instant::now() + max;
-        while self.backlogged() && Instant::now() < deadline {
-            let wait = poll_fn(|cx| {
-                if !self.backlogged() {
-                    return Poll::Ready(());
-                }
-                for p in &self.peers {
-                    if p.bytes.get() > PEER_BACKLOG {
-                        p.waiters.borrow_mut().push(cx.waker().clone());
-                    }
-                }
-                Poll::Pending
-            });
-            let _ = glommio::timer::timeout(
-                deadline.saturating_duration_since(Instant::now()),
-                async {
-                    wait.await;
-                    Ok(())
-                },
-            )
-            .await;
+    fn window_full(&self, touched: u64) -> bool {
+        self.peers
+            .iter()
+            .enumerate()
+            .any(|(i, p)| touched & (1 << i.min(63)) != 0 && p.outstanding.get() > LINK_WINDOW)
+    }
+
+    /// The peers (as a bit set) fed since the last call; a producer takes
+    /// them right after each message it routes.
+    pub fn take_touched(&self) -> u64 {
+        TOUCHED.with(|t| t.replace(0))
+    }
+
+    /// Waits until every peer in `touched` has room in its window again.
+    /// Peers always make progress (see the module comment), so this ends.
+    pub async fn wait_window(&self, touched: u64) {
+        if touched == 0 || !self.window_full(touched) {
+            return;
         }
+        let start = Instant::now();
+        poll_fn(|cx| {
+            if !self.window_full(touched) {
+                return Poll::Ready(());
+            }
+            for (i, p) in self.peers.iter().enumerate() {
+                if touched & (1 << i.min(63)) != 0 && p.outstanding.get() > LINK_WINDOW {
+                    p.waiters.borrow_mut().push(cx.waker().clone());
+                }
+            }
+            Poll::Pending
+        })
+        .await;
+        self.note_stall(start.elapsed());
+    }
+
+    /// Adds to the time spent stalled, for monitoring.
+    pub fn note_stall(&self, d: Duration) {
+        let ns = self.stats.stalled_ns.get();
+        self.stats.stalled_ns.set(ns + d.as_nanos() as u64);
     }
 
     /// Resolves once every peer has processed everything this shard sent
@@ -343,7 +445,7 @@ impl Shard {
         );
         for p in 0..self.nshards {
             if p != self.id {
-                self.push(p, ShardMsg::Barrier { token }, 0);
+                self.push(p, ShardMsg::Barrier { token });
             }
         }
         poll_fn(|cx| {
@@ -365,7 +467,7 @@ impl Shard {
     /// Routes one message published by `from` in account `acc`: within the
     /// account, then across its stream and service imports, and back along
     /// service response mappings.
-    pub fn publish(&self, from: Option<&Client>, acc: AccountId, m: Msg<'_>) -> Routed {
+    pub fn publish(&self, from: Option<&Origin<'_>>, acc: AccountId, m: Msg<'_>) -> Routed {
         let mut routed = self.route(from, acc, m);
         let opts = self.options();
         let sec = &opts.security;
@@ -426,7 +528,7 @@ impl Shard {
             } else if shard < self.nshards {
                 let d = self.delivery(acc, Msg { reply: None, ..m }, false, Vec::new());
                 let len = d.data.len();
-                self.push(shard, ShardMsg::Response { token, d }, len);
+                self.push_data(shard, ShardMsg::Response { token, d }, len);
                 routed.delivered = true;
                 routed.remote = true;
             }
@@ -502,11 +604,15 @@ impl Shard {
     /// Routes a message within one account: local subscribers directly,
     /// peers with matching interest by one delivery each, one member per
     /// queue group across the server.
-    fn route(&self, from: Option<&Client>, acc: AccountId, m: Msg<'_>) -> Routed {
+    fn route(&self, from: Option<&Origin<'_>>, acc: AccountId, m: Msg<'_>) -> Routed {
         let subject = m.subject;
-        let space = match from {
-            Some(c) if c.account() == acc => c.space(),
-            _ => self.space(acc),
+        let own;
+        let space: &Space = match from {
+            Some(o) if o.account == acc => o.space,
+            _ => {
+                own = self.space(acc);
+                &own
+            }
         };
         let local = space.local.borrow_mut().matches(subject);
         let remote = if self.nshards > 1 {
@@ -514,12 +620,11 @@ impl Shard {
         } else {
             None
         };
-        let echo_off =
-            |s: &SubRef| from.is_some_and(|f| !f.echo.get() && std::ptr::eq(&*s.0.client, f));
+        let echo_off = |s: &SubRef| from.is_some_and(|f| !f.echo && s.0.owner() == f.cid);
         let mut delivered = false;
         for s in &local.plain {
             if !echo_off(s) {
-                delivered |= conn::deliver(s, &m);
+                delivered |= s.0.deliver(&m);
             }
         }
 
@@ -548,7 +653,7 @@ impl Shard {
                 .map(|(_, m)| &m[..])
                 .unwrap_or(&[]);
             match self.pick_queue(members, rmembers, &echo_off) {
-                Some(QueuePick::Local(s)) => delivered |= conn::deliver(s, &m),
+                Some(QueuePick::Local(s)) => delivered |= s.0.deliver(&m),
                 Some(QueuePick::Remote(shard)) => {
                     scratch[shard].1.push(name.clone());
                     any_remote = true;
@@ -578,7 +683,7 @@ impl Shard {
                     ..proto.clone_header()
                 };
                 entry.0 = false;
-                self.push(peer, ShardMsg::Deliver(d), proto.data.len());
+                self.push_data(peer, ShardMsg::Deliver(d), proto.data.len());
                 delivered = true;
             }
         }
@@ -623,21 +728,35 @@ impl Shard {
         None
     }
 
-    /// Handles a batch from peer `from`.
-    fn receive(&self, from: usize, batch: Batch) {
+    /// Handles a batch from peer `from`, one message at a time: after a
+    /// message that left a local consumer congested, waits for it as the
+    /// reference's producer would, then goes on.
+    async fn receive(self: &Rc<Self>, from: usize, batch: Batch) {
         for m in batch {
-            match m {
-                ShardMsg::Deliver(d) => self.deliver_remote(d),
+            let cost = match m {
+                ShardMsg::Deliver(d) => {
+                    let cost = d.data.len() + MSG_COST;
+                    self.deliver_remote(d);
+                    cost
+                }
                 ShardMsg::Response { token, d } => {
+                    let cost = d.data.len() + MSG_COST;
                     self.respond(token, d.msg());
+                    cost
                 }
                 ShardMsg::Interest {
                     account,
                     subject,
                     queue,
                     count,
-                } => self.remote_interest(from, account, subject, queue, count),
-                ShardMsg::Barrier { token } => self.push(from, ShardMsg::BarrierAck { token }, 0),
+                } => {
+                    self.remote_interest(from, account, subject, queue, count);
+                    continue;
+                }
+                ShardMsg::Barrier { token } => {
+                    self.push(from, ShardMsg::BarrierAck { token });
+                    continue;
+                }
                 ShardMsg::BarrierAck { token } => {
                     let mut b = self.barriers.borrow_mut();
                     if let Some(st) = b.get_mut(&token) {
@@ -648,8 +767,46 @@ impl Shard {
                             }
                         }
                     }
+                    continue;
                 }
+                ShardMsg::Credit(n) => {
+                    let p = &self.peers[from];
+                    p.outstanding.set(p.outstanding.get().saturating_sub(n));
+                    if p.outstanding.get() <= LINK_WINDOW {
+                        for w in p.waiters.borrow_mut().drain(..) {
+                            w.wake();
+                        }
+                    }
+                    continue;
+                }
+                ShardMsg::Adopt(a) => {
+                    let stream = a.bind_to_executor();
+                    glommio::spawn_local((self.serve)(self.clone(), stream)).detach();
+                    continue;
+                }
+            };
+            self.stats.mesh_in.set(self.stats.mesh_in.get() + 1);
+            let p = &self.peers[from];
+            p.owed.set(p.owed.get() + cost);
+            // Deliveries made here may feed further peers (service
+            // responses); this task never waits for their windows.
+            TOUCHED.with(|t| t.set(0));
+            if let Some(c) = fanout::take_congested() {
+                // Credit what was delivered so far: the window then counts
+                // only what waits behind the congested consumer.
+                self.credit(from);
+                let waited = fanout::stall(&*c).await;
+                self.note_stall(waited);
             }
+        }
+        self.credit(from);
+    }
+
+    /// Sends `from` the credit owed for its delivered traffic.
+    fn credit(&self, from: usize) {
+        let owed = self.peers[from].owed.replace(0);
+        if owed > 0 {
+            self.push(from, ShardMsg::Credit(owed));
         }
     }
 
@@ -658,7 +815,7 @@ impl Shard {
         let local = self.space(d.account).local.borrow_mut().matches(m.subject);
         if d.plain {
             for s in &local.plain {
-                conn::deliver(s, &m);
+                s.0.deliver(&m);
             }
         }
         for q in &d.queues {
@@ -667,7 +824,7 @@ impl Shard {
             if let Some((_, members)) = local.queues.iter().find(|(n, _)| n[..] == q[..]) {
                 if !members.is_empty() {
                     let s = &members[self.rand(members.len())];
-                    conn::deliver(s, &m);
+                    s.0.deliver(&m);
                 }
             }
         }
@@ -718,12 +875,7 @@ impl Shard {
                 }
             })
             .await;
-            let p = &self.peers[peer];
-            let batch = std::mem::take(&mut *p.batch.borrow_mut());
-            p.bytes.set(0);
-            for w in p.waiters.borrow_mut().drain(..) {
-                w.wake();
-            }
+            let batch = std::mem::take(&mut *self.peers[peer].batch.borrow_mut());
             if self.senders.send_to(peer, batch).await.is_err() {
                 return;
             }
@@ -806,16 +958,21 @@ impl Routed {
     }
 }
 
-/// One message as it is routed: subject, reply, and the body (headers,
-/// when `has_headers`, then payload), all borrowed.
-#[derive(Clone, Copy, Debug)]
-pub struct Msg<'a> {
+/// Who published a message: the connection, for `echo: false`, and its
+/// bound account and subject space, so routing within its own account
+/// looks nothing up.
+pub struct Origin<'a> {
+    pub cid: u64,
+    pub echo: bool,
+    pub account: AccountId,
+    pub space: &'a Space,
+}
+
+/// Where a subscription lives in a shard's index.
+pub struct SubKey<'a> {
+    pub account: AccountId,
     pub subject: &'a [u8],
-    pub reply: Option<&'a [u8]>,
-    pub has_headers: bool,
-    /// Length of the header block at the start of `body`.
-    pub hdr_len: usize,
-    pub body: &'a [u8],
+    pub queue: Option<&'a [u8]>,
 }
 
 impl Delivery {
@@ -874,6 +1031,8 @@ pub struct ShardSpec {
     pub control: std::sync::mpsc::Receiver<Control>,
     /// Read end of the socket pair that signals new control messages.
     pub control_wake_fd: i32,
+    /// Serves a connection this shard owns.
+    pub serve: Serve,
 }
 
 /// Runs a shard until the process exits.
@@ -900,8 +1059,9 @@ pub async fn run(spec: ShardSpec) {
         peers: (0..nshards)
             .map(|_| Peer {
                 batch: RefCell::new(Vec::new()),
-                bytes: Cell::new(0),
                 flusher: Cell::new(None),
+                outstanding: Cell::new(0),
+                owed: Cell::new(0),
                 waiters: RefCell::new(Vec::new()),
             })
             .collect(),
@@ -909,6 +1069,8 @@ pub async fn run(spec: ShardSpec) {
         barriers: RefCell::new(HashMap::new()),
         next_token: Cell::new(0),
         clients: RefCell::new(HashMap::new()),
+        serve: spec.serve,
+        stats: ShardStats::default(),
         rng: Cell::new(0x9E37_79B9_7F4A_7C15 ^ ((id as u64 + 1) * 0x2545_F491_4F6C_DD1D)),
         scratch: RefCell::new((0..nshards).map(|_| (false, Vec::new())).collect()),
         lame_duck: Cell::new(false),
@@ -919,7 +1081,7 @@ pub async fn run(spec: ShardSpec) {
         let s = shard.clone();
         glommio::spawn_local(async move {
             while let Some(batch) = rx.recv().await {
-                s.receive(peer, batch);
+                s.receive(peer, batch).await;
             }
         })
         .detach();
@@ -937,10 +1099,20 @@ pub async fn run(spec: ShardSpec) {
     let listener =
         unsafe { <TcpListener as std::os::fd::FromRawFd>::from_raw_fd(spec.listener_fd) };
     loop {
-        match listener.accept().await {
-            Ok(stream) => {
-                let s = shard.clone();
-                glommio::spawn_local(async move { conn::serve(s, stream).await }).detach();
+        match listener.shared_accept().await {
+            Ok(accepted) => {
+                let target = shard.global.place();
+                crate::debug!(
+                    "Shard {} accepted a connection for shard {target}; connections per shard: {:?}",
+                    shard.id,
+                    shard.global.loads()
+                );
+                if target == shard.id {
+                    let stream = accepted.bind_to_executor();
+                    glommio::spawn_local((shard.serve)(shard.clone(), stream)).detach();
+                } else {
+                    shard.push(target, ShardMsg::Adopt(accepted));
+                }
             }
             Err(_) if shard.lame_duck.get() => {
                 crate::info!("Shard {} stopped accepting clients", shard.id);
@@ -976,12 +1148,9 @@ impl Shard {
         if auth_changed {
             self.perms.borrow_mut().clear();
         }
-        let clients = self.client_list();
-        for c in clients {
-            c.set_max_pending(self.options().max_pending);
-            if auth_changed {
-                c.reauthorize();
-            }
+        let opts = self.options();
+        for c in self.client_list() {
+            c.reloaded(&opts, auth_changed);
         }
     }
 
@@ -997,7 +1166,7 @@ impl Shard {
         unsafe { libc::shutdown(self.listener_fd.get(), libc::SHUT_RDWR) };
         let clients = self.client_list();
         for c in &clients {
-            c.lame_duck_info();
+            c.lame_duck();
         }
         let opts = self.options();
         let grace = opts.lame_duck_grace_period.min(opts.lame_duck_duration);
@@ -1008,7 +1177,7 @@ impl Shard {
             .checked_div(clients.len().max(1) as u32)
             .unwrap_or_default();
         for c in clients {
-            c.close(CloseReason::ServerShutdown, true);
+            c.shutdown();
             if !step.is_zero() {
                 glommio::timer::sleep(step).await;
             }
@@ -1022,7 +1191,7 @@ impl Shard {
         // SAFETY: shutdown on the listening socket this shard owns.
         unsafe { libc::shutdown(self.listener_fd.get(), libc::SHUT_RDWR) };
         for c in self.client_list() {
-            c.close(CloseReason::ServerShutdown, true);
+            c.shutdown();
         }
         let deadline = Instant::now() + Duration::from_secs(1);
         while !self.clients.borrow().is_empty() && Instant::now() < deadline {
