@@ -1,0 +1,127 @@
+//! natrix-only `shards { count, cpus, io_memory }`: how many thread-per-core
+//! shards to run, which CPUs to pin them to, and each one's I/O memory.
+//!
+//! Invariants: `count` is at least 1 and, when `cpus` is also given, equals
+//! its length; a CPU is listed at most once; `io_memory` is a positive byte
+//! size (an integer such as `64MB` or a quoted size such as `"1GiB"`). The
+//! reference has no such block, so a config that uses it is natrix-only.
+
+use std::sync::Arc;
+
+use super::Node;
+use crate::config::lex::{Scalar, Scanner};
+use crate::config::{ConfigError, Value};
+/// natrix-only `shards { count, cpus, io_memory }`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ShardsConfig {
+    /// Number of shards (one per core); `None` means one per available CPU
+    /// (or one per entry of `cpus`).
+    pub count: Option<usize>,
+    /// CPUs to pin shards to, in shard order; empty means no pinning.
+    pub cpus: Vec<usize>,
+    /// Bytes of I/O buffer memory per shard; `None` means the default.
+    pub io_memory: Option<u64>,
+}
+
+pub(super) fn shards(n: &Node<'_>) -> Result<ShardsConfig, ConfigError> {
+    const KEYS: &[&str] = &["count", "cpus", "io_memory"];
+    let mut s = ShardsConfig::default();
+    let mut count_node = None;
+    for field in n.entries()? {
+        let v = &field.node;
+        match field.name.as_str() {
+            "count" => {
+                let c: usize = v.int_as("shards count")?;
+                if c == 0 {
+                    return Err(v.err("shards count must be at least 1"));
+                }
+                s.count = Some(c);
+                count_node = Some(v.clone());
+            }
+            "cpus" => {
+                s.cpus.clear();
+                for item in v.items()? {
+                    let cpu: usize = item.int_as("a CPU number")?;
+                    if s.cpus.contains(&cpu) {
+                        return Err(item.err(format!("CPU {cpu} is listed twice")));
+                    }
+                    s.cpus.push(cpu);
+                }
+            }
+            "io_memory" => {
+                let bytes = size(v)?;
+                if bytes == 0 {
+                    return Err(v.err("io_memory must be positive"));
+                }
+                s.io_memory = Some(bytes);
+            }
+            _ => field.unknown(KEYS)?,
+        }
+    }
+    if let (Some(count), Some(node)) = (s.count, count_node) {
+        if !s.cpus.is_empty() && s.cpus.len() != count {
+            return Err(node.err(format!(
+                "shards count ({count}) does not match the number of cpus listed ({})",
+                s.cpus.len()
+            )));
+        }
+    }
+    Ok(s)
+}
+
+/// A byte size: an integer (`64MB` is already one) or a quoted size.
+fn size(n: &Node<'_>) -> Result<u64, ConfigError> {
+    let bytes = match n.value() {
+        Value::Integer(i) => *i,
+        Value::String(s) => {
+            let mut sc = Scanner::new(s.trim(), Arc::clone(&n.pos().file));
+            match sc.scan_scalar() {
+                Ok(Scalar::Integer(i)) if sc.peek().is_none() => i,
+                _ => {
+                    return Err(n.err(format!(
+                        "invalid size {s:?}: expected a number with an optional suffix such as 64MB"
+                    )))
+                }
+            }
+        }
+        _ => return Err(n.expected("a size such as 64MB")),
+    };
+    u64::try_from(bytes).map_err(|_| n.err("a size must not be negative"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::model::test_support::{err, ok};
+
+    #[test]
+    fn shards_block() {
+        let c = ok("shards {\n  count: 4\n  cpus: [0, 2, 4, 6]\n  io_memory: 64MB\n}");
+        assert_eq!(
+            c.shards,
+            ShardsConfig {
+                count: Some(4),
+                cpus: vec![0, 2, 4, 6],
+                io_memory: Some(64 << 20)
+            }
+        );
+        assert_eq!(
+            ok("shards { io_memory: \"1GiB\" }").shards.io_memory,
+            Some(1 << 30)
+        );
+        assert_eq!(
+            err("shards { count: 2, cpus: [0, 1, 2] }"),
+            "<string>:1:17: shards.count: shards count (2) does not match the number of cpus listed (3)"
+        );
+        assert_eq!(
+            err("shards { count: 0 }"),
+            "<string>:1:17: shards.count: shards count must be at least 1"
+        );
+        assert_eq!(
+            err("shards { cpus: [1, 1] }"),
+            "<string>:1:20: shards.cpus[1]: CPU 1 is listed twice"
+        );
+        assert!(err("shards { io_memory: \"lots\" }").contains("invalid size \"lots\""));
+        assert!(err("shards { cores: 2 }").contains("unknown field \"cores\""));
+    }
+}
