@@ -16,9 +16,18 @@ PROFILES (default: full, a few seconds per run, 5 rounds):
     --smoke               natrix only, tiny counts, 1 round; exits non-zero
                           unless every scenario delivered every message (CI)
 
+SCALING MODE:
+    --scaling             run the scale_* scenarios for natrix at each shard
+                          count and the reference at the same core counts,
+                          both pinned with taskset to the same CPUs; writes a
+                          throughput-vs-cores table, plot and per-shard CPU
+    --scaling-shards LIST core counts to compare [default: 1,2,4,8]
+    --server-cpus-base N  first CPU of the servers' CPU sets [default: 0]
+    --scale-n N           connections per role in scale_* scenarios [default: 8]
+
 OPTIONS:
     --rounds N            A/B rounds per scenario (runs go A B A B ...)
-    --scenarios LIST      comma-separated names or prefix* globs (see --list)
+    --scenarios LIST      comma-separated names or globs: pub_*, *_unpaced (see --list)
     --natrix PATH         natrix binary [default: <repo>/target/release/natrix]
     --reference PATH      reference server [default: /usr/sbin/nats-server]
     --natrix-only         do not run the reference
@@ -47,6 +56,10 @@ pub struct Args {
     pub out: Option<PathBuf>,
     pub list: bool,
     pub self_test: bool,
+    pub scaling: bool,
+    pub scaling_shards: Vec<usize>,
+    pub server_cpus_base: usize,
+    pub scale_n: usize,
 }
 
 impl Default for Args {
@@ -65,16 +78,23 @@ impl Default for Args {
             out: None,
             list: false,
             self_test: false,
+            scaling: false,
+            scaling_shards: vec![1, 2, 4, 8],
+            server_cpus_base: 0,
+            scale_n: 8,
         }
     }
 }
 
 impl Args {
+    /// Scaling mode runs every scenario at every core count, so it
+    /// defaults to fewer rounds.
     pub fn rounds(&self) -> usize {
-        self.rounds.unwrap_or(match self.profile {
-            Profile::Full => 5,
-            Profile::Quick => 3,
-            Profile::Smoke => 1,
+        self.rounds.unwrap_or(match (self.profile, self.scaling) {
+            (Profile::Full, false) => 5,
+            (Profile::Full, true) | (Profile::Quick, false) => 3,
+            (Profile::Quick, true) => 2,
+            (Profile::Smoke, _) => 1,
         })
     }
 }
@@ -86,7 +106,7 @@ fn default_natrix() -> PathBuf {
 }
 
 pub enum Command {
-    Run(Args),
+    Run(Box<Args>),
     Help,
 }
 
@@ -131,13 +151,43 @@ pub fn parse<I: IntoIterator<Item = String>>(argv: I) -> Result<Command> {
             "--out" => args.out = Some(PathBuf::from(value("--out")?)),
             "--list" => args.list = true,
             "--self-test" => args.self_test = true,
+            "--scaling" => args.scaling = true,
+            "--scaling-shards" => {
+                let list = value("--scaling-shards")?;
+                let mut counts = Vec::new();
+                for part in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+                    counts.push(number(part, "--scaling-shards", 1)?);
+                }
+                counts.sort_unstable();
+                counts.dedup();
+                if counts.is_empty() {
+                    bail!("--scaling-shards needs at least one count");
+                }
+                args.scaling_shards = counts;
+            }
+            "--server-cpus-base" => {
+                args.server_cpus_base =
+                    number(&value("--server-cpus-base")?, "--server-cpus-base", 0)?
+            }
+            "--scale-n" => args.scale_n = number(&value("--scale-n")?, "--scale-n", 1)?,
             other => bail!("unknown option {other:?} (see --help)"),
         }
     }
     if args.profile == Profile::Smoke {
         args.natrix_only = true;
     }
-    Ok(Command::Run(args))
+    if args.scale_n > 64 {
+        bail!("--scale-n is at most 64 (sequence stamps track 64 publishers)");
+    }
+    if args.scaling {
+        if args.shards.is_some() {
+            bail!("--scaling sets natrix's shard count itself; use --scaling-shards, not --shards");
+        }
+        if args.server_cpus.is_some() {
+            bail!("--scaling pins the servers itself; use --server-cpus-base, not --server-cpus");
+        }
+    }
+    Ok(Command::Run(Box::new(args)))
 }
 
 fn number(s: &str, flag: &str, min: usize) -> Result<usize> {
@@ -177,7 +227,7 @@ mod tests {
 
     fn run(args: &[&str]) -> Result<Args> {
         match parse(args.iter().map(|s| s.to_string()))? {
-            Command::Run(a) => Ok(a),
+            Command::Run(a) => Ok(*a),
             Command::Help => Err("help".into()),
         }
     }
@@ -243,6 +293,34 @@ mod tests {
         assert!(run(&["--client-cpus", "3-1"]).is_err());
         assert!(run(&["--server-cpus", "a"]).is_err());
         assert!(run(&["--help"]).is_err(), "help is not a run");
+    }
+
+    #[test]
+    fn scaling_options() {
+        let a = run(&[]).unwrap();
+        assert!(!a.scaling);
+        assert_eq!(a.scaling_shards, [1, 2, 4, 8]);
+        assert_eq!((a.server_cpus_base, a.scale_n), (0, 8));
+        let a = run(&[
+            "--scaling",
+            "--scaling-shards",
+            "4,1, 2",
+            "--server-cpus-base=2",
+            "--scale-n",
+            "4",
+            "--client-cpus",
+            "0-1",
+        ])
+        .unwrap();
+        assert!(a.scaling);
+        assert_eq!(a.rounds(), 3);
+        assert_eq!(a.scaling_shards, [1, 2, 4]);
+        assert_eq!((a.server_cpus_base, a.scale_n), (2, 4));
+        assert!(run(&["--scaling", "--shards", "2"]).is_err());
+        assert!(run(&["--scaling", "--server-cpus", "0"]).is_err());
+        assert!(run(&["--scaling-shards", "0,2"]).is_err());
+        assert!(run(&["--scaling-shards", ","]).is_err());
+        assert!(run(&["--scale-n", "65"]).is_err());
     }
 
     #[test]

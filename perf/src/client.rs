@@ -21,6 +21,9 @@ pub const BIG_BUF: usize = 1 << 20;
 /// Read buffer size for handshakes, probes and idle connections.
 pub const SMALL_BUF: usize = 8 << 10;
 
+/// How long one blocking write may make no progress before it fails.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// How long a blocking read waits before the caller gets a chance to check
 /// its deadline and stop flag.
 pub const POLL: Duration = Duration::from_millis(100);
@@ -88,6 +91,9 @@ impl<R: Read> FrameReader<R> {
             Ok(n) => n,
             Err(e) if is_timeout(&e) => return Ok(ReadOutcome::Idle),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(ReadOutcome::Idle),
+            // A reset is the server closing on us too (it may not have read
+            // everything we sent first, as when it cuts a slow consumer).
+            Err(e) if is_closed(&e) => return Ok(ReadOutcome::Eof),
             Err(e) => return Err(e.into()),
         };
         self.end += n;
@@ -123,6 +129,17 @@ impl<R: Read> FrameReader<R> {
             self.buf.resize(len * 2, 0);
         }
     }
+}
+
+/// The peer closed or reset the connection.
+pub fn is_closed(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::BrokenPipe
+            | io::ErrorKind::UnexpectedEof
+    )
 }
 
 pub fn is_timeout(e: &io::Error) -> bool {
@@ -221,7 +238,7 @@ impl Conn {
             .context(format_args!("connect {}", opts.addr))?;
         stream.set_nodelay(true)?;
         stream.set_read_timeout(Some(POLL))?;
-        stream.set_write_timeout(Some(Duration::from_secs(5)))?;
+        stream.set_write_timeout(Some(WRITE_TIMEOUT))?;
         let mut reader = FrameReader::new(Stream::Plain(stream), read_buf);
         read_info(&mut reader, deadline)?;
         if let Some(config) = &opts.tls {
@@ -286,6 +303,20 @@ fn read_info<R: Read>(reader: &mut FrameReader<R>, deadline: Instant) -> Result<
 impl Conn {
     pub fn send(&mut self, bytes: &[u8]) -> Result<()> {
         self.reader.get_mut().write_all(bytes).context("write")
+    }
+
+    /// [`Conn::send`] for publishers that never wait for the server: a
+    /// write that cannot proceed for the socket's write timeout, or a
+    /// closed connection, is said so plainly.
+    pub fn send_unpaced(&mut self, bytes: &[u8]) -> Result<()> {
+        match self.reader.get_mut().write_all(bytes) {
+            Ok(()) => Ok(()),
+            Err(e) if is_timeout(&e) => bail!(
+                "write blocked for {WRITE_TIMEOUT:?}: the server stopped reading this connection"
+            ),
+            Err(e) if is_closed(&e) => bail!("server closed the connection ({e})"),
+            Err(e) => bail!("write: {e}"),
+        }
     }
 
     /// Separates reading from writing, for a reader thread and a writer

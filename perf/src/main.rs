@@ -4,13 +4,17 @@
 mod cli;
 mod client;
 mod error;
+#[cfg(test)]
+mod fake;
 mod hgrm;
 mod pin;
 mod plot;
+mod procstat;
 mod proto;
 mod report;
 mod rlimit;
 mod runner;
+mod scaling;
 mod scenarios;
 mod selftest;
 mod server;
@@ -44,14 +48,17 @@ fn real_main() -> Result<ExitCode> {
             print!("{}", cli::USAGE);
             return Ok(ExitCode::SUCCESS);
         }
-        Command::Run(args) => args,
+        Command::Run(args) => *args,
     };
     if args.self_test {
         print_self_test();
         return Ok(ExitCode::SUCCESS);
     }
-    let scenarios =
-        scenarios::select(scenarios::catalog(args.profile, args.rate), &args.scenarios)?;
+    let catalog = scenarios::catalog(args.profile, args.rate, args.scale_n)
+        .into_iter()
+        .filter(|s| !args.scaling || s.scaling)
+        .collect();
+    let scenarios = scenarios::select(catalog, &args.scenarios)?;
     if args.list {
         for s in &scenarios {
             println!("{:<20} {}", s.name, s.summary);
@@ -61,6 +68,7 @@ fn real_main() -> Result<ExitCode> {
 
     let servers = server_specs(&args)?;
     let pinner = client_pinner(&args)?;
+    rlimit::raise_memlock();
     let need = scenarios.iter().map(|s| s.fds_needed()).max().unwrap_or(0) as u64 + 1024;
     // Ask for more than the client needs: servers started from here inherit
     // the limit and hold one descriptor per client connection too.
@@ -74,6 +82,35 @@ fn real_main() -> Result<ExitCode> {
             .join("results")
             .join(runner::timestamp(SystemTime::now()))
     });
+    if args.scaling {
+        let mut servers = servers.into_iter();
+        let natrix = servers.next().expect("natrix spec");
+        let plan = scaling::ScalingPlan {
+            meta: meta(
+                &args,
+                &[natrix.clone()]
+                    .into_iter()
+                    .chain(servers.clone())
+                    .collect::<Vec<_>>(),
+            ),
+            scenarios,
+            natrix,
+            reference: servers.next(),
+            core_counts: args.scaling_shards.clone(),
+            cpu_base: args.server_cpus_base,
+            available_cpus: available_cpus(),
+            client_cpus: args.client_cpus.clone(),
+            rounds: args.rounds(),
+            out_dir,
+            pinner,
+        };
+        let all_ok = scaling::execute(&plan)?;
+        return Ok(if all_ok {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
+    }
     let plan = runner::Plan {
         meta: meta(&args, &servers),
         scenarios,
@@ -112,14 +149,21 @@ fn print_self_test() {
 }
 
 fn server_specs(args: &Args) -> Result<Vec<ServerSpec>> {
-    if args.server_cpus.is_some() && !command_works("taskset", &["--version"]) {
-        bail!("--server-cpus needs taskset (util-linux)");
+    if (args.server_cpus.is_some() || args.scaling) && !command_works("taskset", &["--version"]) {
+        bail!("--server-cpus and --scaling need taskset (util-linux)");
     }
     let natrix = executable(
         &args.natrix,
         "natrix",
         "build it with `cargo build --release` in the repo root, or pass --natrix PATH",
     )?;
+    let takes_shards = server::takes_shards(&natrix);
+    if args.shards.is_some() && !takes_shards {
+        bail!(
+            "--shards: {} does not take --shards (a nats-server standing in for natrix?); drop --shards",
+            natrix.display()
+        );
+    }
     let mut specs = vec![ServerSpec {
         label: NATRIX,
         path: natrix,
@@ -128,6 +172,8 @@ fn server_specs(args: &Args) -> Result<Vec<ServerSpec>> {
             .map(|n| vec!["--shards".into(), n.to_string()])
             .unwrap_or_default(),
         cpus: args.server_cpus.clone(),
+        env: Vec::new(),
+        takes_shards,
     }];
     if !args.natrix_only {
         let reference = executable(
@@ -135,11 +181,14 @@ fn server_specs(args: &Args) -> Result<Vec<ServerSpec>> {
             "reference server",
             "install it with `apt-get install -y nats-server` (scripts/bench does), pass --reference PATH, or use --natrix-only",
         )?;
+        let takes_shards = server::takes_shards(&reference);
         specs.push(ServerSpec {
             label: REFERENCE,
             path: reference,
             extra_args: Vec::new(),
             cpus: args.server_cpus.clone(),
+            env: Vec::new(),
+            takes_shards,
         });
     }
     Ok(specs)
@@ -152,15 +201,20 @@ fn executable(path: &Path, what: &str, hint: &str) -> Result<PathBuf> {
     }
 }
 
+/// CPUs this process may run on.
+fn available_cpus() -> Vec<usize> {
+    core_affinity::get_core_ids()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| c.id)
+        .collect()
+}
+
 fn client_pinner(args: &Args) -> Result<Pinner> {
     let Some(cpus) = &args.client_cpus else {
         return Ok(Pinner::default());
     };
-    let available: Vec<usize> = core_affinity::get_core_ids()
-        .unwrap_or_default()
-        .into_iter()
-        .map(|c| c.id)
-        .collect();
+    let available = available_cpus();
     if let Some(bad) = cpus.iter().find(|c| !available.contains(c)) {
         bail!("--client-cpus: CPU {bad} is not available (have {available:?})");
     }
@@ -235,9 +289,13 @@ fn meta(args: &Args, servers: &[ServerSpec]) -> Vec<(String, String)> {
     }
     meta.push((
         "server CPUs".into(),
-        args.server_cpus
-            .clone()
-            .unwrap_or_else(|| "unpinned".into()),
+        if args.scaling {
+            scaling::describe(&args.scaling_shards, args.server_cpus_base)
+        } else {
+            args.server_cpus
+                .clone()
+                .unwrap_or_else(|| "unpinned".into())
+        },
     ));
     meta.push((
         "client CPUs".into(),

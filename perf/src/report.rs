@@ -3,6 +3,7 @@
 
 use std::fmt::Write;
 
+use crate::procstat::CpuUsage;
 use crate::scenarios::{Better, Diagnostic, Metric};
 use crate::selftest::SelfTestRow;
 #[cfg(test)]
@@ -22,6 +23,8 @@ pub struct Record {
 pub struct RunData {
     pub metrics: Vec<Metric>,
     pub diagnostics: Vec<Diagnostic>,
+    /// Server CPU time during the run, per shard for natrix.
+    pub cpu: Option<CpuUsage>,
 }
 
 /// The shape of a throughput scenario, for the client-headroom estimate.
@@ -31,6 +34,8 @@ pub struct Shape {
     pub publishers: usize,
     pub subscribers: usize,
     pub queue: bool,
+    /// Publisher i → subscriber i on its own subject.
+    pub pairs: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -325,7 +330,7 @@ fn headroom_line(input: &ReportInput<'_>, sc: &ScenarioInfo) -> Option<String> {
     if !best.is_finite() {
         return None;
     }
-    let copies = match (shape.subscribers, shape.queue) {
+    let copies = match (shape.subscribers, shape.queue || shape.pairs) {
         (0, _) | (_, true) => 1.0,
         (n, false) => n as f64,
     };
@@ -410,6 +415,13 @@ pub fn results_tsv(records: &[Record]) -> String {
                         r.scenario, r.server, r.round, x.name, x.value
                     );
                 }
+                for (i, s) in d.cpu.iter().flat_map(|c| c.shards.iter().enumerate()) {
+                    let _ = writeln!(
+                        out,
+                        "{}\t{}\t{}\tdiagnostic\tshard {i} CPU (s)\t{s}\t",
+                        r.scenario, r.server, r.round
+                    );
+                }
             }
             Err(e) => {
                 let e = e.replace(['\t', '\n'], " ");
@@ -444,6 +456,7 @@ mod tests {
                     name: "elapsed (s)",
                     value: 1.0,
                 }],
+                cpu: None,
             }),
         }
     }
@@ -466,6 +479,7 @@ mod tests {
                 publishers: 1,
                 subscribers: 0,
                 queue: false,
+                pairs: false,
             }),
             tls: false,
         }
@@ -635,6 +649,22 @@ mod tests {
         });
         assert!(!md.contains("| pub_16b_tls | 1.00M ("), "{md}");
         assert!(!md.contains("TLS encode+encrypt"));
+    }
+
+    #[test]
+    fn tsv_lists_shard_cpu() {
+        let mut r = ok("a", NATRIX, 1, 2.5);
+        if let Ok(d) = &mut r.result {
+            d.cpu = Some(CpuUsage {
+                process: 3.0,
+                shards: vec![1.0, 2.0],
+            });
+        }
+        let tsv = results_tsv(&[r]);
+        assert!(
+            tsv.contains("a\tnatrix\t1\tdiagnostic\tshard 1 CPU (s)\t2\t\n"),
+            "{tsv}"
+        );
     }
 
     #[test]

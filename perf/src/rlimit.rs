@@ -49,3 +49,30 @@ pub fn raise_nofile(want: u64) -> Result<u64> {
     }
     Ok(lim.rlim_cur as u64)
 }
+
+/// Lifts the locked-memory limit as far as allowed: natrix (glommio,
+/// io_uring) wants to lock memory, and servers started from here inherit
+/// the limit. Best effort; an unprivileged process keeps what it has.
+pub fn raise_memlock() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we own.
+    if unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut lim) } != 0 {
+        return;
+    }
+    let want = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: setrlimit reads the struct we pass.
+    if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &want) } != 0 {
+        let capped = libc::rlimit {
+            rlim_cur: lim.rlim_max,
+            rlim_max: lim.rlim_max,
+        };
+        // SAFETY: as above.
+        unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &capped) };
+    }
+}

@@ -9,12 +9,16 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use hdrhistogram::Histogram;
 
 use crate::client::ConnectOpts;
-use crate::error::{Context, Result};
+use crate::error::{Context, Error, Result};
 use crate::hgrm;
 use crate::pin::Pinner;
 use crate::plot::{self, Series};
+use crate::procstat;
+use crate::report::NATRIX;
 use crate::report::{self, LatencyFiles, Record, ReportInput, RunData, ScenarioInfo, Shape};
-use crate::scenarios::{new_latency_histogram, Kind, Outcome, Scenario, Target};
+use crate::scenarios::{
+    new_latency_histogram, Diagnostic, Kind, Outcome, Scenario, Target, LOSS, SLOW_CONSUMER,
+};
 use crate::selftest::{self, SelfTestRow};
 use crate::server::{Server, ServerSpec};
 use crate::stats::fmt_num;
@@ -33,9 +37,7 @@ pub struct Plan {
 /// Returns whether every run succeeded.
 pub fn execute(plan: &Plan) -> Result<bool> {
     let out = &plan.out_dir;
-    for dir in [out.clone(), out.join("configs"), out.join("logs")] {
-        fs::create_dir_all(&dir).context(format_args!("create {}", dir.display()))?;
-    }
+    create_dirs(out)?;
     println!(
         "natrix-bench: {} scenarios × {} rounds × {} → {}",
         plan.scenarios.len(),
@@ -93,6 +95,7 @@ pub fn execute(plan: &Plan) -> Result<bool> {
                     RunData {
                         metrics: o.metrics,
                         diagnostics: o.diagnostics,
+                        cpu: o.cpu,
                     }
                 });
                 records.push(Record {
@@ -127,7 +130,9 @@ pub fn execute(plan: &Plan) -> Result<bool> {
     Ok(failures == 0)
 }
 
-fn run_one(
+/// Starts the server, runs the scenario against it, stops it. The
+/// server's CPU time during the run is recorded (per shard for natrix).
+pub fn run_one(
     sc: &Scenario,
     spec: &ServerSpec,
     config: &Path,
@@ -135,8 +140,13 @@ fn run_one(
     pinner: &Pinner,
     tls: Option<&tls::Material>,
 ) -> Result<Outcome> {
+    let spec = match sc.natrix_shards {
+        Some(n) if spec.label == NATRIX => spec.with_shards(n),
+        _ => spec.clone(),
+    };
     let mut server =
-        Server::start(spec, config, log).context(format_args!("start {}", spec.label))?;
+        Server::start(&spec, config, log).context(format_args!("start {}", spec.label))?;
+    let cpu_before = procstat::sample(server.pid());
     let opts = ConnectOpts {
         addr: server.addr,
         creds: sc.credentials(),
@@ -150,24 +160,73 @@ fn run_one(
         deadline: Instant::now() + sc.time_limit,
     };
     let outcome = sc.run(&mut target);
+    let cpu_after = procstat::sample(server.pid());
     server.stop();
-    outcome
+    let mut outcome = outcome.map_err(|e| with_server_log(e, log))?;
+    if let (Ok(before), Ok(after)) = (cpu_before, cpu_after) {
+        let used = after.since(&before);
+        outcome.diagnostics.push(Diagnostic {
+            name: SERVER_CPU,
+            value: used.process,
+        });
+        outcome.cpu = Some(used);
+    }
+    Ok(outcome)
 }
 
-fn summary_line(result: &Result<Outcome>) -> String {
+/// A loss or slow-consumer failure gets the server's own account of it,
+/// if its log mentions a slow consumer.
+fn with_server_log(e: Error, log: &Path) -> Error {
+    if !(e.0.starts_with(SLOW_CONSUMER) || e.0.starts_with(LOSS)) {
+        return e;
+    }
+    let text = fs::read_to_string(log).unwrap_or_default();
+    match text
+        .lines()
+        .find(|l| l.to_ascii_lowercase().contains("slow consumer"))
+    {
+        Some(line) => {
+            let line: String = line.trim().chars().take(240).collect();
+            Error(format!("{} (server log: {line})", e.0))
+        }
+        None => e,
+    }
+}
+
+/// Diagnostic: the server's CPU seconds (user + system) during a run.
+pub const SERVER_CPU: &str = "server CPU (s)";
+
+/// The output directory with its `configs/` and `logs/`.
+pub fn create_dirs(out: &Path) -> Result<()> {
+    for dir in [out.to_path_buf(), out.join("configs"), out.join("logs")] {
+        fs::create_dir_all(&dir).context(format_args!("create {}", dir.display()))?;
+    }
+    Ok(())
+}
+
+pub fn summary_line(result: &Result<Outcome>) -> String {
     match result {
-        Ok(o) => o
-            .metrics
-            .iter()
-            .filter(|m| o.metrics.len() <= 2 || matches!(m.name, "p50" | "p99" | "p99.99" | "max"))
-            .map(|m| format!("{} {} {}", m.name, fmt_num(m.value), m.unit))
-            .collect::<Vec<_>>()
-            .join(", "),
+        Ok(o) => {
+            let n = o.metrics.len();
+            let latency = o.metrics.iter().any(|m| m.name == "p99.99");
+            o.metrics
+                .iter()
+                .enumerate()
+                .filter(|(i, m)| match (n <= 2, latency) {
+                    (true, _) => true,
+                    (false, true) => matches!(m.name, "p50" | "p99" | "p99.99" | "max"),
+                    // e.g. RSS after each burst: the first and the last.
+                    (false, false) => *i == 0 || *i == n - 1,
+                })
+                .map(|(_, m)| format!("{} {} {}", m.name, fmt_num(m.value), m.unit))
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
         Err(e) => format!("FAILED: {}", e.0.lines().next().unwrap_or_default()),
     }
 }
 
-fn print_selftest(rows: &[SelfTestRow]) {
+pub fn print_selftest(rows: &[SelfTestRow]) {
     println!("client self-test (in memory, per thread):");
     for r in rows {
         let tls = match r.tls {
@@ -240,6 +299,7 @@ fn scenario_info(sc: &Scenario) -> ScenarioInfo {
             publishers: t.publishers,
             subscribers: t.subscribers,
             queue: t.queue,
+            pairs: t.pairs,
         }),
         _ => None,
     };
@@ -282,6 +342,27 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn failures_quote_the_server_log() {
+        let dir = std::env::temp_dir().join(format!("natrix-bench-log-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let log = dir.join("s.log");
+        fs::write(
+            &log,
+            "[1] [INF] ready\n[1] [INF] 127.0.0.1:1 - cid:8 - Slow Consumer Detected: MaxPending of 67108864 Exceeded\n",
+        )
+        .unwrap();
+        let e = with_server_log(Error("SLOW CONSUMER: subscriber 6: closed".into()), &log);
+        assert_eq!(
+            e.0,
+            "SLOW CONSUMER: subscriber 6: closed (server log: [1] [INF] 127.0.0.1:1 - cid:8 - \
+             Slow Consumer Detected: MaxPending of 67108864 Exceeded)"
+        );
+        let e = with_server_log(Error("timed out".into()), &log);
+        assert_eq!(e.0, "timed out");
+        fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn timestamps() {

@@ -25,6 +25,34 @@ pub struct ServerSpec {
     pub extra_args: Vec<String>,
     /// `taskset -c` CPU list, if servers are pinned.
     pub cpus: Option<String>,
+    /// Extra environment (e.g. `GOMAXPROCS` for the reference).
+    pub env: Vec<(String, String)>,
+    /// The binary accepts natrix's `--shards` (a nats-server does not, and
+    /// refuses to start with it).
+    pub takes_shards: bool,
+}
+
+impl ServerSpec {
+    /// This spec with `--shards n` (replacing any given), if the binary
+    /// takes it; otherwise unchanged.
+    pub fn with_shards(&self, n: usize) -> ServerSpec {
+        let mut spec = self.clone();
+        if !spec.takes_shards {
+            return spec;
+        }
+        let mut args = Vec::with_capacity(spec.extra_args.len() + 2);
+        let mut it = spec.extra_args.iter();
+        while let Some(a) = it.next() {
+            if a == "--shards" {
+                it.next();
+            } else if !a.starts_with("--shards=") {
+                args.push(a.clone());
+            }
+        }
+        args.extend(["--shards".to_string(), n.to_string()]);
+        spec.extra_args = args;
+        spec
+    }
 }
 
 /// The per-scenario configuration file, written fresh for every scenario.
@@ -142,7 +170,8 @@ impl Server {
         };
         cmd.args(["-a", "127.0.0.1", "-p", &port.to_string(), "-c"])
             .arg(config)
-            .args(&spec.extra_args);
+            .args(&spec.extra_args)
+            .envs(spec.env.iter().map(|(k, v)| (k, v)));
         let log_file = File::create(log).context(format_args!("create {}", log.display()))?;
         cmd.stdin(Stdio::null())
             .stdout(log_file.try_clone()?)
@@ -233,6 +262,25 @@ impl Server {
     }
 }
 
+#[cfg(test)]
+impl Server {
+    /// A stand-in process (`sleep`) for tests whose protocol server runs
+    /// in-process at `addr`: liveness and RSS checks then read the
+    /// stand-in.
+    pub fn stand_in(addr: SocketAddr) -> Server {
+        let child = Command::new("sleep")
+            .arg("300")
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("spawn sleep");
+        Server {
+            child,
+            addr,
+            log: PathBuf::from("/dev/null"),
+        }
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         self.terminate();
@@ -256,12 +304,31 @@ fn free_port() -> Result<u16> {
     Ok(l.local_addr()?.port())
 }
 
+/// Whether `path --help` mentions `--shards`, i.e. the binary is natrix
+/// rather than a nats-server standing in for it.
+pub fn takes_shards(path: &Path) -> bool {
+    probe_output(path, "--help").contains("--shards")
+}
+
 /// Runs `path --version` with a time bound. Servers that do not know the
 /// flag may start serving instead of exiting, so the probe is killed after a
 /// second either way.
 pub fn probe_version(path: &Path) -> String {
+    let text = probe_output(path, "--version");
+    if text.starts_with("unknown") {
+        return text;
+    }
+    match text.lines().next().map(str::trim) {
+        Some(line) if !line.is_empty() && line.len() < 120 => line.to_string(),
+        _ => "unknown".into(),
+    }
+}
+
+/// Output of `path flag` (stdout, or stderr if stdout is empty), killed
+/// after a second either way.
+fn probe_output(path: &Path, flag: &str) -> String {
     let Ok(mut child) = Command::new(path)
-        .arg("--version")
+        .arg(flag)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -280,16 +347,12 @@ pub fn probe_version(path: &Path) -> String {
     let Ok(out) = child.wait_with_output() else {
         return "unknown".into();
     };
-    let text = String::from_utf8_lossy(if out.stdout.is_empty() {
+    String::from_utf8_lossy(if out.stdout.is_empty() {
         &out.stderr
     } else {
         &out.stdout
     })
-    .into_owned();
-    match text.lines().next().map(str::trim) {
-        Some(line) if !line.is_empty() && line.len() < 120 => line.to_string(),
-        _ => "unknown".into(),
-    }
+    .into_owned()
 }
 
 #[cfg(test)]
@@ -338,6 +401,25 @@ mod tests {
              tls {\n  cert_file: \"/out/tls/server-cert.pem\"\n  \
              key_file: \"/out/tls/server-key.pem\"\n}\n"
         );
+    }
+
+    #[test]
+    fn shards_flag_only_for_binaries_that_take_it() {
+        let natrix = ServerSpec {
+            label: "natrix",
+            path: "/x/natrix".into(),
+            extra_args: vec!["--shards".into(), "4".into(), "-D".into()],
+            cpus: None,
+            env: Vec::new(),
+            takes_shards: true,
+        };
+        assert_eq!(natrix.with_shards(1).extra_args, ["-D", "--shards", "1"]);
+        let stand_in = ServerSpec {
+            takes_shards: false,
+            extra_args: Vec::new(),
+            ..natrix
+        };
+        assert!(stand_in.with_shards(1).extra_args.is_empty());
     }
 
     #[test]

@@ -58,6 +58,7 @@ pub fn storm(spec: &StormSpec, target: &mut Target<'_>) -> Result<Outcome> {
             value: secs,
         }],
         latency: None,
+        cpu: None,
     })
 }
 
@@ -119,6 +120,7 @@ pub fn idle(spec: &IdleSpec, target: &mut Target<'_>) -> Result<Outcome> {
             },
         ],
         latency: None,
+        cpu: None,
     })
 }
 

@@ -152,12 +152,13 @@ pub fn run(spec: &LatencySpec, target: &mut Target<'_>) -> Result<Outcome> {
             },
         ],
         latency: Some(hist),
+        cpu: None,
     })
 }
 
 /// Sends probe requests until one is answered, proving both subscriptions
 /// are live end to end before the clock starts.
-fn probe(conn: &mut Conn, template: &PubTemplate, deadline: Instant) -> Result<()> {
+pub(super) fn probe(conn: &mut Conn, template: &PubTemplate, deadline: Instant) -> Result<()> {
     let limit = (Instant::now() + Duration::from_secs(5)).min(deadline);
     let mut out = Vec::new();
     loop {
@@ -328,7 +329,12 @@ fn receive(
 }
 
 /// Echoes every request's payload to its reply subject, one write per read.
-fn respond(mut conn: Conn, stop: &AtomicBool, pinner: &Pinner, deadline: Instant) -> Result<u64> {
+pub(super) fn respond(
+    mut conn: Conn,
+    stop: &AtomicBool,
+    pinner: &Pinner,
+    deadline: Instant,
+) -> Result<u64> {
     pinner.pin_current();
     let mut out = Vec::with_capacity(64 << 10);
     let mut answered = 0u64;

@@ -2,7 +2,11 @@
 //! and the server configuration it needs.
 
 mod connections;
+#[cfg(test)]
+mod fault_tests;
 mod latency;
+mod memory;
+mod reqrep;
 mod throughput;
 
 use std::time::{Duration, Instant};
@@ -10,12 +14,15 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 
 use crate::client::ConnectOpts;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::pin::Pinner;
+use crate::procstat::CpuUsage;
 use crate::server::{Permissions, Server, ServerConfig, BENCH_PASS, BENCH_USER};
 
 pub use connections::{IdleSpec, StormSpec};
 pub use latency::{new_latency_histogram, LatencySpec, LATENCY_SUBJECTS};
+pub use memory::BurstSpec;
+pub use reqrep::ReqRepSpec;
 pub use throughput::{Tally, ThroughputSpec, THROUGHPUT_SUBJECT};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,6 +73,47 @@ pub struct Outcome {
     pub diagnostics: Vec<Diagnostic>,
     /// Latency scenarios: the round's full distribution, in nanoseconds.
     pub latency: Option<Histogram<u64>>,
+    /// Server CPU time during the run (filled in by the runner).
+    pub cpu: Option<CpuUsage>,
+}
+
+/// Failure classes: a failed run's reason starts with one of these when it
+/// is one, so the report's Failures list says what happened at a glance.
+pub const LOSS: &str = "LOSS";
+pub const SLOW_CONSUMER: &str = "SLOW CONSUMER";
+pub const ORDER: &str = "ORDER";
+const CLASSES: [&str; 3] = [LOSS, SLOW_CONSUMER, ORDER];
+
+/// `"<class>: <msg>"`.
+pub fn classified(class: &str, msg: impl std::fmt::Display) -> Error {
+    Error(format!("{class}: {msg}"))
+}
+
+/// A subscriber cut off by the server.
+pub fn slow_consumer(msg: impl std::fmt::Display) -> Error {
+    classified(SLOW_CONSUMER, msg)
+}
+
+/// A `-ERR` line from the server; `'Slow Consumer'` (or any mention of a
+/// slow consumer) is classified as such.
+pub fn server_error(text: &[u8], received: u64) -> Error {
+    let text = String::from_utf8_lossy(text);
+    if text.to_ascii_lowercase().contains("slow consumer") {
+        slow_consumer(format!("server sent -ERR {text} after {received} messages"))
+    } else {
+        Error(format!("server error: {text}"))
+    }
+}
+
+/// Names the failing client while keeping the class first:
+/// `("subscriber 3", "LOSS: x")` → `"LOSS: subscriber 3: x"`.
+pub fn attribute(who: &str, e: &Error) -> String {
+    for class in CLASSES {
+        if let Some(rest) = e.0.strip_prefix(class).and_then(|r| r.strip_prefix(": ")) {
+            return format!("{class}: {who}: {rest}");
+        }
+    }
+    format!("{who}: {e}")
 }
 
 /// What a scenario runs against.
@@ -83,6 +131,8 @@ pub enum Kind {
     Latency(LatencySpec),
     Storm(StormSpec),
     Idle(IdleSpec),
+    ReqRep(ReqRepSpec),
+    Burst(BurstSpec),
 }
 
 #[derive(Clone, Debug)]
@@ -94,6 +144,11 @@ pub struct Scenario {
     pub tls: bool,
     pub kind: Kind,
     pub time_limit: Duration,
+    /// Run natrix with `--shards N` for this scenario (overrides
+    /// `--shards`; ignored for a binary that does not take the flag).
+    pub natrix_shards: Option<usize>,
+    /// One of the `scale_*` scenarios that `--scaling` runs.
+    pub scaling: bool,
 }
 
 impl Scenario {
@@ -120,6 +175,8 @@ impl Scenario {
             Kind::Latency(spec) => latency::run(spec, target),
             Kind::Storm(spec) => connections::storm(spec, target),
             Kind::Idle(spec) => connections::idle(spec, target),
+            Kind::ReqRep(spec) => reqrep::run(spec, target),
+            Kind::Burst(spec) => memory::run(spec, target),
         };
         // A crash explains any client-side error better than the error does.
         target.server.check_alive()?;
@@ -131,13 +188,15 @@ impl Scenario {
         match &self.kind {
             Kind::Idle(spec) => spec.connections,
             Kind::Throughput(spec) => spec.publishers + spec.subscribers,
+            Kind::ReqRep(spec) => spec.requesters + spec.responders,
             _ => 64,
         }
     }
 }
 
-/// Every scenario, in report order, sized for `profile`.
-pub fn catalog(profile: Profile, latency_rate: Option<u64>) -> Vec<Scenario> {
+/// Every scenario, in report order, sized for `profile`; `scale_n` is N of
+/// the `scale_*` scenarios.
+pub fn catalog(profile: Profile, latency_rate: Option<u64>, scale_n: usize) -> Vec<Scenario> {
     use Profile::*;
     // Messages per publisher: (full, quick, smoke). Quick is sized for about
     // half a second per run on a small machine, full for a few seconds.
@@ -157,6 +216,12 @@ pub fn catalog(profile: Profile, latency_rate: Option<u64>) -> Vec<Scenario> {
         subscribers,
         queue,
         msgs_per_publisher: msgs,
+        paced: true,
+        pairs: false,
+    };
+    let unpaced = |publishers, subscribers, queue, payload, msgs| ThroughputSpec {
+        paced: false,
+        ..tp(publishers, subscribers, queue, payload, msgs)
     };
 
     let throughput: Vec<(&str, String, ThroughputSpec)> = vec![
@@ -222,6 +287,8 @@ pub fn catalog(profile: Profile, latency_rate: Option<u64>) -> Vec<Scenario> {
                 tls: false,
                 kind: Kind::Throughput(spec.clone()),
                 time_limit: limit,
+                natrix_shards: None,
+                scaling: false,
             });
         }
     }
@@ -237,6 +304,50 @@ pub fn catalog(profile: Profile, latency_rate: Option<u64>) -> Vec<Scenario> {
             tls: true,
             kind: Kind::Throughput(spec.clone()),
             time_limit: limit,
+            natrix_shards: None,
+            scaling: false,
+        });
+    }
+
+    const UNPACED_NOTE: &str =
+        "unpaced: publishers write as fast as the socket takes, one PING at the end";
+    let unpaced_runs: Vec<(&str, &str, ThroughputSpec)> = vec![
+        (
+            "pubsub_16b_unpaced",
+            "1 publisher → 1 subscriber, 16 B",
+            unpaced(1, 1, false, 16, n(8_000_000, 1_000_000, 100_000)),
+        ),
+        (
+            "pubsub_4k_unpaced",
+            "1 publisher → 1 subscriber, 4 KiB",
+            unpaced(1, 1, false, 4096, n(1_000_000, 125_000, 10_000)),
+        ),
+        (
+            "fanout_1to10_unpaced",
+            "1 publisher → 10 subscribers, 128 B",
+            unpaced(1, 10, false, 128, n(1_500_000, 200_000, 20_000)),
+        ),
+        (
+            "queue_1to4_unpaced",
+            "1 publisher → queue group of 4, 128 B",
+            unpaced(1, 4, true, 128, n(8_000_000, 1_000_000, 100_000)),
+        ),
+        (
+            "manypub_4to1_unpaced",
+            "4 publishers → 1 subscriber, 128 B",
+            unpaced(4, 1, false, 128, n(2_000_000, 250_000, 25_000)),
+        ),
+    ];
+    for (name, summary, spec) in unpaced_runs {
+        out.push(Scenario {
+            name: name.into(),
+            summary: format!("{summary}; {UNPACED_NOTE}"),
+            auth: false,
+            tls: false,
+            kind: Kind::Throughput(spec),
+            time_limit: limit,
+            natrix_shards: None,
+            scaling: false,
         });
     }
 
@@ -273,6 +384,8 @@ pub fn catalog(profile: Profile, latency_rate: Option<u64>) -> Vec<Scenario> {
                 payload: 16,
             }),
             time_limit: Duration::from_secs(secs) + limit,
+            natrix_shards: None,
+            scaling: false,
         });
     }
 
@@ -287,6 +400,8 @@ pub fn catalog(profile: Profile, latency_rate: Option<u64>) -> Vec<Scenario> {
             threads: 4,
         }),
         time_limit: limit,
+        natrix_shards: None,
+        scaling: false,
     });
 
     let idle = n(10_000, 10_000, 300) as usize;
@@ -300,8 +415,112 @@ pub fn catalog(profile: Profile, latency_rate: Option<u64>) -> Vec<Scenario> {
             threads: 4,
         }),
         time_limit: limit,
+        natrix_shards: None,
+        scaling: false,
     });
+
+    let burst = BurstSpec {
+        subscribers: 4,
+        msgs: n(20_000, 20_000, 2_000),
+        payload: 1024,
+        bursts: n(5, 3, 2) as usize,
+        settle: match profile {
+            Smoke => Duration::from_millis(100),
+            _ => Duration::from_secs(1),
+        },
+    };
+    out.push(Scenario {
+        name: "rss_after_burst".into(),
+        summary: format!(
+            "server RSS after each of {} unpaced bursts of {} × 1 KiB to {} subscribers, \
+             once delivered plus {:?} to settle; natrix with --shards 1",
+            burst.bursts, burst.msgs, burst.subscribers, burst.settle
+        ),
+        auth: false,
+        tls: false,
+        kind: Kind::Burst(burst),
+        time_limit: limit,
+        natrix_shards: Some(1),
+        scaling: false,
+    });
+
+    out.extend(scaling_scenarios(profile, scale_n, limit));
     out
+}
+
+/// The `scale_*` scenarios: several connections per role, all unpaced, so
+/// a server that spreads work over cores can use them.
+fn scaling_scenarios(profile: Profile, k: usize, limit: Duration) -> Vec<Scenario> {
+    use Profile::*;
+    let n = |full: u64, quick: u64, smoke: u64| match profile {
+        Full => full,
+        Quick => quick,
+        Smoke => smoke,
+    };
+    let spec = |publishers, subscribers, queue, pairs, payload, msgs| ThroughputSpec {
+        payload,
+        publishers,
+        subscribers,
+        queue,
+        msgs_per_publisher: msgs,
+        paced: false,
+        pairs,
+    };
+    let scenario = |name: &str, summary: String, kind| Scenario {
+        name: name.into(),
+        summary: format!("{summary}; unpaced"),
+        auth: false,
+        tls: false,
+        kind,
+        time_limit: limit,
+        natrix_shards: None,
+        scaling: true,
+    };
+    let pub_msgs = n(4_000_000, 500_000, 20_000);
+    let pair_msgs = n(1_000_000, 125_000, 10_000);
+    let fan_msgs = n(150_000, 30_000, 1_000);
+    let queue_msgs = n(1_000_000, 125_000, 10_000);
+    let requests = n(200_000, 25_000, 1_000);
+    let window = 8;
+    vec![
+        scenario(
+            "scale_pub",
+            format!("{k} publishers, no subscribers, 16 B, {pub_msgs} msgs each"),
+            Kind::Throughput(spec(k, 0, false, false, 16, pub_msgs)),
+        ),
+        scenario(
+            "scale_pairs",
+            format!(
+                "{k} independent publisher → subscriber pairs, one subject each, 128 B, \
+                 {pair_msgs} msgs each"
+            ),
+            Kind::Throughput(spec(k, k, false, true, 128, pair_msgs)),
+        ),
+        scenario(
+            "scale_fanout",
+            format!("{k} publishers → {k} subscribers on one subject, 128 B, {fan_msgs} msgs each"),
+            Kind::Throughput(spec(k, k, false, false, 128, fan_msgs)),
+        ),
+        scenario(
+            "scale_queue",
+            format!("{k} publishers → queue group of {k}, 128 B, {queue_msgs} msgs each"),
+            Kind::Throughput(spec(k, k, true, false, 128, queue_msgs)),
+        ),
+        scenario(
+            "scale_reqrep",
+            format!(
+                "{k} requesters with {window} requests outstanding each → queue group of {k} \
+                 responders, 128 B, {requests} requests each; throughput and p99 round trip"
+            ),
+            Kind::ReqRep(ReqRepSpec {
+                requesters: k,
+                responders: k,
+                payload: 128,
+                requests_per_requester: requests,
+                window,
+            }),
+        ),
+    ]
 }
 
 fn human_count(n: usize) -> String {
@@ -312,15 +531,32 @@ fn human_count(n: usize) -> String {
     }
 }
 
-/// Resolves `--scenarios`: exact names, `prefix*` globs, or `all`.
+/// Whether `name` matches `pat`, where `*` stands for any run of characters.
+pub fn glob_match(name: &str, pat: &str) -> bool {
+    let Some((first, rest)) = pat.split_once('*') else {
+        return name == pat;
+    };
+    let Some(mut tail) = name.strip_prefix(first) else {
+        return false;
+    };
+    let mut parts: Vec<&str> = rest.split('*').collect();
+    let last = parts.pop().unwrap_or("");
+    for part in parts {
+        match tail.find(part) {
+            Some(i) => tail = &tail[i + part.len()..],
+            None => return false,
+        }
+    }
+    tail.len() >= last.len() && tail.ends_with(last)
+}
+
+/// Resolves `--scenarios`: exact names, `*` globs (`pub_*`, `*_unpaced`),
+/// or `all`.
 pub fn select(all: Vec<Scenario>, patterns: &[String]) -> Result<Vec<Scenario>> {
     if patterns.is_empty() || patterns.iter().any(|p| p == "all") {
         return Ok(all);
     }
-    let matches = |name: &str, pat: &str| match pat.strip_suffix('*') {
-        Some(prefix) => name.starts_with(prefix),
-        None => name == pat,
-    };
+    let matches = |name: &str, pat: &str| glob_match(name, pat);
     for pat in patterns {
         if !all.iter().any(|s| matches(&s.name, pat)) {
             let names: Vec<&str> = all.iter().map(|s| s.name.as_str()).collect();
@@ -339,7 +575,7 @@ mod tests {
 
     #[test]
     fn catalog_covers_required_scenarios() {
-        let names: Vec<String> = catalog(Profile::Quick, None)
+        let names: Vec<String> = catalog(Profile::Quick, None, 8)
             .into_iter()
             .map(|s| s.name)
             .collect();
@@ -360,6 +596,17 @@ mod tests {
             "reqrep_latency_tls",
             "conn_storm",
             "idle_mem_10k",
+            "pubsub_16b_unpaced",
+            "pubsub_4k_unpaced",
+            "fanout_1to10_unpaced",
+            "queue_1to4_unpaced",
+            "manypub_4to1_unpaced",
+            "rss_after_burst",
+            "scale_pub",
+            "scale_pairs",
+            "scale_fanout",
+            "scale_queue",
+            "scale_reqrep",
         ] {
             assert!(names.iter().any(|n| n == want), "missing {want}");
         }
@@ -369,7 +616,7 @@ mod tests {
 
     #[test]
     fn auth_scenarios_get_permissions_for_their_subjects() {
-        let all = catalog(Profile::Smoke, None);
+        let all = catalog(Profile::Smoke, None, 8);
         let auth = all.iter().find(|s| s.name == "queue_1to4_auth").unwrap();
         let cfg = auth.config();
         assert_eq!(
@@ -385,7 +632,7 @@ mod tests {
     #[test]
     fn tls_scenarios_mirror_their_plain_counterparts() {
         for profile in [Profile::Smoke, Profile::Quick, Profile::Full] {
-            let all = catalog(profile, None);
+            let all = catalog(profile, None, 8);
             let get = |n: &str| all.iter().find(|s| s.name == n).unwrap();
             for base in ["pubsub_1to1", "pub_256b", "reqrep_latency"] {
                 let (plain, tls) = (get(base), get(&format!("{base}_tls")));
@@ -401,7 +648,7 @@ mod tests {
 
     #[test]
     fn selects_by_name_and_prefix() {
-        let all = catalog(Profile::Smoke, None);
+        let all = catalog(Profile::Smoke, None, 8);
         let pick = |p: &[&str]| {
             let p: Vec<String> = p.iter().map(|s| s.to_string()).collect();
             select(all.clone(), &p).map(|v| v.into_iter().map(|s| s.name).collect::<Vec<_>>())
@@ -422,5 +669,55 @@ mod tests {
         assert_eq!(pick(&[]).unwrap().len(), all.len());
         assert_eq!(pick(&["all"]).unwrap().len(), all.len());
         assert!(pick(&["nope"]).is_err());
+        assert_eq!(pick(&["*_unpaced"]).unwrap().len(), 5);
+        assert_eq!(pick(&["scale_*"]).unwrap().len(), 5);
+    }
+
+    #[test]
+    fn globs() {
+        assert!(glob_match("pub_16b", "pub_16b"));
+        assert!(glob_match("pub_16b", "pub_*"));
+        assert!(glob_match("pub_16b_auth", "*_auth"));
+        assert!(glob_match("pub_16b_auth", "pub*auth"));
+        assert!(glob_match("x", "*"));
+        assert!(!glob_match("pub_16b", "*_auth"));
+        assert!(!glob_match("ab", "a*b*b"));
+        assert!(glob_match("abb", "a*b*b"));
+    }
+
+    #[test]
+    fn new_scenarios_are_unpaced_and_flagged() {
+        for profile in [Profile::Smoke, Profile::Quick, Profile::Full] {
+            let all = catalog(profile, None, 8);
+            let scale: Vec<&Scenario> = all.iter().filter(|s| s.scaling).collect();
+            assert_eq!(scale.len(), 5);
+            assert!(scale.iter().all(|s| s.name.starts_with("scale_")));
+            for s in all
+                .iter()
+                .filter(|s| s.name.ends_with("_unpaced") || s.scaling)
+            {
+                match &s.kind {
+                    Kind::Throughput(t) => assert!(!t.paced, "{}", s.name),
+                    Kind::ReqRep(r) => assert_eq!((r.requesters, r.responders), (8, 8)),
+                    other => panic!("{}: {other:?}", s.name),
+                }
+            }
+            let pairs = all.iter().find(|s| s.name == "scale_pairs").unwrap();
+            assert!(matches!(&pairs.kind, Kind::Throughput(t) if t.pairs && t.publishers == 8));
+            let rss = all.iter().find(|s| s.name == "rss_after_burst").unwrap();
+            assert_eq!(rss.natrix_shards, Some(1));
+            assert!(matches!(&rss.kind, Kind::Burst(b) if b.subscribers == 4 && b.payload == 1024));
+            assert!(all
+                .iter()
+                .filter(|s| s.name != "rss_after_burst")
+                .all(|s| s.natrix_shards.is_none()));
+            let paced = all.iter().find(|s| s.name == "pubsub_1to1").unwrap();
+            assert!(matches!(&paced.kind, Kind::Throughput(t) if t.paced));
+        }
+        let four = catalog(Profile::Quick, None, 4);
+        let fan = four.iter().find(|s| s.name == "scale_fanout").unwrap();
+        assert!(
+            matches!(&fan.kind, Kind::Throughput(t) if t.publishers == 4 && t.subscribers == 4)
+        );
     }
 }

@@ -5,10 +5,16 @@
 //! [`Stamp`], subscribers check per-publisher sequence numbers, and a run
 //! only counts if every expected message arrived exactly once.
 //!
-//! Flow control keeps the run measuring sustained throughput rather than how
-//! much the server can buffer: each publisher keeps at most one `PING`
-//! window un-acknowledged (server ingress), and publishers pause while the
-//! slowest subscriber is more than [`WINDOW_BYTES`] behind (end to end).
+//! Paced runs keep measuring sustained throughput rather than how much the
+//! server can buffer: each publisher keeps at most one `PING` window
+//! un-acknowledged (server ingress), and publishers pause while the slowest
+//! subscriber is more than [`WINDOW_BYTES`] behind (end to end).
+//!
+//! Unpaced runs behave like ordinary clients (`nats bench`, applications):
+//! publishers write as fast as the socket takes and send one `PING` at the
+//! end. Whatever the server does with the backlog (buffer it, push back on
+//! the publishers, cut a subscriber as a slow consumer, drop messages) shows
+//! up, and anything but complete, in-order delivery fails the run.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -20,7 +26,7 @@ use crate::error::{bail, Context, Error, Result};
 use crate::pin::Pinner;
 use crate::proto::{self, Frame, PubTemplate, Stamp};
 
-use super::{Better, Diagnostic, Metric, Outcome, Target};
+use super::{classified, server_error, slow_consumer, Better, Diagnostic, Metric, Outcome, Target};
 
 pub const THROUGHPUT_SUBJECT: &str = "bench.data";
 const QUEUE_GROUP: &str = "workers";
@@ -39,6 +45,10 @@ const PROBE_LIMIT: Duration = Duration::from_secs(5);
 /// A run with no message sent or delivered for this long has stalled; it
 /// fails then rather than at the (much later) scenario deadline.
 const STALL_LIMIT: Duration = Duration::from_secs(5);
+/// Once every publisher's final `PING` is answered the server has taken
+/// every message; if deliveries then stop for this long before all have
+/// arrived, the missing ones are lost.
+pub const DRAIN_LIMIT: Duration = Duration::from_secs(3);
 
 #[derive(Clone, Debug)]
 pub struct ThroughputSpec {
@@ -49,6 +59,12 @@ pub struct ThroughputSpec {
     /// Subscribers share one queue group: each message goes to one of them.
     pub queue: bool,
     pub msgs_per_publisher: u64,
+    /// Flow control (see the module docs); unpaced publishers write as fast
+    /// as the socket takes and flush only at the end.
+    pub paced: bool,
+    /// Independent pairs: publisher `i` sends on its own subject, which only
+    /// subscriber `i` subscribes to (needs as many subscribers as publishers).
+    pub pairs: bool,
 }
 
 impl ThroughputSpec {
@@ -58,11 +74,38 @@ impl ThroughputSpec {
 
     /// Deliveries that make the run complete.
     fn expected_deliveries(&self) -> u64 {
-        match (self.subscribers, self.queue) {
+        match (self.subscribers, self.queue || self.pairs) {
             (0, _) => 0,
             (_, true) => self.total_sent(),
             (n, false) => self.total_sent() * n as u64,
         }
+    }
+
+    /// Messages each subscriber must receive; `None` for queue members,
+    /// which share the stream.
+    fn per_subscriber(&self) -> Option<u64> {
+        if self.queue {
+            None
+        } else if self.pairs {
+            Some(self.msgs_per_publisher)
+        } else {
+            Some(self.total_sent())
+        }
+    }
+
+    /// Subject publisher (or subscriber) `i` uses.
+    pub fn subject(&self, i: usize) -> String {
+        if self.pairs {
+            format!("{THROUGHPUT_SUBJECT}.{i}")
+        } else {
+            THROUGHPUT_SUBJECT.to_string()
+        }
+    }
+
+    /// Subscribers progress together (queue group, pairs) rather than each
+    /// receiving the whole stream.
+    fn aggregate(&self) -> bool {
+        self.queue || self.pairs
     }
 }
 
@@ -76,6 +119,8 @@ struct Shared {
     stop: AtomicBool,
     go: AtomicBool,
     ready_publishers: AtomicUsize,
+    /// Publishers whose final `PING` was answered.
+    flushed_publishers: AtomicUsize,
     sent: AtomicU64,
     delivered: Vec<Padded<AtomicU64>>,
     delivered_total: AtomicU64,
@@ -89,10 +134,10 @@ struct Shared {
 
 impl Shared {
     /// Messages published but not yet received by the slowest subscriber
-    /// (or, for a queue group, by the group as a whole).
-    fn lag(&self, queue: bool) -> u64 {
+    /// (or, for a queue group or pairs, by the subscribers as a whole).
+    fn lag(&self, aggregate: bool) -> u64 {
         let sent = self.sent.load(Ordering::Acquire);
-        let received = if queue {
+        let received = if aggregate {
             self.delivered_total.load(Ordering::Acquire)
         } else {
             self.delivered
@@ -104,17 +149,27 @@ impl Shared {
         sent.saturating_sub(received)
     }
 
-    fn probe_seen(&self, publisher: usize, queue: bool) -> bool {
+    fn probe_seen(&self, publisher: usize, spec: &ThroughputSpec) -> bool {
         let bit = 1u64 << publisher;
+        if spec.pairs {
+            return self.probes[publisher].0.load(Ordering::Acquire) & bit != 0;
+        }
         let mut seen = self
             .probes
             .iter()
             .map(|p| p.0.load(Ordering::Acquire) & bit != 0);
-        if queue {
+        if spec.queue {
             seen.any(|s| s)
         } else {
             seen.all(|s| s)
         }
+    }
+
+    fn delivered_counts(&self) -> Vec<u64> {
+        self.delivered
+            .iter()
+            .map(|d| d.0.load(Ordering::Acquire))
+            .collect()
     }
 }
 
@@ -160,12 +215,23 @@ impl Tally {
         let Some(next) = self.next_seq.get_mut(p) else {
             bail!("message from unknown publisher {p}")
         };
-        if stamp.seq < *next || (self.gapless && stamp.seq != *next) {
+        if stamp.seq < *next {
             bail!(
-                "publisher {p}: got seq {} after {} (lost, duplicated or reordered)",
+                "ORDER: publisher {p}: got seq {} after {} (duplicated or reordered)",
                 stamp.seq,
                 *next as i128 - 1
             );
+        }
+        if self.gapless && stamp.seq != *next {
+            return Err(classified(
+                super::LOSS,
+                format!(
+                    "publisher {p}: got seq {} after {}: {} message(s) missing",
+                    stamp.seq,
+                    *next as i128 - 1,
+                    stamp.seq - *next
+                ),
+            ));
         }
         *next = stamp.seq + 1;
         self.count += 1;
@@ -178,11 +244,16 @@ pub fn run(spec: &ThroughputSpec, target: &mut Target<'_>) -> Result<Outcome> {
         spec.publishers >= 1 && spec.publishers <= 64,
         "stamp probes track at most 64 publishers"
     );
+    assert!(
+        !spec.pairs || spec.publishers == spec.subscribers,
+        "pairs need one subscriber per publisher"
+    );
     let deadline = target.deadline;
     let shared = Arc::new(Shared {
         stop: AtomicBool::new(false),
         go: AtomicBool::new(false),
         ready_publishers: AtomicUsize::new(0),
+        flushed_publishers: AtomicUsize::new(0),
         sent: AtomicU64::new(0),
         delivered: (0..spec.subscribers).map(|_| Padded::default()).collect(),
         delivered_total: AtomicU64::new(0),
@@ -207,7 +278,7 @@ pub fn run(spec: &ThroughputSpec, target: &mut Target<'_>) -> Result<Outcome> {
         )
         .context(format_args!("subscriber {i}"))?;
         let queue = spec.queue.then_some(QUEUE_GROUP);
-        conn.subscribe(THROUGHPUT_SUBJECT, queue, 1, deadline)
+        conn.subscribe(&spec.subject(i), queue, 1, deadline)
             .context(format_args!("subscriber {i}"))?;
         subs.push(conn);
     }
@@ -252,7 +323,7 @@ pub fn run(spec: &ThroughputSpec, target: &mut Target<'_>) -> Result<Outcome> {
     }
     let start = Instant::now();
     shared.go.store(true, Ordering::Release);
-    watch_progress(&shared, &pub_threads, &sub_threads);
+    watch_progress(&shared, spec, &pub_threads, &sub_threads);
 
     let mut failed = 0;
     let mut flushed_at = Vec::new();
@@ -288,14 +359,20 @@ pub fn run(spec: &ThroughputSpec, target: &mut Target<'_>) -> Result<Outcome> {
     }
     let delivered: u64 = counts.iter().sum();
     if delivered != spec.expected_deliveries() {
-        bail!(
-            "delivered {delivered} of {} expected messages (per subscriber: {counts:?})",
-            spec.expected_deliveries()
-        );
+        return Err(classified(
+            super::LOSS,
+            format!(
+                "delivered {delivered} of {} expected messages (per subscriber: {counts:?})",
+                spec.expected_deliveries()
+            ),
+        ));
     }
-    if !spec.queue {
-        if let Some(short) = counts.iter().position(|&c| c != sent) {
-            bail!("subscriber {short} received {} of {sent}", counts[short]);
+    if let Some(want) = spec.per_subscriber() {
+        if let Some(short) = counts.iter().position(|&c| c != want) {
+            return Err(classified(
+                super::LOSS,
+                format!("subscriber {short} received {} of {want}", counts[short]),
+            ));
         }
     }
 
@@ -335,29 +412,60 @@ pub fn run(spec: &ThroughputSpec, target: &mut Target<'_>) -> Result<Outcome> {
             },
         ],
         latency: None,
+        cpu: None,
     })
 }
 
 /// Waits for the client threads to finish, failing the run if they stop
-/// making progress.
+/// making progress: after [`STALL_LIMIT`] with nothing sent or delivered,
+/// or, once every publisher's final `PING` has been answered, after
+/// [`DRAIN_LIMIT`] with deliveries still missing (lost messages).
 fn watch_progress<A, B>(
     shared: &Shared,
+    spec: &ThroughputSpec,
     pubs: &[thread::JoinHandle<A>],
     subs: &[thread::JoinHandle<B>],
 ) {
     let progress =
         || shared.sent.load(Ordering::Acquire) + shared.delivered_total.load(Ordering::Acquire);
     let (mut last, mut last_change) = (progress(), Instant::now());
+    let mut drained_since: Option<Instant> = None;
+    let fail = |msg: String| {
+        shared.first_error.lock().unwrap().get_or_insert(msg);
+        shared.stop.store(true, Ordering::Release);
+    };
     while !(pubs.iter().all(|t| t.is_finished()) && subs.iter().all(|t| t.is_finished())) {
         thread::sleep(Duration::from_millis(20));
         let now = progress();
         if now != last {
             (last, last_change) = (now, Instant::now());
-        } else if last_change.elapsed() >= STALL_LIMIT && !shared.stop.load(Ordering::Acquire) {
-            shared.first_error.lock().unwrap().get_or_insert_with(|| {
-                format!("no message sent or delivered for {STALL_LIMIT:?} (server stalled?)")
-            });
-            shared.stop.store(true, Ordering::Release);
+        }
+        if shared.stop.load(Ordering::Acquire) {
+            continue;
+        }
+        let all_flushed = shared.flushed_publishers.load(Ordering::Acquire) == spec.publishers;
+        if all_flushed && spec.subscribers > 0 {
+            // The drain wait starts when the last publisher is answered, and
+            // any delivery restarts it.
+            let since = *drained_since.get_or_insert_with(Instant::now);
+            let quiet = last_change.max(since);
+            if quiet.elapsed() >= DRAIN_LIMIT {
+                let delivered = shared.delivered_total.load(Ordering::Acquire);
+                let expected = spec.expected_deliveries();
+                if delivered < expected {
+                    let counts = shared.delivered_counts();
+                    let msg = format!(
+                        "delivered {delivered} of {expected} expected messages (per subscriber: \
+                         {counts:?}); nothing more arrived within {DRAIN_LIMIT:?} after every \
+                         publisher's final PING was answered"
+                    );
+                    fail(classified(super::LOSS, msg).0);
+                }
+            }
+        } else if last_change.elapsed() >= STALL_LIMIT {
+            fail(format!(
+                "no message sent or delivered for {STALL_LIMIT:?} (server stalled?)"
+            ));
         }
     }
 }
@@ -379,7 +487,7 @@ fn spawn_guarded<T: Send + 'static>(
                     .first_error
                     .lock()
                     .unwrap()
-                    .get_or_insert_with(|| format!("{name}: {e}"));
+                    .get_or_insert_with(|| super::attribute(&name, e));
                 shared.stop.store(true, Ordering::Release);
             }
             r
@@ -397,19 +505,30 @@ fn subscriber(
 ) -> Result<u64> {
     pinner.pin_current();
     let mut tally = Tally::new(spec.publishers, !spec.queue, spec.payload);
-    let mine = (!spec.queue).then(|| spec.total_sent());
+    let mine = spec.per_subscriber();
     let expected_total = spec.expected_deliveries();
     let mut published_probes = 0;
     loop {
         let before = tally.count;
         let mut pings = 0;
         let outcome = conn.reader.read_frames(|f| match f {
-            Frame::Msg(m) => tally.on_msg(m.payload),
+            Frame::Msg(m) => {
+                if spec.pairs {
+                    if let Some(s) = Stamp::read(m.payload).filter(|s| s.publisher as usize != idx)
+                    {
+                        bail!(
+                            "message from publisher {} on subscriber {idx}'s own subject",
+                            s.publisher
+                        );
+                    }
+                }
+                tally.on_msg(m.payload)
+            }
             Frame::Ping => {
                 pings += 1;
                 Ok(())
             }
-            Frame::Err(e) => bail!("server error: {}", String::from_utf8_lossy(e)),
+            Frame::Err(e) => Err(server_error(e, tally.count)),
             _ => Ok(()),
         })?;
         for _ in 0..pings {
@@ -440,10 +559,11 @@ fn subscriber(
             return Ok(tally.count);
         }
         if outcome == ReadOutcome::Eof {
-            bail!(
-                "server closed the connection after {} messages",
-                tally.count
-            );
+            return Err(slow_consumer(format!(
+                "server closed the connection after {} of {} messages",
+                tally.count,
+                mine.map_or("its share of".to_string(), |m| m.to_string())
+            )));
         }
         if shared.stop.load(Ordering::Acquire) {
             bail!("stopped after {} messages", tally.count);
@@ -464,10 +584,10 @@ fn publisher(
     deadline: Instant,
 ) -> Result<Instant> {
     pinner.pin_current();
-    let template = PubTemplate::new(THROUGHPUT_SUBJECT, None, spec.payload);
+    let template = PubTemplate::new(&spec.subject(idx), None, spec.payload);
     let publisher = idx as u32;
     if spec.subscribers > 0 {
-        probe(&mut conn, &template, idx, spec.queue, shared, deadline)?;
+        probe(&mut conn, &template, idx, spec, shared, deadline)?;
     }
     shared.ready_publishers.fetch_add(1, Ordering::AcqRel);
     while !shared.go.load(Ordering::Acquire) {
@@ -475,6 +595,9 @@ fn publisher(
             bail!("never started");
         }
         thread::yield_now();
+    }
+    if !spec.paced {
+        return publish_unpaced(&mut conn, &template, spec, publisher, shared, deadline);
     }
 
     let wire = template.wire_len();
@@ -486,7 +609,7 @@ fn publisher(
     let mut batches = 0u64;
     while seq < spec.msgs_per_publisher {
         if spec.subscribers > 0 {
-            wait_for_subscribers(shared, spec.queue, window, deadline)?;
+            wait_for_subscribers(shared, spec.aggregate(), window, deadline)?;
         }
         let k = per_batch.min(spec.msgs_per_publisher - seq);
         for s in seq..seq + k {
@@ -508,13 +631,61 @@ fn publisher(
             bail!("stopped after {seq} messages");
         }
     }
+    final_flush(&mut conn, shared, deadline)
+}
+
+/// Sends one `PING` after everything and waits for its `PONG`: the server
+/// has then processed every message of this publisher.
+fn final_flush(conn: &mut Conn, shared: &Shared, deadline: Instant) -> Result<Instant> {
     let mut ping = Vec::new();
     conn.push_ping(&mut ping);
     conn.send(&ping)?;
     conn.wait_pongs_unless(conn.pings_sent(), deadline, || {
         shared.stop.load(Ordering::Acquire)
+    })
+    .map_err(|e| match e.0.as_str() {
+        "connection closed while waiting for PONG" => {
+            Error("server closed the connection before answering the final PING".into())
+        }
+        _ => e,
     })?;
-    Ok(Instant::now())
+    let at = Instant::now();
+    shared.flushed_publishers.fetch_add(1, Ordering::AcqRel);
+    Ok(at)
+}
+
+/// Writes every message as fast as the socket takes them, in
+/// [`BATCH_BYTES`] writes, without waiting for the server or the
+/// subscribers; one `PING` at the end.
+fn publish_unpaced(
+    conn: &mut Conn,
+    template: &PubTemplate,
+    spec: &ThroughputSpec,
+    publisher: u32,
+    shared: &Shared,
+    deadline: Instant,
+) -> Result<Instant> {
+    let per_batch = (BATCH_BYTES / template.wire_len()).max(1) as u64;
+    let mut out = Vec::with_capacity(per_batch as usize * template.wire_len());
+    let mut seq = 0;
+    while seq < spec.msgs_per_publisher {
+        let k = per_batch.min(spec.msgs_per_publisher - seq);
+        for s in seq..seq + k {
+            template.encode(&mut out, Stamp { publisher, seq: s });
+        }
+        conn.send_unpaced(&out)
+            .map_err(|e| Error(format!("after {seq} messages: {e}")))?;
+        out.clear();
+        seq += k;
+        shared.sent.fetch_add(k, Ordering::AcqRel);
+        if shared.stop.load(Ordering::Acquire) {
+            bail!("stopped after {seq} messages");
+        }
+        if Instant::now() >= deadline {
+            bail!("timed out after sending {seq} messages");
+        }
+    }
+    final_flush(conn, shared, deadline)
 }
 
 /// Publishes probe messages until the subscriptions are visible to this
@@ -524,13 +695,13 @@ fn probe(
     conn: &mut Conn,
     template: &PubTemplate,
     idx: usize,
-    queue: bool,
+    spec: &ThroughputSpec,
     shared: &Shared,
     deadline: Instant,
 ) -> Result<()> {
     let limit = (Instant::now() + PROBE_LIMIT).min(deadline);
     let mut out = Vec::new();
-    while !shared.probe_seen(idx, queue) {
+    while !shared.probe_seen(idx, spec) {
         if Instant::now() >= limit {
             bail!("subscriptions not visible to this publisher after {PROBE_LIMIT:?}");
         }
@@ -548,19 +719,19 @@ fn probe(
 
 fn wait_for_subscribers(
     shared: &Shared,
-    queue: bool,
+    aggregate: bool,
     window: u64,
     deadline: Instant,
 ) -> Result<()> {
     let mut spins = 0u32;
-    while shared.lag(queue) > window {
+    while shared.lag(aggregate) > window {
         if shared.stop.load(Ordering::Acquire) {
             bail!("stopped");
         }
         if Instant::now() >= deadline {
             bail!(
                 "timed out waiting for subscribers to catch up ({} messages behind)",
-                shared.lag(queue)
+                shared.lag(aggregate)
             );
         }
         spins += 1;
@@ -597,10 +768,16 @@ mod tests {
     fn tally_rejects_gaps_duplicates_and_strangers() {
         let mut t = Tally::new(1, true, 16);
         t.on_msg(&payload(0, 0)).unwrap();
-        assert!(t.on_msg(&payload(0, 2)).is_err(), "gap");
+        let gap = t.on_msg(&payload(0, 2)).unwrap_err();
+        assert!(
+            gap.0
+                .starts_with("LOSS: publisher 0: got seq 2 after 0: 1 message(s) missing"),
+            "{gap}"
+        );
         let mut t = Tally::new(1, true, 16);
         t.on_msg(&payload(0, 0)).unwrap();
-        assert!(t.on_msg(&payload(0, 0)).is_err(), "duplicate");
+        let dup = t.on_msg(&payload(0, 0)).unwrap_err();
+        assert!(dup.0.starts_with("ORDER: "), "{dup}");
         assert!(
             Tally::new(1, true, 16).on_msg(&payload(5, 0)).is_err(),
             "unknown publisher"
@@ -639,10 +816,22 @@ mod tests {
             subscribers: s,
             queue: q,
             msgs_per_publisher: 10,
+            paced: true,
+            pairs: false,
         };
         assert_eq!(spec(1, 0, false).expected_deliveries(), 0);
         assert_eq!(spec(1, 10, false).expected_deliveries(), 100);
+        assert_eq!(spec(1, 10, false).per_subscriber(), Some(10));
         assert_eq!(spec(1, 4, true).expected_deliveries(), 10);
+        assert_eq!(spec(1, 4, true).per_subscriber(), None);
         assert_eq!(spec(4, 1, false).expected_deliveries(), 40);
+        assert_eq!(spec(4, 1, false).subject(3), THROUGHPUT_SUBJECT);
+        let pairs = ThroughputSpec {
+            pairs: true,
+            ..spec(8, 8, false)
+        };
+        assert_eq!(pairs.expected_deliveries(), 80);
+        assert_eq!(pairs.per_subscriber(), Some(10));
+        assert_eq!(pairs.subject(3), "bench.data.3");
     }
 }
