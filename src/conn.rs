@@ -29,16 +29,16 @@ use futures_lite::{AsyncRead, AsyncWrite};
 use glommio::net::TcpStream;
 use serde::Deserialize;
 
-use crate::account::{self, AccountId};
-use crate::auth::{AuthFailure, Credentials, Identity};
-use crate::authz::CompiledPerms;
 use crate::fanout::{self, Msg, Outbound, Session, SubRef, Subscriber};
 use crate::options::Options;
 use crate::proto::encode::{self, push_err, push_msg};
 use crate::proto::{parse, Limits, Op, ParseError, Parsed};
+use crate::security::account::{self, AccountId};
+use crate::security::auth::{AuthFailure, Credentials, Identity};
+use crate::security::authz::CompiledPerms;
+use crate::security::tls::{TlsConn, TlsSettings};
 use crate::shard::{Origin, Shard, Space, SubKey};
 use crate::subject;
-use crate::tls::{TlsConn, TlsSettings};
 
 /// Why a connection ended, as the reference names it in logs and monitoring.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -684,7 +684,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
             .security
             .auth
             .needs_nonce()
-            .then(crate::auth::new_nonce),
+            .then(crate::security::auth::new_nonce),
         auth_deadline: Cell::new(
             opts.security
                 .auth

@@ -60,9 +60,9 @@ fn apply_flags(opts: &mut Options, f: &Flags) -> Result<(), String> {
             verify: f.tls_verify,
             ..Default::default()
         };
-        opts.tls = Some(std::sync::Arc::new(natrix::tls::TlsSettings::from_config(
-            &t,
-        )?));
+        opts.tls = Some(std::sync::Arc::new(
+            natrix::security::tls::TlsSettings::from_config(&t)?,
+        ));
     }
     if let Some(s) = f.shards {
         if s == 0 {
@@ -163,7 +163,7 @@ fn find_pids() -> Result<Vec<i32>, String> {
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("explain") {
-        return natrix::explain::run(&args[1..]);
+        return natrix::security::explain::run(&args[1..]);
     }
     let flags = match cli::parse(&args) {
         Ok(f) => f,

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::account::Security;
-use crate::tls::TlsSettings;
+use crate::security::account::Security;
+use crate::security::tls::TlsSettings;
 
 /// Defaults from the reference (server/const.go).
 pub const DEFAULT_PORT: i32 = 4222;

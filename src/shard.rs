@@ -58,11 +58,11 @@ use bytes::Bytes;
 use glommio::channels::channel_mesh::{MeshBuilder, Receivers, Senders};
 use glommio::net::{AcceptedTcpStream, TcpListener, TcpStream};
 
-use crate::account::AccountId;
-use crate::authz::CompiledPerms;
 use crate::fanout::{self, Msg, Session, SubRef};
 use crate::options::Options;
 use crate::proto::encode::ServerInfo;
+use crate::security::account::AccountId;
+use crate::security::authz::CompiledPerms;
 use crate::subject;
 use crate::sublist::{MatchResult, SubList};
 
@@ -917,6 +917,7 @@ impl Shard {
     /// Per-shard timers: client pings and stale detection, auth and TLS
     /// handshake timeouts, expired service response routes.
     async fn housekeeping(self: Rc<Self>) {
+        let mut last_collect = Instant::now();
         loop {
             let tick = (self.options().ping_interval / 10)
                 .clamp(Duration::from_millis(20), Duration::from_millis(100));
@@ -928,9 +929,21 @@ impl Shard {
                 c.tick(now, &opts);
             }
             self.responses.borrow_mut().retain(|_, r| r.expires > now);
+            if now.duration_since(last_collect) >= COLLECT_EVERY {
+                last_collect = now;
+                // The allocator keeps freed pages until this thread
+                // allocates again; after a burst a quiet shard would hold
+                // them indefinitely. Return them, so resident memory
+                // follows the load down.
+                // SAFETY: mi_collect only walks this thread's own heap.
+                unsafe { libmimalloc_sys::mi_collect(true) };
+            }
         }
     }
 }
+
+/// How often a shard hands freed memory back to the OS.
+const COLLECT_EVERY: Duration = Duration::from_secs(1);
 
 /// Control-plane messages from the main thread; never on the message path.
 pub enum Control {

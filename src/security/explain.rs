@@ -12,9 +12,9 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use crate::auth::{AuthConfig, Credentials};
-use crate::authz::{CompiledPerms, Decision, Reason};
 use crate::config::{self, Permissions, ServerConfig, Value, GLOBAL_ACCOUNT};
+use crate::security::auth::{AuthConfig, Credentials};
+use crate::security::authz::{CompiledPerms, Decision, Reason};
 use crate::subject;
 
 const USAGE: &str = "\
@@ -463,7 +463,7 @@ fn explain_connect(cfg: &ServerConfig, auth: &AuthConfig, q: &Query) -> Report {
             ));
         }
         let sig = match kp.sign(NONCE) {
-            Ok(sig) => crate::auth::base64_url_encode(&sig),
+            Ok(sig) => crate::security::auth::base64_url_encode(&sig),
             Err(e) => return Report::error(&format!("--seed: {e}")),
         };
         signed = Some((public, sig));
@@ -549,7 +549,7 @@ fn password_hints(cfg: &ServerConfig, name: &str, given: Option<&str>, r: &mut R
     let Some(configured) = configured else {
         return;
     };
-    if !crate::auth::is_bcrypt(configured) {
+    if !crate::security::auth::is_bcrypt(configured) {
         return;
     }
     if given == Some(configured) {

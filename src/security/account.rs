@@ -11,8 +11,8 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use crate::auth::AuthConfig;
 use crate::config::{ExportKind, ImportKind, ResponseType, ServerConfig, GLOBAL_ACCOUNT};
+use crate::security::auth::AuthConfig;
 
 pub type AccountId = u32;
 pub const GLOBAL: AccountId = 0;

@@ -1,0 +1,22 @@
+//! Security, in one place: who a client is and what it may do.
+//!
+//! - `auth`: authentication of a CONNECT (tokens, users and passwords,
+//!   bcrypt, nkeys over the INFO nonce, TLS certificate mapping), producing
+//!   an identity bound to an account.
+//! - `authz`: permissions compiled once per user per shard, with a decision
+//!   cache; the connection holds them from CONNECT on.
+//! - `account`: account ids and the stream and service import edges
+//!   between their subject spaces.
+//! - `tls`: rustls settings, certificate loading and the per-connection
+//!   TLS state.
+//! - `explain`: `natrix explain`, the offline answer to why an operation
+//!   would be allowed or denied.
+//!
+//! Nothing here runs per message: the message path sees only the compiled
+//! permissions and account id a connection was bound to.
+
+pub mod account;
+pub mod auth;
+pub mod authz;
+pub mod explain;
+pub mod tls;
