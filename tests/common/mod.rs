@@ -19,6 +19,29 @@ pub fn server_bin() -> String {
     std::env::var("NATRIX_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_natrix").to_string())
 }
 
+/// True when the binary under test is natrix: anything whose file name does not
+/// contain `nats-server` (the reference).
+pub fn is_natrix() -> bool {
+    let bin = server_bin();
+    let name = Path::new(&bin)
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or(bin);
+    !name.contains("nats-server")
+}
+
+/// `["--shards", "N"]` for natrix; nothing for the reference, which has no such flag.
+/// On a fresh natrix with N shards, connection k (in accept order) lands on shard
+/// k mod N (least connections, ties round-robin), which tests use to force cross-shard
+/// traffic.
+pub fn shard_flags(n: usize) -> Vec<String> {
+    if is_natrix() {
+        vec!["--shards".to_string(), n.to_string()]
+    } else {
+        Vec::new()
+    }
+}
+
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
 /// A unique, self-removing temporary directory (no extra crates).
