@@ -215,6 +215,7 @@ pub fn run(opts: Options, reload: impl Fn() -> Result<Options, String>) -> Resul
     let mesh = MeshBuilder::full(n, MESH_CHANNEL);
     let mut handles = Vec::with_capacity(n);
     let mut controls = Vec::with_capacity(n);
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     for (i, (sock, cpu)) in socks.into_iter().zip(places).enumerate() {
         let (ctl_tx, ctl_rx) = std::sync::mpsc::channel();
         let (wake_tx, wake_rx) = std::os::unix::net::UnixStream::pair()
@@ -236,6 +237,7 @@ pub fn run(opts: Options, reload: impl Fn() -> Result<Options, String>) -> Resul
             control: ctl_rx,
             control_wake_fd: wake_rx.into_raw_fd(),
             serve: crate::conn::serve_boxed,
+            ready: ready_tx.clone(),
         };
         let place = match cpu {
             Some(c) => Placement::Fixed(c),
@@ -247,6 +249,17 @@ pub fn run(opts: Options, reload: impl Fn() -> Result<Options, String>) -> Resul
             .spawn(move || shard::run(spec))
             .map_err(|e| format!("cannot start shard {i}: {e}"))?;
         handles.push(h);
+    }
+
+    // Clients that connect now would wait in the listen backlog until their
+    // shard runs; announce readiness (ports file, log) only once every
+    // shard has joined the mesh and is accepting.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    for _ in 0..n {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if ready_rx.recv_timeout(left).is_err() {
+            return Err("shards did not start within 30s".into());
+        }
     }
 
     if let Some(p) = &opts.pid_file {

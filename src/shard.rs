@@ -1046,6 +1046,8 @@ pub struct ShardSpec {
     pub control_wake_fd: i32,
     /// Serves a connection this shard owns.
     pub serve: Serve,
+    /// Told once the shard has joined the mesh and is accepting.
+    pub ready: std::sync::mpsc::Sender<usize>,
 }
 
 /// Runs a shard until the process exits.
@@ -1111,6 +1113,7 @@ pub async fn run(spec: ShardSpec) {
     // alone by the server, which hands over its ownership here.
     let listener =
         unsafe { <TcpListener as std::os::fd::FromRawFd>::from_raw_fd(spec.listener_fd) };
+    let _ = spec.ready.send(id);
     loop {
         match listener.shared_accept().await {
             Ok(accepted) => {

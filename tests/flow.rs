@@ -1277,3 +1277,107 @@ fn requests_from_several_shards_reach_the_responder() {
         each_server(None, |srv, label| run_requests(srv, label, 4, 2_500, 5));
     });
 }
+
+/// One received message: subject, reply, headers, payload.
+type Received = (Vec<u8>, Vec<u8>, Vec<u8>, Vec<u8>);
+
+/// Reads from `c` until one message arrives (answering server PINGs).
+fn next_msg(c: &mut Conn, deadline: Instant) -> Result<Received, String> {
+    loop {
+        let mut pings = 0;
+        while let Some(item) = c.p.next()? {
+            match item {
+                Item::Msg {
+                    subject,
+                    reply,
+                    headers,
+                    payload,
+                } => {
+                    let m = (
+                        subject.to_vec(),
+                        reply.unwrap_or_default().to_vec(),
+                        headers.to_vec(),
+                        payload.to_vec(),
+                    );
+                    for _ in 0..pings {
+                        c.send(b"PONG\r\n")?;
+                    }
+                    return Ok(m);
+                }
+                Item::Ping => pings += 1,
+                Item::Pong => return Err("PONG not asked for".into()),
+                Item::Line(l) => return Err(format!("unexpected line: {}", show(l))),
+            }
+        }
+        for _ in 0..pings {
+            c.send(b"PONG\r\n")?;
+        }
+        if !c.read_more(deadline)? && Instant::now() >= deadline {
+            return Err("no message in time".into());
+        }
+    }
+}
+
+/// nats.py writes a flush's PING straight to the socket, ahead of a SUB still
+/// queued in its buffer, so the server reads `PING` then `SUB` and its PONG
+/// does not prove the SUB. A request from another connection right after
+/// must still find the responder, never get a 503.
+#[test]
+fn responder_whose_ping_overtakes_its_sub_is_found() {
+    let _serial = serial();
+    with_timeout(LIMIT, || {
+        each_server(None, |srv, label| {
+            let deadline = Instant::now() + RUN;
+            // The requester first (shard 0); each fresh responder then lands
+            // on another shard with natrix's least-connections placement.
+            let mut req = Conn::open(srv.port(), CONNECT_REQ);
+            req.send(b"SUB _INBOX.ovt.* 1\r\n").expect("SUB");
+            req.sync()
+                .unwrap_or_else(|e| panic!("[{label}] requester setup: {e}"));
+            for k in 0..200 {
+                let mut svc = Conn::open(srv.port(), CONNECT);
+                svc.send(format!("PING\r\nSUB ovt.{k} 1\r\n").as_bytes())
+                    .expect("PING and SUB");
+                // Wait for the PONG only.
+                loop {
+                    match svc.p.next() {
+                        Ok(Some(Item::Pong)) => break,
+                        Ok(Some(_)) => panic!("[{label}] responder {k}: unexpected reply"),
+                        Ok(None) => {}
+                        Err(e) => panic!("[{label}] responder {k}: {e}"),
+                    }
+                    svc.read_more(deadline)
+                        .unwrap_or_else(|e| panic!("[{label}] responder {k}: {e}"));
+                    assert!(Instant::now() < deadline, "[{label}] no PONG in time");
+                }
+                req.send(format!("PUB ovt.{k} _INBOX.ovt.{k} 3\r\nreq\r\n").as_bytes())
+                    .expect("request");
+                let soon = (Instant::now() + Duration::from_secs(5)).min(deadline);
+                let (_, reply, _, _) = next_msg(&mut svc, soon).unwrap_or_else(|e| {
+                    let got = next_msg(&mut req, Instant::now() + Duration::from_secs(1));
+                    match got {
+                        Ok((_, _, h, _)) if h.starts_with(b"NATS/1.0 503") => panic!(
+                            "[{label}] request {k}: 503 no responders while the responder \
+                             was subscribed"
+                        ),
+                        _ => panic!("[{label}] responder {k}: {e}"),
+                    }
+                });
+                svc.send(format!("PUB {} 3\r\nrep\r\n", show(&reply)).as_bytes())
+                    .expect("reply");
+                let (subject, _, headers, payload) = next_msg(&mut req, deadline)
+                    .unwrap_or_else(|e| panic!("[{label}] requester, request {k}: {e}"));
+                assert!(
+                    !headers.starts_with(b"NATS/1.0 503"),
+                    "[{label}] request {k}: 503 no responders while the responder \
+                     was subscribed"
+                );
+                assert_eq!(
+                    (show(&subject), show(&payload)),
+                    (format!("_INBOX.ovt.{k}"), "rep".to_string()),
+                    "[{label}] request {k}: wrong reply"
+                );
+            }
+        });
+    });
+}
