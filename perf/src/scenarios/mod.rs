@@ -320,7 +320,7 @@ pub fn catalog(profile: Profile, latency_rate: Option<u64>, scale_n: usize) -> V
         (
             "pubsub_4k_unpaced",
             "1 publisher → 1 subscriber, 4 KiB",
-            unpaced(1, 1, false, 4096, n(1_000_000, 125_000, 10_000)),
+            unpaced(1, 1, false, 4096, n(1_000_000, 125_000, 30_000)),
         ),
         (
             "fanout_1to10_unpaced",
