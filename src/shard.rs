@@ -212,7 +212,7 @@ struct Peer {
 
 /// Bytes in flight on one link (pushed, not yet delivered by the peer)
 /// above which producers that feed it wait before reading more.
-const LINK_WINDOW: usize = 2 * 1024 * 1024;
+const LINK_WINDOW: usize = 4 * 1024 * 1024;
 
 /// What one delivery costs against the window besides its bytes, so a
 /// flood of tiny messages is bounded too.
@@ -234,6 +234,8 @@ pub struct ShardStats {
     /// Time producers and peer links spent waiting for consumers or
     /// windows, in nanoseconds.
     pub stalled_ns: Cell<u64>,
+    /// Messages routed from this shard's clients.
+    pub routed: Cell<u64>,
 }
 
 struct BarrierState {
@@ -468,6 +470,7 @@ impl Shard {
     /// account, then across its stream and service imports, and back along
     /// service response mappings.
     pub fn publish(&self, from: Option<&Origin<'_>>, acc: AccountId, m: Msg<'_>) -> Routed {
+        self.stats.routed.set(self.stats.routed.get() + 1);
         let mut routed = self.route(from, acc, m);
         let opts = self.options();
         let sec = &opts.security;
@@ -917,7 +920,11 @@ impl Shard {
     /// Per-shard timers: client pings and stale detection, auth and TLS
     /// handshake timeouts, expired service response routes.
     async fn housekeeping(self: Rc<Self>) {
-        let mut last_collect = Instant::now();
+        // Traffic seen at the last check, and whether memory may be
+        // waiting to go back since.
+        let mut last_seen = (0u64, 0u64);
+        let mut last_check = Instant::now();
+        let mut dirty = false;
         loop {
             let tick = (self.options().ping_interval / 10)
                 .clamp(Duration::from_millis(20), Duration::from_millis(100));
@@ -929,14 +936,23 @@ impl Shard {
                 c.tick(now, &opts);
             }
             self.responses.borrow_mut().retain(|_, r| r.expires > now);
-            if now.duration_since(last_collect) >= COLLECT_EVERY {
-                last_collect = now;
+            if now.duration_since(last_check) >= COLLECT_EVERY {
+                last_check = now;
                 // The allocator keeps freed pages until this thread
                 // allocates again; after a burst a quiet shard would hold
-                // them indefinitely. Return them, so resident memory
-                // follows the load down.
-                // SAFETY: mi_collect only walks this thread's own heap.
-                unsafe { libmimalloc_sys::mi_collect(true) };
+                // them indefinitely. Once a shard that had traffic has been
+                // quiet for a whole interval, return them, so resident
+                // memory follows the load down without a collection ever
+                // running in the middle of traffic.
+                let seen = (self.stats.routed.get(), self.stats.mesh_in.get());
+                if seen != last_seen {
+                    last_seen = seen;
+                    dirty = true;
+                } else if dirty {
+                    dirty = false;
+                    // SAFETY: mi_collect only walks this thread's own heap.
+                    unsafe { libmimalloc_sys::mi_collect(true) };
+                }
             }
         }
     }
