@@ -11,6 +11,8 @@
 //!   TLS state.
 //! - `explain`: `natrix explain`, the offline answer to why an operation
 //!   would be allowed or denied.
+//! - `jwt`: NATS JWTs (decode, verify, typed claims) and `.creds` files,
+//!   the building block of operator mode (not yet wired into `auth`).
 //!
 //! Nothing here runs per message: the message path sees only the compiled
 //! permissions and account id a connection was bound to.
@@ -19,4 +21,5 @@ pub mod account;
 pub mod auth;
 pub mod authz;
 pub mod explain;
+pub mod jwt;
 pub mod tls;
