@@ -868,6 +868,9 @@ async fn read_loop(client: &Rc<Client>, stream: &Shared, info: Vec<u8>) -> Close
     let mut filled = 0usize;
     let mut raw: Vec<u8> = Vec::new();
     let mut info = Some(info);
+    // The TLS peer sent close_notify: handle what came before it, then
+    // answer and close.
+    let mut peer_closed = false;
     loop {
         if client.is_closed() {
             return CloseReason::ClientClosed;
@@ -911,9 +914,12 @@ async fn read_loop(client: &Rc<Client>, stream: &Shared, info: Vec<u8>) -> Close
                     if rest.is_empty() {
                         break;
                     }
-                    if let Err(e) = tls.borrow_mut().feed(&mut rest) {
-                        failed = Some(e);
-                        break;
+                    match tls.borrow_mut().feed(&mut rest) {
+                        Ok(closed) => peer_closed |= closed,
+                        Err(e) => {
+                            failed = Some(e);
+                            break;
+                        }
                     }
                 }
                 if let Some(e) = failed {
@@ -940,6 +946,9 @@ async fn read_loop(client: &Rc<Client>, stream: &Shared, info: Vec<u8>) -> Close
                     }
                 }
                 if n == 0 {
+                    if peer_closed {
+                        return tls_closed(client);
+                    }
                     continue;
                 }
                 n
@@ -1001,12 +1010,26 @@ async fn read_loop(client: &Rc<Client>, stream: &Shared, info: Vec<u8>) -> Close
             buf = vec![0; READ_BUF_MAX];
         }
 
+        if peer_closed {
+            return tls_closed(client);
+        }
         // Back-pressure across shards: wait while a peer this input fed
         // has a full window.
         shard.wait_window(client.touched.replace(0)).await;
         // Let the writers this batch woke run before reading more.
         futures_lite::future::yield_now().await;
     }
+}
+
+/// The TLS peer closed cleanly: answer its close_notify with ours and
+/// close the connection at once (the writer sends the alert, then shuts the
+/// socket down), so a client waiting for the TLS shutdown returns promptly.
+fn tls_closed(client: &Client) -> CloseReason {
+    if let Some(t) = &client.tls {
+        t.borrow_mut().send_close_notify();
+    }
+    client.close(CloseReason::ClientClosed, true);
+    CloseReason::ClientClosed
 }
 
 fn parse_error(client: &Client, e: ParseError, at: &[u8]) {

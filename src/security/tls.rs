@@ -192,12 +192,18 @@ impl TlsConn {
 
     /// Feeds raw socket bytes from the front of `raw`, at most one record's
     /// worth, advancing it. Callers drain plaintext between calls, which
-    /// keeps rustls's plaintext buffer from filling up.
-    pub fn feed(&mut self, raw: &mut &[u8]) -> Result<(), rustls::Error> {
+    /// keeps rustls's plaintext buffer from filling up. Returns whether the
+    /// peer has sent close_notify.
+    pub fn feed(&mut self, raw: &mut &[u8]) -> Result<bool, rustls::Error> {
         match self.conn.read_tls(raw) {
-            Ok(_) => self.conn.process_new_packets().map(|_| ()),
+            Ok(_) => self.conn.process_new_packets().map(|s| s.peer_has_closed()),
             Err(e) => Err(rustls::Error::General(e.to_string())),
         }
+    }
+
+    /// Queues our close_notify alert; the writer sends it.
+    pub fn send_close_notify(&mut self) {
+        self.conn.send_close_notify();
     }
 
     /// Moves decrypted bytes into `out`, returning how many; 0 when none
