@@ -27,6 +27,9 @@ use crate::config::TlsConfig;
 #[derive(Clone)]
 pub struct TlsSettings {
     pub config: Arc<ServerConfig>,
+    /// The same certificate without client authentication, for HTTPS
+    /// monitoring (as the reference serves it).
+    pub monitor_config: Arc<ServerConfig>,
     /// A client certificate signed by the CA is required.
     pub verify: bool,
     /// The client certificate's identity selects the user.
@@ -131,7 +134,20 @@ impl TlsSettings {
                 ))
             }
         };
-        let builder = ServerConfig::builder_with_provider(Arc::new(provider))
+        let provider = Arc::new(provider);
+        let monitor_config = ServerConfig::builder_with_provider(provider.clone())
+            .with_protocol_versions(versions)
+            .map_err(|e| format!("tls: {e}"))?
+            .with_no_client_auth()
+            .with_single_cert(certs.clone(), key.clone_key())
+            .map_err(|e| {
+                format!(
+                    "tls: certificate {} and key {} do not form a valid pair: {e}",
+                    cert_file.display(),
+                    key_file.display()
+                )
+            })?;
+        let builder = ServerConfig::builder_with_provider(provider)
             .with_protocol_versions(versions)
             .map_err(|e| format!("tls: {e}"))?;
         let verify = t.verify || t.verify_and_map;
@@ -162,6 +178,7 @@ impl TlsSettings {
         })?;
         Ok(TlsSettings {
             config: Arc::new(config),
+            monitor_config: Arc::new(monitor_config),
             verify,
             verify_and_map: t.verify_and_map,
             timeout: t.timeout,
