@@ -18,6 +18,7 @@ pub struct Flags {
     pub check_config: bool,
     pub http_port: Option<i32>,
     pub https_port: Option<i32>,
+    pub http_base_path: Option<String>,
     pub debug: Option<bool>,
     pub trace: Option<bool>,
     pub logtime: Option<bool>,
@@ -57,6 +58,11 @@ Server Options:
     -t                               Test configuration and exit
     -sl, --signal <signal>[=<pid>]   Send signal to natrix process (ldm, stop, quit, term, reopen, reload)
         --shards <n>                 Number of shards (one pinned executor each; default: one per core)
+
+Monitoring Options:
+    -m, --http_port <port>           Use port for http monitoring (-1 picks a free port)
+    -ms,--https_port <port>          Use port for https monitoring (needs TLS configured)
+        --http_base_path <path>      Serve the monitoring endpoints under this path
 
 Logging Options:
     -l, --log <file>                 File to redirect log output
@@ -112,6 +118,7 @@ const VALUE_FLAGS: &[&str] = &[
     "http_port",
     "ms",
     "https_port",
+    "http_base_path",
     "l",
     "log",
     "P",
@@ -206,6 +213,7 @@ pub fn parse(args: &[String]) -> Result<Flags, String> {
                     "c" | "config" => f.config = Some(PathBuf::from(value)),
                     "m" | "http_port" => f.http_port = Some(parse_num(name, &value)?),
                     "ms" | "https_port" => f.https_port = Some(parse_num(name, &value)?),
+                    "http_base_path" => f.http_base_path = Some(value),
                     "l" | "log" => f.log_file = Some(PathBuf::from(value)),
                     "P" | "pid" => f.pid_file = Some(PathBuf::from(value)),
                     "ports_file_dir" => f.ports_file_dir = Some(PathBuf::from(value)),

@@ -23,13 +23,14 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::task::{Poll, Waker};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use futures_lite::{AsyncRead, AsyncWrite};
 use glommio::net::TcpStream;
 use serde::Deserialize;
 
 use crate::fanout::{self, Msg, Outbound, Session, SubRef, Subscriber};
+use crate::monitor::snapshot::{ConnInfo, SubInfo};
 use crate::options::Options;
 use crate::proto::encode::{self, push_err, push_msg};
 use crate::proto::{parse, Limits, Op, ParseError, Parsed};
@@ -213,6 +214,19 @@ pub struct Client {
     pings_out: Cell<u32>,
     next_ping: Cell<Option<Instant>>,
     desc: RefCell<String>,
+    /// Monitoring: when the connection started (wall clock and monotonic),
+    /// its traffic, what CONNECT said about the client, and the round trip
+    /// of the last server PING.
+    started: (SystemTime, Instant),
+    in_msgs: Cell<u64>,
+    in_bytes: Cell<u64>,
+    out_msgs: Cell<u64>,
+    out_bytes: Cell<u64>,
+    client_name: RefCell<Option<String>>,
+    lang: RefCell<Option<String>>,
+    version: RefCell<Option<String>>,
+    rtt: Cell<Duration>,
+    ping_sent: Cell<Option<Instant>>,
 }
 
 /// Answers left (0: unlimited) and expiry (None: never) for one reply
@@ -256,6 +270,9 @@ impl Client {
         let acc = account::account_id(&id.account);
         self.account.set(acc);
         *self.space.borrow_mut() = self.shard.space(acc);
+        if !self.connected.get() {
+            crate::shard::bump(&self.space.borrow().stats.total_conns, 1);
+        }
         *self.perms.borrow_mut() = id
             .permissions
             .as_ref()
@@ -399,11 +416,84 @@ impl Client {
                 self.desc.borrow(),
                 self.max_pending.get()
             );
+            self.count_slow_consumer();
             self.close(CloseReason::SlowConsumerPendingBytes, false);
             return;
         }
         if let Some(w) = self.writer.take() {
             w.wake();
+        }
+    }
+
+    fn count_slow_consumer(&self) {
+        crate::shard::bump(&self.shard.stats.slow_consumers, 1);
+        crate::shard::bump(&self.space.borrow().stats.slow_consumers, 1);
+    }
+
+    /// The connection as monitoring reports it; `stop` and `reason` for a
+    /// closed one.
+    pub fn info(&self, closed: Option<(SystemTime, CloseReason)>) -> ConnInfo {
+        let wall = |t: Instant| self.started.0 + t.saturating_duration_since(self.started.1);
+        let account = account::account_name(self.account());
+        let mut subs: Vec<SubInfo> = self
+            .subs
+            .borrow()
+            .values()
+            .map(|s| SubInfo {
+                account: account.clone(),
+                subject: String::from_utf8_lossy(&s.subject).into_owned(),
+                queue: s
+                    .queue
+                    .as_deref()
+                    .map(|q| String::from_utf8_lossy(q).into_owned()),
+                sid: String::from_utf8_lossy(&s.sid).into_owned(),
+                msgs: s.delivered.get(),
+                max: s.max.get(),
+                cid: self.id,
+            })
+            .collect();
+        subs.sort_by(|a, b| (a.sid.len(), &a.sid).cmp(&(b.sid.len(), &b.sid)));
+        let (tls_version, tls_cipher) = match &self.tls {
+            Some(t) => {
+                let t = t.borrow();
+                let v = t.conn.protocol_version().map(|v| match v {
+                    rustls::ProtocolVersion::TLSv1_2 => "1.2".to_string(),
+                    rustls::ProtocolVersion::TLSv1_3 => "1.3".to_string(),
+                    other => format!("{other:?}"),
+                });
+                // Go names TLS 1.3 suites without the "13".
+                let c = t.conn.negotiated_cipher_suite().map(|c| {
+                    let n = format!("{:?}", c.suite());
+                    n.strip_prefix("TLS13_")
+                        .map_or(n.clone(), |r| format!("TLS_{r}"))
+                });
+                (v, c)
+            }
+            None => (None, None),
+        };
+        ConnInfo {
+            cid: self.id,
+            ip: self.addr.ip().to_string(),
+            port: self.addr.port(),
+            start: self.started.0,
+            last_activity: wall(self.last_activity.get()),
+            stop: closed.map(|c| c.0),
+            reason: closed.map(|c| c.1.as_str()),
+            rtt: self.rtt.get(),
+            pending: if closed.is_some() { 0 } else { self.pending() },
+            in_msgs: self.in_msgs.get(),
+            out_msgs: self.out_msgs.get(),
+            in_bytes: self.in_bytes.get(),
+            out_bytes: self.out_bytes.get(),
+            name: self.client_name.borrow().clone(),
+            lang: self.lang.borrow().clone(),
+            version: self.version.borrow().clone(),
+            tls_version,
+            tls_cipher,
+            user: self.user.borrow().clone(),
+            account,
+            subs,
+            shard: self.shard.id,
         }
     }
 
@@ -494,6 +584,7 @@ impl Client {
             return;
         }
         self.pings_out.set(self.pings_out.get() + 1);
+        self.ping_sent.set(Some(now));
         self.send(encode::PING);
     }
 }
@@ -551,6 +642,10 @@ impl Session for Client {
             self.reauthorize();
         }
     }
+
+    fn conn_info(&self) -> ConnInfo {
+        self.info(None)
+    }
 }
 
 fn deliver(s: &Subscription, m: &Msg<'_>) -> bool {
@@ -582,6 +677,21 @@ fn deliver(s: &Subscription, m: &Msg<'_>) -> bool {
         }
     }
     s.delivered.set(n);
+    {
+        let bytes = if has_headers && !c.headers.get() {
+            msg.len().saturating_sub(hdr_len) as u64
+        } else {
+            msg.len() as u64
+        };
+        crate::shard::bump(&c.out_msgs, 1);
+        crate::shard::bump(&c.out_bytes, bytes);
+        let st = &c.shard.stats;
+        crate::shard::bump(&st.out_msgs, 1);
+        crate::shard::bump(&st.out_bytes, bytes);
+        let space = c.space.borrow();
+        crate::shard::bump(&space.stats.out_msgs, 1);
+        crate::shard::bump(&space.stats.out_bytes, bytes);
+    }
     {
         let mut out = c.out.borrow_mut();
         if !has_headers {
@@ -675,6 +785,16 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         pings_out: Cell::new(0),
         next_ping: Cell::new(None),
         desc: RefCell::new(format!("{addr} - cid:{cid}")),
+        started: (SystemTime::now(), now),
+        in_msgs: Cell::new(0),
+        in_bytes: Cell::new(0),
+        out_msgs: Cell::new(0),
+        out_bytes: Cell::new(0),
+        client_name: RefCell::new(None),
+        lang: RefCell::new(None),
+        version: RefCell::new(None),
+        rtt: Cell::new(Duration::ZERO),
+        ping_sent: Cell::new(None),
         account: Cell::new(account::GLOBAL),
         space: RefCell::new(shard.space(account::GLOBAL)),
         perms: RefCell::new(None),
@@ -724,6 +844,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         global.loads()
     );
     shard.clients.borrow_mut().insert(cid, client.clone());
+    crate::shard::bump(&shard.stats.total_connections, 1);
 
     let reason = read_loop(&client, &stream, info).await;
     if !client.is_closed() {
@@ -733,6 +854,9 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     // shutdown can never hit a reused descriptor number.
     writer_task.await;
     drop(stream);
+    // Remembered for monitoring with its subscriptions, before they go.
+    let reason = client.closed.get().unwrap_or(reason);
+    shard.record_closed(client.info(Some((SystemTime::now(), reason))));
     // Cleanup: drop every subscription, then the client itself.
     let subs: Vec<Rc<Subscription>> = client.subs.borrow_mut().drain().map(|(_, s)| s).collect();
     for s in subs {
@@ -840,6 +964,7 @@ async fn writer(client: Rc<Client>, stream: Shared) {
                     client.desc.borrow(),
                     client.shard.options().write_deadline
                 );
+                client.count_slow_consumer();
                 CloseReason::SlowConsumerWriteDeadline
             } else {
                 CloseReason::WriteError
@@ -868,6 +993,9 @@ async fn read_loop(client: &Rc<Client>, stream: &Shared, info: Vec<u8>) -> Close
     let mut filled = 0usize;
     let mut raw: Vec<u8> = Vec::new();
     let mut info = Some(info);
+    // The TLS peer sent close_notify: handle what came before it, then
+    // answer and close.
+    let mut peer_closed = false;
     loop {
         if client.is_closed() {
             return CloseReason::ClientClosed;
@@ -911,9 +1039,12 @@ async fn read_loop(client: &Rc<Client>, stream: &Shared, info: Vec<u8>) -> Close
                     if rest.is_empty() {
                         break;
                     }
-                    if let Err(e) = tls.borrow_mut().feed(&mut rest) {
-                        failed = Some(e);
-                        break;
+                    match tls.borrow_mut().feed(&mut rest) {
+                        Ok(closed) => peer_closed |= closed,
+                        Err(e) => {
+                            failed = Some(e);
+                            break;
+                        }
                     }
                 }
                 if let Some(e) = failed {
@@ -940,6 +1071,9 @@ async fn read_loop(client: &Rc<Client>, stream: &Shared, info: Vec<u8>) -> Close
                     }
                 }
                 if n == 0 {
+                    if peer_closed {
+                        return tls_closed(client);
+                    }
                     continue;
                 }
                 n
@@ -1001,12 +1135,26 @@ async fn read_loop(client: &Rc<Client>, stream: &Shared, info: Vec<u8>) -> Close
             buf = vec![0; READ_BUF_MAX];
         }
 
+        if peer_closed {
+            return tls_closed(client);
+        }
         // Back-pressure across shards: wait while a peer this input fed
         // has a full window.
         shard.wait_window(client.touched.replace(0)).await;
         // Let the writers this batch woke run before reading more.
         futures_lite::future::yield_now().await;
     }
+}
+
+/// The TLS peer closed cleanly: answer its close_notify with ours and
+/// close the connection at once (the writer sends the alert, then shuts the
+/// socket down), so a client waiting for the TLS shutdown returns promptly.
+fn tls_closed(client: &Client) -> CloseReason {
+    if let Some(t) = &client.tls {
+        t.borrow_mut().send_close_notify();
+    }
+    client.close(CloseReason::ClientClosed, true);
+    CloseReason::ClientClosed
 }
 
 fn parse_error(client: &Client, e: ParseError, at: &[u8]) {
@@ -1019,7 +1167,9 @@ fn parse_error(client: &Client, e: ParseError, at: &[u8]) {
                 snippet
             );
             client.send_err("Unknown Protocol Operation");
-            client.close(CloseReason::ParseError, true);
+            // The reference records an unknown operation as a protocol
+            // violation (monitoring's close reason).
+            client.close(CloseReason::ProtocolViolation, true);
         }
         ParseError::MaxControlLine => {
             crate::error!("{} - maximum control line exceeded", client.desc.borrow());
@@ -1093,6 +1243,16 @@ async fn handle(client: &Rc<Client>, shard: &Rc<Shard>, op: Op<'_>, opts: &Optio
             if client.verbose.get() {
                 client.send(encode::OK);
             }
+            {
+                let bytes = msg.len() as u64;
+                crate::shard::bump(&client.in_msgs, 1);
+                crate::shard::bump(&client.in_bytes, bytes);
+                crate::shard::bump(&shard.stats.in_msgs, 1);
+                crate::shard::bump(&shard.stats.in_bytes, bytes);
+                let space = client.space.borrow();
+                crate::shard::bump(&space.stats.in_msgs, 1);
+                crate::shard::bump(&space.stats.in_bytes, bytes);
+            }
             let m = Msg {
                 subject,
                 reply,
@@ -1152,7 +1312,12 @@ async fn handle(client: &Rc<Client>, shard: &Rc<Shard>, op: Op<'_>, opts: &Optio
             client.last_ping_in.set(Some(Instant::now()));
             client.send(encode::PONG);
         }
-        Op::Pong => client.pings_out.set(0),
+        Op::Pong => {
+            client.pings_out.set(0);
+            if let Some(t) = client.ping_sent.take() {
+                client.rtt.set(t.elapsed());
+            }
+        }
         Op::Info(json) => {
             if serde_json::from_slice::<serde_json::Value>(json).is_err() {
                 client.close(CloseReason::ParseError, true);
@@ -1246,6 +1411,9 @@ fn connect(client: &Rc<Client>, json: &[u8], opts: &Options) {
         }
     };
     client.echo.set(co.echo);
+    *client.client_name.borrow_mut() = co.name.clone().filter(|s| !s.is_empty());
+    *client.lang.borrow_mut() = co.lang.clone().filter(|s| !s.is_empty());
+    *client.version.borrow_mut() = co.version.clone().filter(|s| !s.is_empty());
     client.verbose.set(co.verbose);
     client.pedantic.set(co.pedantic);
     client.headers.set(co.headers);

@@ -63,6 +63,8 @@ pub trait Session {
     fn lame_duck(&self);
     /// New options took effect; `auth_changed` asks for re-authorization.
     fn reloaded(&self, opts: &Options, auth_changed: bool);
+    /// The connection as monitoring reports it.
+    fn conn_info(&self) -> crate::monitor::snapshot::ConnInfo;
 }
 
 /// A consumer's output buffer, as producers see it when they must wait.

@@ -19,6 +19,7 @@ pub mod conn;
 pub mod fanout;
 pub mod fxhash;
 pub mod log;
+pub mod monitor;
 pub mod options;
 pub mod proto;
 pub mod security;

@@ -13,8 +13,14 @@ fn apply_flags(opts: &mut Options, f: &Flags) -> Result<(), String> {
             "{u}: this nats-server feature is not supported by natrix"
         ));
     }
-    if f.http_port.is_some() || f.https_port.is_some() {
-        return Err("-m/-ms: the monitoring port is not supported by natrix yet".into());
+    if let Some(p) = f.http_port {
+        opts.http_port = p;
+    }
+    if let Some(p) = f.https_port {
+        opts.https_port = p;
+    }
+    if let Some(b) = &f.http_base_path {
+        opts.http_base_path = b.clone();
     }
     if f.user.is_some() || f.pass.is_some() || f.auth.is_some() {
         let sec = std::sync::Arc::make_mut(&mut opts.security);
@@ -86,6 +92,7 @@ fn load_options(flags: &Flags) -> Result<Options, String> {
         None => Options::default(),
     };
     apply_flags(&mut opts, flags)?;
+    opts.validate()?;
     Ok(opts)
 }
 

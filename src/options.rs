@@ -64,6 +64,15 @@ pub struct Options {
     /// TLS for client connections; certificate files are read when the
     /// options are built (start and reload).
     pub tls: Option<Arc<TlsSettings>>,
+    /// Monitoring listener address; None follows `host`.
+    pub http_host: Option<String>,
+    /// Monitoring ports; 0 is off, -1 picks a free port.
+    pub http_port: i32,
+    pub https_port: i32,
+    pub http_base_path: String,
+    /// The config file's error for `https_port` without TLS, reported if
+    /// the flags do not supply TLS either.
+    pub https_config_error: Option<String>,
 }
 
 impl Default for Options {
@@ -96,6 +105,11 @@ impl Default for Options {
             config_file: None,
             security: Arc::new(Security::default()),
             tls: None,
+            http_host: None,
+            http_port: 0,
+            https_port: 0,
+            http_base_path: String::new(),
+            https_config_error: None,
         }
     }
 }
@@ -114,9 +128,6 @@ impl Options {
                 path.display()
             ))
         };
-        if c.http_port != 0 || c.https_port != 0 {
-            return unsupported("the HTTP monitoring listener (http_port/https_port)");
-        }
         if !c.operators.is_empty() || !c.trusted_keys.is_empty() || c.resolver.is_some() {
             return unsupported("operator (JWT) mode");
         }
@@ -159,15 +170,43 @@ impl Options {
                 Some(t) => Some(Arc::new(TlsSettings::from_config(t)?)),
                 None => None,
             },
+            http_host: (c.http_host != c.host).then(|| c.http_host.clone()),
+            http_port: c.http_port,
+            https_port: c.https_port,
+            http_base_path: c.http_base_path.clone(),
+            https_config_error: c.https_without_tls.clone(),
         })
+    }
+
+    /// The monitoring listener's host.
+    pub fn monitor_host(&self) -> String {
+        self.http_host.clone().unwrap_or_else(|| self.host.clone())
+    }
+
+    /// Settings that cannot work together, found once flags are applied.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.https_port != 0 && self.tls.is_none() {
+            if let Some(e) = &self.https_config_error {
+                return Err(e.clone());
+            }
+            return Err(
+                "https_port: HTTPS monitoring needs TLS configured (a tls block or --tls flags)"
+                    .into(),
+            );
+        }
+        Ok(())
     }
 
     /// Why `new` cannot replace `self` by a reload, if it cannot: the
     /// listener and the shard layout are fixed for the life of the process.
     pub fn reload_refusal(&self, new: &Options) -> Option<String> {
-        let fixed: [(&str, bool); 5] = [
+        let fixed: [(&str, bool); 9] = [
             ("host", self.host != new.host),
             ("port", self.port != new.port),
+            ("http_host", self.http_host != new.http_host),
+            ("http_port", self.http_port != new.http_port),
+            ("https_port", self.https_port != new.https_port),
+            ("http_base_path", self.http_base_path != new.http_base_path),
             ("shards.count", self.shards != new.shards),
             ("shards.cpus", self.shard_cpus != new.shard_cpus),
             ("shards.io_memory", self.io_memory != new.io_memory),

@@ -19,6 +19,7 @@ use glommio::channels::channel_mesh::MeshBuilder;
 use glommio::{LocalExecutorBuilder, Placement};
 use socket2::{Domain, Protocol, Socket, Type};
 
+use crate::monitor::Monitor;
 use crate::options::{self, Options};
 use crate::proto::encode::ServerInfo;
 use crate::shard::{self, Control, Global, ShardSpec};
@@ -133,8 +134,9 @@ fn placement(opts: &Options) -> Vec<Option<usize>> {
         .collect()
 }
 
-/// Writes `{"nats":["nats://HOST:PORT"]}` to `<dir>/<exe>_<pid>.ports`.
-fn write_ports_file(dir: &Path, addr: SocketAddr) -> io::Result<PathBuf> {
+/// Writes `{"nats":["nats://HOST:PORT"]}` to `<dir>/<exe>_<pid>.ports`,
+/// with the monitoring URLs under `"monitoring"` when it listens.
+fn write_ports_file(dir: &Path, addr: SocketAddr, monitoring: &[String]) -> io::Result<PathBuf> {
     let exe = std::env::args()
         .next()
         .and_then(|a| {
@@ -154,7 +156,10 @@ fn write_ports_file(dir: &Path, addr: SocketAddr) -> io::Result<PathBuf> {
     } else {
         host
     };
-    let body = serde_json::json!({ "nats": [format!("nats://{host}:{}", addr.port())] });
+    let mut body = serde_json::json!({ "nats": [format!("nats://{host}:{}", addr.port())] });
+    if !monitoring.is_empty() {
+        body["monitoring"] = serde_json::json!(monitoring);
+    }
     std::fs::write(&path, body.to_string())?;
     Ok(path)
 }
@@ -262,14 +267,17 @@ pub fn run(opts: Options, reload: impl Fn() -> Result<Options, String>) -> Resul
         }
     }
 
+    let (monitor, monitoring) = start_monitoring(&opts, &info, &controls)?;
+
     if let Some(p) = &opts.pid_file {
         std::fs::write(p, std::process::id().to_string())
             .map_err(|e| format!("Could not write pidfile: {e}"))?;
     }
     let ports_file = match &opts.ports_file_dir {
-        Some(d) => {
-            Some(write_ports_file(d, addr).map_err(|e| format!("Error writing ports file: {e}"))?)
-        }
+        Some(d) => Some(
+            write_ports_file(d, addr, &monitoring)
+                .map_err(|e| format!("Error writing ports file: {e}"))?,
+        ),
         None => None,
     };
     crate::info!("Listening for client connections on {}", addr);
@@ -311,6 +319,9 @@ pub fn run(opts: Options, reload: impl Fn() -> Result<Options, String>) -> Resul
                                 ack_rx.recv_timeout(left).is_ok()
                             })
                             .count();
+                        if let Some(m) = &monitor {
+                            m.reloaded(new.clone());
+                        }
                         current = new;
                         if acked == controls.len() {
                             crate::info!("Reloaded server configuration");
@@ -378,6 +389,72 @@ pub fn run(opts: Options, reload: impl Fn() -> Result<Options, String>) -> Resul
             }
         }
     }
+}
+
+/// Binds the HTTP and HTTPS monitoring listeners that are configured and
+/// starts their threads. Returns the monitor and its URLs for the ports
+/// file.
+fn start_monitoring(
+    opts: &Options,
+    info: &ServerInfo,
+    controls: &[ShardControl],
+) -> Result<(Option<Arc<Monitor>>, Vec<String>), String> {
+    if opts.http_port == 0 && opts.https_port == 0 {
+        return Ok((None, Vec::new()));
+    }
+    let host = opts.monitor_host();
+    let bind = |port: i32| -> Result<std::net::TcpListener, String> {
+        let want = if port < 0 { 0 } else { port as u16 };
+        std::net::TcpListener::bind((host.as_str(), want))
+            .map_err(|e| format!("Can't listen to the monitor port: listen tcp {host}:{port}: {e}"))
+    };
+    let mut links = Vec::with_capacity(controls.len());
+    for c in controls {
+        links.push(crate::monitor::ShardLink {
+            tx: c.tx.clone(),
+            wake: c
+                .wake
+                .try_clone()
+                .map_err(|e| format!("cannot set up monitoring: {e}"))?,
+        });
+    }
+    let mut mon = Monitor::new(links, info.clone(), opts.clone());
+    let mut listeners = Vec::new();
+    let mut urls = Vec::new();
+    let url_host = if host == "0.0.0.0" || host == "::" {
+        "127.0.0.1".to_string()
+    } else {
+        host.clone()
+    };
+    if opts.http_port != 0 {
+        let l = bind(opts.http_port)?;
+        let port = l.local_addr().map_err(|e| e.to_string())?.port();
+        mon.http_port = port;
+        crate::info!("Starting http monitor on {host}:{port}");
+        urls.push(format!("http://{url_host}:{port}"));
+        listeners.push((l, None));
+    }
+    if opts.https_port != 0 {
+        let tls = opts
+            .tls
+            .as_ref()
+            .ok_or("https_port: HTTPS monitoring needs TLS configured")?;
+        let l = bind(opts.https_port)?;
+        let port = l.local_addr().map_err(|e| e.to_string())?.port();
+        mon.https_port = port;
+        crate::info!("Starting https monitor on {host}:{port}");
+        urls.push(format!("https://{url_host}:{port}"));
+        listeners.push((l, Some(tls.monitor_config.clone())));
+    }
+    let mon = Arc::new(mon);
+    for (l, tls) in listeners {
+        let m = mon.clone();
+        std::thread::Builder::new()
+            .name("natrix-monitor".into())
+            .spawn(move || crate::monitor::http::run_listener(m, l, tls))
+            .map_err(|e| format!("cannot start the monitoring thread: {e}"))?;
+    }
+    Ok((Some(mon), urls))
 }
 
 fn signal_name(sig: libc::c_int) -> &'static str {

@@ -59,6 +59,7 @@ use glommio::channels::channel_mesh::{MeshBuilder, Receivers, Senders};
 use glommio::net::{AcceptedTcpStream, TcpListener, TcpStream};
 
 use crate::fanout::{self, Msg, Session, SubRef};
+use crate::monitor::snapshot::{AccountCounters, ConnInfo, ShardSnapshot, SublistStats};
 use crate::options::Options;
 use crate::proto::encode::ServerInfo;
 use crate::security::account::AccountId;
@@ -184,10 +185,23 @@ type PeerPick = (bool, Vec<Rc<[u8]>>);
 /// One account's subject space on this shard.
 #[derive(Default)]
 pub struct Space {
+    /// This account's traffic on this shard, for monitoring.
+    pub stats: SpaceStats,
     local: RefCell<SubList<SubRef>>,
     remote: RefCell<SubList<RemoteRef>>,
     local_interest: RefCell<HashMap<InterestKey, u32>>,
     remote_interest: RefCell<HashMap<RemoteKey, RemoteRef>>,
+}
+
+/// One account's counters on one shard; written only by the shard.
+#[derive(Default)]
+pub struct SpaceStats {
+    pub in_msgs: Cell<u64>,
+    pub in_bytes: Cell<u64>,
+    pub out_msgs: Cell<u64>,
+    pub out_bytes: Cell<u64>,
+    pub slow_consumers: Cell<u64>,
+    pub total_conns: Cell<u64>,
 }
 
 /// Where responses to one forwarded service request go.
@@ -234,9 +248,26 @@ pub struct ShardStats {
     /// Time producers and peer links spent waiting for consumers or
     /// windows, in nanoseconds.
     pub stalled_ns: Cell<u64>,
-    /// Messages routed from this shard's clients.
-    pub routed: Cell<u64>,
+    /// Messages and payload bytes published by this shard's clients.
+    pub in_msgs: Cell<u64>,
+    pub in_bytes: Cell<u64>,
+    /// Messages and payload bytes delivered to this shard's clients.
+    pub out_msgs: Cell<u64>,
+    pub out_bytes: Cell<u64>,
+    pub slow_consumers: Cell<u64>,
+    /// Connections this shard has served since start.
+    pub total_connections: Cell<u64>,
 }
+
+/// Adds `n` to a counter cell.
+#[inline]
+pub fn bump(c: &Cell<u64>, n: u64) {
+    c.set(c.get() + n);
+}
+
+/// Closed connections each shard remembers for `/connz?state=closed`
+/// (the reference's default `max_closed_clients`).
+pub const MAX_CLOSED_CLIENTS: usize = 10_000;
 
 struct BarrierState {
     remaining: usize,
@@ -269,6 +300,8 @@ pub struct Shard {
     /// Lame duck mode has begun.
     pub lame_duck: Cell<bool>,
     listener_fd: Cell<i32>,
+    /// Recently closed connections, oldest first, for monitoring.
+    closed: RefCell<std::collections::VecDeque<ConnInfo>>,
 }
 
 impl Shard {
@@ -470,7 +503,6 @@ impl Shard {
     /// account, then across its stream and service imports, and back along
     /// service response mappings.
     pub fn publish(&self, from: Option<&Origin<'_>>, acc: AccountId, m: Msg<'_>) -> Routed {
-        self.stats.routed.set(self.stats.routed.get() + 1);
         let mut routed = self.route(from, acc, m);
         let opts = self.options();
         let sec = &opts.security;
@@ -908,6 +940,9 @@ impl Shard {
                     Control::Shutdown(ack) => {
                         glommio::spawn_local(self.clone().shutdown(ack)).detach();
                     }
+                    Control::Snapshot(reply) => {
+                        let _ = reply.send(self.snapshot());
+                    }
                 }
             }
             match futures_lite::AsyncReadExt::read(&mut wake, &mut buf).await {
@@ -944,7 +979,7 @@ impl Shard {
                 // quiet for a whole interval, return them, so resident
                 // memory follows the load down without a collection ever
                 // running in the middle of traffic.
-                let seen = (self.stats.routed.get(), self.stats.mesh_in.get());
+                let seen = (self.stats.in_msgs.get(), self.stats.mesh_in.get());
                 if seen != last_seen {
                     last_seen = seen;
                     dirty = true;
@@ -956,6 +991,20 @@ impl Shard {
             }
         }
     }
+}
+
+/// CPU time (user plus system) of the calling thread, in nanoseconds.
+fn thread_cpu_ns() -> u64 {
+    // SAFETY: getrusage fills a local struct.
+    let ru = unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        if libc::getrusage(libc::RUSAGE_THREAD, &mut ru) != 0 {
+            return 0;
+        }
+        ru
+    };
+    let tv = |t: libc::timeval| t.tv_sec as u64 * 1_000_000_000 + t.tv_usec as u64 * 1000;
+    tv(ru.ru_utime) + tv(ru.ru_stime)
 }
 
 /// How often a shard hands freed memory back to the OS.
@@ -971,6 +1020,8 @@ pub enum Control {
     /// Stop accepting and close every client, flushing what is queued to
     /// it; acknowledged once the writers are done or after a bound.
     Shutdown(std::sync::mpsc::Sender<()>),
+    /// Report counters and connections to monitoring.
+    Snapshot(std::sync::mpsc::Sender<ShardSnapshot>),
 }
 
 /// The outcome of routing one message.
@@ -1106,6 +1157,7 @@ pub async fn run(spec: ShardSpec) {
         scratch: RefCell::new((0..nshards).map(|_| (false, Vec::new())).collect()),
         lame_duck: Cell::new(false),
         listener_fd: Cell::new(spec.listener_fd),
+        closed: RefCell::new(std::collections::VecDeque::new()),
     });
     let mut receivers = receivers;
     for (peer, rx) in receivers.streams() {
@@ -1160,6 +1212,70 @@ pub async fn run(spec: ShardSpec) {
 }
 
 impl Shard {
+    /// Remembers a closed connection, forgetting the oldest past the bound.
+    pub fn record_closed(&self, c: ConnInfo) {
+        let mut closed = self.closed.borrow_mut();
+        if closed.len() >= MAX_CLOSED_CLIENTS {
+            closed.pop_front();
+        }
+        closed.push_back(c);
+    }
+
+    /// This shard's counters, connections and accounts, for monitoring.
+    fn snapshot(&self) -> ShardSnapshot {
+        let conns: Vec<ConnInfo> = self.client_list().iter().map(|c| c.conn_info()).collect();
+        let st = &self.stats;
+        let mut accounts = Vec::new();
+        let mut subscriptions = 0;
+        for (id, space) in self.spaces.borrow().iter().enumerate() {
+            let Some(space) = space else { continue };
+            let name = crate::security::account::account_name(id as AccountId);
+            let local = space.local.borrow();
+            let cache = local.cache_stats();
+            let sublist = SublistStats {
+                subscriptions: local.len() as u64,
+                cache: cache.entries as u64,
+                inserts: local.stats.inserts,
+                removes: local.stats.removes,
+                matches: local.stats.matches,
+                cache_hits: local.stats.cache_hits,
+                max_fanout: cache.max_fanout as u64,
+                total_fanout: cache.total_fanout as u64,
+            };
+            subscriptions += local.len() as u64;
+            let ss = &space.stats;
+            accounts.push(AccountCounters {
+                conns: conns.iter().filter(|c| c.account == name).count() as u64,
+                name,
+                total_conns: ss.total_conns.get(),
+                in_msgs: ss.in_msgs.get(),
+                in_bytes: ss.in_bytes.get(),
+                out_msgs: ss.out_msgs.get(),
+                out_bytes: ss.out_bytes.get(),
+                slow_consumers: ss.slow_consumers.get(),
+                subscriptions: local.len() as u64,
+                sublist,
+            });
+        }
+        ShardSnapshot {
+            id: self.id,
+            closed: self.closed.borrow().iter().cloned().collect(),
+            conns,
+            in_msgs: st.in_msgs.get(),
+            out_msgs: st.out_msgs.get(),
+            in_bytes: st.in_bytes.get(),
+            out_bytes: st.out_bytes.get(),
+            slow_consumers: st.slow_consumers.get(),
+            total_connections: st.total_connections.get(),
+            subscriptions,
+            mesh_out: st.mesh_out.get(),
+            mesh_in: st.mesh_in.get(),
+            stalled_ns: st.stalled_ns.get(),
+            cpu_ns: thread_cpu_ns(),
+            accounts,
+        }
+    }
+
     /// Applies reloaded options: new connections see them at once, live
     /// ones from their next read (limits) or tick (pings).
     fn apply_options(&self, new: Options) {

@@ -88,6 +88,27 @@ pub struct SubList<T> {
     root: Level<T>,
     cache: FxHashMap<Box<[u8]>, Rc<MatchResult<T>>>,
     count: usize,
+    /// Counters for monitoring (`/subsz`), as the reference keeps them.
+    pub stats: SubListCounters,
+}
+
+/// Operation counts of one index.
+#[derive(Default, Clone, Copy, Debug)]
+pub struct SubListCounters {
+    pub inserts: u64,
+    pub removes: u64,
+    pub matches: u64,
+    pub cache_hits: u64,
+}
+
+/// The result cache as monitoring reports it: cached subjects, and the
+/// largest and summed fan-out (plain subscribers plus queue groups) of
+/// the cached results.
+#[derive(Default, Clone, Copy, Debug)]
+pub struct CacheStats {
+    pub entries: usize,
+    pub max_fanout: usize,
+    pub total_fanout: usize,
 }
 
 impl<T: Clone + PartialEq> Default for SubList<T> {
@@ -102,7 +123,22 @@ impl<T: Clone + PartialEq> SubList<T> {
             root: Level::new(),
             cache: FxHashMap::default(),
             count: 0,
+            stats: SubListCounters::default(),
         }
+    }
+
+    /// The result cache's size and fan-out.
+    pub fn cache_stats(&self) -> CacheStats {
+        let mut c = CacheStats {
+            entries: self.cache.len(),
+            ..CacheStats::default()
+        };
+        for r in self.cache.values() {
+            let f = r.plain.len() + r.queues.len();
+            c.max_fanout = c.max_fanout.max(f);
+            c.total_fanout += f;
+        }
+        c
     }
 
     /// Number of entries.
@@ -138,6 +174,7 @@ impl<T: Clone + PartialEq> SubList<T> {
             },
         }
         self.count += 1;
+        self.stats.inserts += 1;
         self.invalidate(pattern);
     }
 
@@ -147,6 +184,7 @@ impl<T: Clone + PartialEq> SubList<T> {
         let found = Self::remove_at(&mut self.root, &tokens, queue, item);
         if found {
             self.count -= 1;
+            self.stats.removes += 1;
             self.invalidate(pattern);
         }
         found
@@ -221,7 +259,9 @@ impl<T: Clone + PartialEq> SubList<T> {
 
     /// All entries whose pattern matches `subject` (taken literally).
     pub fn matches(&mut self, subject: &[u8]) -> Rc<MatchResult<T>> {
+        self.stats.matches += 1;
         if let Some(r) = self.cache.get(subject) {
+            self.stats.cache_hits += 1;
             return r.clone();
         }
         let mut result = MatchResult::new();

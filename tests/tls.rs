@@ -591,6 +591,59 @@ fn raw_protocol_over_tls_including_large_payload() {
     });
 }
 
+/// A client that ends the session with close_notify gets the server's close_notify
+/// and the socket closed at once, so a client waiting for the TLS shutdown (nats.py's
+/// close()) returns promptly instead of after its own timeout.
+#[test]
+fn client_close_notify_is_answered_and_the_connection_closed_at_once() {
+    with_timeout(LIMIT, || {
+        let p = pki();
+        let srv = Server::with_config(&tls_conf(&p.cert, &p.key, ""), &[]);
+        let cfg = client_cfg(&[p.ca.der()], None);
+        let mut r = TlsRaw::connect_ok(srv.port(), cfg);
+        // Data sent just before close_notify still takes effect.
+        r.send(b"SUB foo 1\r\nPUB foo 2\r\nhi\r\nPING\r\n");
+        assert_eq!(r.line(), "MSG foo 1 2");
+        assert_eq!(r.read_exact_bytes(4), b"hi\r\n");
+        assert_eq!(r.line(), "PONG");
+        let start = Instant::now();
+        r.tls.conn.send_close_notify();
+        r.tls.flush().expect("flush close_notify");
+        let deadline = start + Duration::from_secs(3);
+        // Ok(0) from rustls means the server's close_notify arrived (a bare EOF
+        // would read as an UnexpectedEof error).
+        let got = loop {
+            match r.fill(deadline) {
+                Ok(0) => break Ok(()),
+                Ok(_) => continue,
+                Err(e) => break Err(e),
+            }
+        };
+        assert!(
+            got.is_ok(),
+            "no close_notify from the server within 3 s: {got:?}"
+        );
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "close took {:?}",
+            start.elapsed()
+        );
+        // And the socket itself is closed: the next read sees EOF at once.
+        r.tls
+            .sock
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .unwrap();
+        let mut b = [0u8; 16];
+        let n = r.tls.sock.read(&mut b);
+        assert!(
+            matches!(n, Ok(0))
+                || n.as_ref()
+                    .is_err_and(|e| e.kind() == ErrorKind::ConnectionReset),
+            "socket still open after close_notify: {n:?}"
+        );
+    });
+}
+
 #[test]
 fn client_not_trusting_the_ca_fails_to_connect() {
     run_async(async {

@@ -35,6 +35,13 @@ pub fn account_id(name: &str) -> AccountId {
     }
 }
 
+/// Every account name known to the process ($G first), for monitoring.
+pub fn account_names() -> Vec<String> {
+    account_id(GLOBAL_ACCOUNT);
+    let r = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
+    r.clone()
+}
+
 /// The name of account `id`, for logs.
 pub fn account_name(id: AccountId) -> String {
     let r = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());

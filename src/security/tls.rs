@@ -27,6 +27,9 @@ use crate::config::TlsConfig;
 #[derive(Clone)]
 pub struct TlsSettings {
     pub config: Arc<ServerConfig>,
+    /// The same certificate without client authentication, for HTTPS
+    /// monitoring (as the reference serves it).
+    pub monitor_config: Arc<ServerConfig>,
     /// A client certificate signed by the CA is required.
     pub verify: bool,
     /// The client certificate's identity selects the user.
@@ -131,7 +134,20 @@ impl TlsSettings {
                 ))
             }
         };
-        let builder = ServerConfig::builder_with_provider(Arc::new(provider))
+        let provider = Arc::new(provider);
+        let monitor_config = ServerConfig::builder_with_provider(provider.clone())
+            .with_protocol_versions(versions)
+            .map_err(|e| format!("tls: {e}"))?
+            .with_no_client_auth()
+            .with_single_cert(certs.clone(), key.clone_key())
+            .map_err(|e| {
+                format!(
+                    "tls: certificate {} and key {} do not form a valid pair: {e}",
+                    cert_file.display(),
+                    key_file.display()
+                )
+            })?;
+        let builder = ServerConfig::builder_with_provider(provider)
             .with_protocol_versions(versions)
             .map_err(|e| format!("tls: {e}"))?;
         let verify = t.verify || t.verify_and_map;
@@ -162,6 +178,7 @@ impl TlsSettings {
         })?;
         Ok(TlsSettings {
             config: Arc::new(config),
+            monitor_config: Arc::new(monitor_config),
             verify,
             verify_and_map: t.verify_and_map,
             timeout: t.timeout,
@@ -192,12 +209,18 @@ impl TlsConn {
 
     /// Feeds raw socket bytes from the front of `raw`, at most one record's
     /// worth, advancing it. Callers drain plaintext between calls, which
-    /// keeps rustls's plaintext buffer from filling up.
-    pub fn feed(&mut self, raw: &mut &[u8]) -> Result<(), rustls::Error> {
+    /// keeps rustls's plaintext buffer from filling up. Returns whether the
+    /// peer has sent close_notify.
+    pub fn feed(&mut self, raw: &mut &[u8]) -> Result<bool, rustls::Error> {
         match self.conn.read_tls(raw) {
-            Ok(_) => self.conn.process_new_packets().map(|_| ()),
+            Ok(_) => self.conn.process_new_packets().map(|s| s.peer_has_closed()),
             Err(e) => Err(rustls::Error::General(e.to_string())),
         }
+    }
+
+    /// Queues our close_notify alert; the writer sends it.
+    pub fn send_close_notify(&mut self) {
+        self.conn.send_close_notify();
     }
 
     /// Moves decrypted bytes into `out`, returning how many; 0 when none

@@ -4,6 +4,8 @@
 //! `natrix` binary built by cargo. Everything here is bounded in time.
 #![allow(dead_code)]
 
+pub mod http;
+
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -346,6 +348,59 @@ impl Drop for Server {
 }
 
 /// Extract the client port from a ports file: `{"nats":["nats://127.0.0.1:PORT"],...}`.
+/// The monitoring ports (`http://` and `https://` URLs) a ports file lists.
+fn parse_monitor_ports(text: &str) -> Vec<(String, u16)> {
+    let v: serde_json::Value = serde_json::from_str(text).unwrap_or_default();
+    v.get("monitoring")
+        .and_then(|m| m.as_array())
+        .map(|a| {
+            a.iter()
+                .filter_map(|u| u.as_str())
+                .filter_map(|u| {
+                    let (scheme, rest) = u.split_once("://")?;
+                    let port = rest
+                        .rsplit(':')
+                        .next()?
+                        .trim_end_matches('/')
+                        .parse()
+                        .ok()?;
+                    Some((scheme.to_string(), port))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+impl Server {
+    /// The monitoring port for `scheme` ("http" or "https") from the ports
+    /// file (start the server with `-m -1` / `-ms -1`).
+    pub fn monitor_port_for(&self, scheme: &str) -> u16 {
+        let suffix = format!("_{}.ports", self.child.id());
+        for e in std::fs::read_dir(self.dir.path())
+            .expect("server dir")
+            .flatten()
+        {
+            let name = e.file_name().to_string_lossy().to_string();
+            if name.ends_with(&suffix) {
+                let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+                if let Some((_, p)) = parse_monitor_ports(&text)
+                    .into_iter()
+                    .find(|(s, _)| s == scheme)
+                {
+                    return p;
+                }
+                panic!("ports file has no {scheme} monitoring URL: {text}");
+            }
+        }
+        panic!("no ports file");
+    }
+
+    /// The HTTP monitoring port.
+    pub fn monitor_port(&self) -> u16 {
+        self.monitor_port_for("http")
+    }
+}
+
 fn parse_ports_file(text: &str) -> Option<u16> {
     let v: serde_json::Value = serde_json::from_str(text).ok()?;
     let url = v.get("nats")?.as_array()?.first()?.as_str()?;

@@ -80,6 +80,10 @@ pub struct ServerConfig {
     /// 0 means no HTTPS monitoring listener, -1 a random port.
     pub https_port: i32,
     pub http_base_path: String,
+    /// Set when `https`/`https_port` is given without a `tls` block: the
+    /// error, naming file, line and key, for when no `--tls` flag supplies
+    /// TLS either (flags are applied after the file).
+    pub https_without_tls: Option<String>,
 
     /// The `authorization` block (global account credentials and defaults).
     pub authorization: Authorization,
@@ -155,6 +159,7 @@ impl Default for ServerConfig {
             http_port: 0,
             https_port: 0,
             http_base_path: String::new(),
+            https_without_tls: None,
             authorization: Authorization::default(),
             users: Vec::new(),
             accounts: Vec::new(),
@@ -318,6 +323,7 @@ impl Builder {
                 cfg.http_port = port;
             }
             "https" => {
+                self.remember("https_port", f);
                 let (host, port) = listen(n)?;
                 if let Some(h) = host {
                     self.remember("http_host", f);
@@ -326,7 +332,10 @@ impl Builder {
                 cfg.https_port = port;
             }
             "http_port" | "monitor_port" => cfg.http_port = port(n)?,
-            "https_port" => cfg.https_port = port(n)?,
+            "https_port" => {
+                self.remember("https_port", f);
+                cfg.https_port = port(n)?;
+            }
             "http_base_path" => cfg.http_base_path = n.string()?,
             "cluster" => cluster(n)?,
             "gateway" => gateway(n)?,
@@ -586,6 +595,12 @@ impl Builder {
         }
         if !self.spots.contains_key("http_host") {
             cfg.http_host.clone_from(&cfg.host);
+        }
+        if cfg.https_port != 0 && cfg.tls.is_none() {
+            let e = self
+                .spot("https_port")
+                .err("HTTPS monitoring needs TLS: add a tls block with cert_file and key_file");
+            cfg.https_without_tls = Some(e.to_string());
         }
         cfg.authorization.timeout = match (self.auth_timeout, &cfg.tls) {
             (Some(t), _) if !t.is_zero() => t,
