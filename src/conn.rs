@@ -729,6 +729,14 @@ const READ_BUF_MAX: usize = 64 * 1024;
 pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     let opts = shard.options();
     let global = shard.global.clone();
+    let count = global
+        .connections
+        .fetch_add(1, std::sync::atomic::Ordering::AcqRel)
+        + 1;
+    // Counts this connection until `serve` returns, whichever way (its
+    // place in this shard's count was taken when it was placed here), so
+    // an early return gives both back too.
+    let _slot = ConnectionSlot(global.clone(), shard.id);
     let addr = match stream.peer_addr() {
         Ok(a) => a,
         Err(_) => return,
@@ -742,13 +750,6 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         .next_cid
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         + 1;
-    let count = global
-        .connections
-        .fetch_add(1, std::sync::atomic::Ordering::AcqRel)
-        + 1;
-    // Counts this connection until `serve` returns, whichever way. Its
-    // place in this shard's count was taken when it was placed here.
-    let _slot = ConnectionSlot(global.clone(), shard.id);
     let now = Instant::now();
     let tls = match &opts.tls {
         Some(t) => match TlsConn::new(t) {
