@@ -27,3 +27,4 @@ pub mod server;
 pub mod shard;
 pub mod subject;
 pub mod sublist;
+pub mod timefmt;

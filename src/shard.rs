@@ -422,11 +422,11 @@ impl Shard {
         self.push(peer, msg);
     }
 
-    fn window_full(&self, touched: u64) -> bool {
-        self.peers
-            .iter()
-            .enumerate()
-            .any(|(i, p)| touched & (1 << i.min(63)) != 0 && p.outstanding.get() > LINK_WINDOW)
+    /// The peers in `touched` whose windows are full.
+    fn full_peers(&self, touched: u64) -> impl Iterator<Item = &Peer> {
+        self.peers.iter().enumerate().filter_map(move |(i, p)| {
+            (touched & (1 << i.min(63)) != 0 && p.outstanding.get() > LINK_WINDOW).then_some(p)
+        })
     }
 
     /// The peers (as a bit set) fed since the last call; a producer takes
@@ -438,20 +438,21 @@ impl Shard {
     /// Waits until every peer in `touched` has room in its window again.
     /// Peers always make progress (see the module comment), so this ends.
     pub async fn wait_window(&self, touched: u64) {
-        if touched == 0 || !self.window_full(touched) {
+        if touched == 0 || self.full_peers(touched).next().is_none() {
             return;
         }
         let start = Instant::now();
         poll_fn(|cx| {
-            if !self.window_full(touched) {
-                return Poll::Ready(());
+            let mut full = false;
+            for p in self.full_peers(touched) {
+                p.waiters.borrow_mut().push(cx.waker().clone());
+                full = true;
             }
-            for (i, p) in self.peers.iter().enumerate() {
-                if touched & (1 << i.min(63)) != 0 && p.outstanding.get() > LINK_WINDOW {
-                    p.waiters.borrow_mut().push(cx.waker().clone());
-                }
+            if full {
+                Poll::Pending
+            } else {
+                Poll::Ready(())
             }
-            Poll::Pending
         })
         .await;
         self.note_stall(start.elapsed());

@@ -199,7 +199,7 @@ fn write_response<S: Write>(s: &mut S, r: &Response, head: bool, keep: bool) -> 
     }
     out.push_str(&format!(
         "Date: {}\r\nContent-Length: {}\r\n",
-        super::format::http_date(SystemTime::now()),
+        crate::timefmt::http_date(SystemTime::now()),
         r.body.len()
     ));
     if !keep {

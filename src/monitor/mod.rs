@@ -11,7 +11,6 @@
 //! in `Cell`s, and closed connections in a bounded ring each; all of it is
 //! merged and sorted here, at query time.
 
-pub mod format;
 pub mod http;
 pub mod metrics;
 pub mod snapshot;
@@ -28,7 +27,7 @@ use serde_json::Value;
 use crate::options::Options;
 use crate::proto::encode::ServerInfo;
 use crate::shard::{Control, MAX_CLOSED_CLIENTS};
-use format::{go_duration, rfc3339, uptime};
+use crate::timefmt::{go_duration, rfc3339, uptime};
 use http::{Request, Response};
 use snapshot::{AccountCounters, ConnInfo, ShardSnapshot, SubInfo, SublistStats};
 
@@ -105,43 +104,37 @@ fn go_quote(v: &str) -> String {
     serde_json::to_string(v).unwrap_or_default()
 }
 
-fn decode_bool(r: &Request, key: &str) -> Result<bool, Response> {
+/// Reads query parameter `key` with `parse`; empty or absent gives the
+/// type's zero value. A bad value gets the reference's error text, naming
+/// the Go type and parse function it uses for that parameter.
+fn decode<T: Default>(
+    r: &Request,
+    key: &str,
+    (go_type, go_func): (&str, &str),
+    parse: impl Fn(&str) -> Option<T>,
+) -> Result<T, Response> {
     let v = r.get(key);
     if v.is_empty() {
-        return Ok(false);
+        return Ok(T::default());
     }
-    parse_bool(v).ok_or_else(|| {
+    parse(v).ok_or_else(|| {
         Response::bad_request(format!(
-            "Error decoding boolean for '{key}': strconv.ParseBool: parsing {}: invalid syntax",
+            "Error decoding {go_type} for '{key}': strconv.{go_func}: parsing {}: invalid syntax",
             go_quote(v)
         ))
     })
+}
+
+fn decode_bool(r: &Request, key: &str) -> Result<bool, Response> {
+    decode(r, key, ("boolean", "ParseBool"), parse_bool)
 }
 
 fn decode_int(r: &Request, key: &str) -> Result<i64, Response> {
-    let v = r.get(key);
-    if v.is_empty() {
-        return Ok(0);
-    }
-    v.parse().map_err(|_| {
-        Response::bad_request(format!(
-            "Error decoding int for '{key}': strconv.Atoi: parsing {}: invalid syntax",
-            go_quote(v)
-        ))
-    })
+    decode(r, key, ("int", "Atoi"), |v| v.parse().ok())
 }
 
 fn decode_u64(r: &Request, key: &str) -> Result<u64, Response> {
-    let v = r.get(key);
-    if v.is_empty() {
-        return Ok(0);
-    }
-    v.parse().map_err(|_| {
-        Response::bad_request(format!(
-            "Error decoding uint64 for '{key}': strconv.ParseUint: parsing {}: invalid syntax",
-            go_quote(v)
-        ))
-    })
+    decode(r, key, ("uint64", "ParseUint"), |v| v.parse().ok())
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]

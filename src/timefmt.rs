@@ -1,9 +1,12 @@
-//! Time and duration text as the reference's monitoring prints it.
+//! Time and duration text: log timestamps, monitoring's RFC 3339 times,
+//! HTTP dates and Go-style durations, and JWT validity times, all from one
+//! calendar conversion.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian.
-fn civil(days: i64) -> (i64, u32, u32) {
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian
+/// (Howard Hinnant's civil-from-days).
+pub fn civil(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
