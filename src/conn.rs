@@ -190,6 +190,9 @@ pub struct Client {
     /// means all earlier input took effect server-wide, as in the reference.
     needs_barrier: Cell<bool>,
     last_activity: Cell<Instant>,
+    /// This read batch carried a message or a (un)subscription: activity
+    /// in the reference's sense (PINGs and PONGs are not).
+    active: Cell<bool>,
     /// The account and permissions this connection is bound to, set at
     /// CONNECT (and again on reload), never looked up per message.
     account: Cell<AccountId>,
@@ -782,6 +785,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         touched: Cell::new(0),
         needs_barrier: Cell::new(false),
         last_activity: Cell::new(now),
+        active: Cell::new(false),
         last_ping_in: Cell::new(None),
         pings_out: Cell::new(0),
         next_ping: Cell::new(None),
@@ -918,6 +922,8 @@ async fn write_all(s: &RefCell<TcpStream>, mut data: &[u8]) -> io::Result<()> {
 async fn writer(client: Rc<Client>, stream: Shared) {
     let mut spare: Vec<u8> = Vec::new();
     let mut raw: Vec<u8> = Vec::new();
+    // Messages written so far: delivering one is activity too.
+    let mut written_msgs = client.out_msgs.get();
     let tls_pending = || {
         client
             .tls
@@ -943,6 +949,10 @@ async fn writer(client: Rc<Client>, stream: Shared) {
             continue;
         }
         client.inflight.set(spare.len());
+        if client.out_msgs.get() != written_msgs {
+            written_msgs = client.out_msgs.get();
+            client.last_activity.set(Instant::now());
+        }
         let res = match &client.tls {
             Some(t) => {
                 raw.clear();
@@ -1087,7 +1097,6 @@ async fn read_loop(client: &Rc<Client>, stream: &Shared, info: Vec<u8>) -> Close
             buf.resize(grown, 0);
         }
         filled += n;
-        client.last_activity.set(Instant::now());
         // Options are read per batch so a reload applies to live clients.
         let opts = shard.options();
         let opts = &*opts;
@@ -1126,6 +1135,9 @@ async fn read_loop(client: &Rc<Client>, stream: &Shared, info: Vec<u8>) -> Close
                     break;
                 }
             }
+        }
+        if client.active.replace(false) {
+            client.last_activity.set(Instant::now());
         }
         // Keep the unparsed tail at the front, with room for what it needs.
         buf.copy_within(pos..filled, 0);
@@ -1246,6 +1258,7 @@ async fn handle(client: &Rc<Client>, shard: &Rc<Shard>, op: Op<'_>, opts: &Optio
             }
             {
                 let bytes = msg.len() as u64;
+                client.active.set(true);
                 crate::shard::bump(&client.in_msgs, 1);
                 crate::shard::bump(&client.in_bytes, bytes);
                 crate::shard::bump(&shard.stats.in_msgs, 1);
@@ -1293,8 +1306,12 @@ async fn handle(client: &Rc<Client>, shard: &Rc<Shard>, op: Op<'_>, opts: &Optio
             subject,
             queue,
             sid,
-        } => sub(client, shard, subject, queue, sid, opts),
+        } => {
+            client.active.set(true);
+            sub(client, shard, subject, queue, sid, opts)
+        }
         Op::Unsub { sid, max } => {
+            client.active.set(true);
             if client.verbose.get() {
                 client.send(encode::OK);
             }

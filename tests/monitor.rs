@@ -305,6 +305,44 @@ fn connz_connection_fields_and_types() {
     });
 }
 
+/// An RFC 3339 UTC time as a sortable (date-time, nanoseconds) pair; the
+/// reference trims trailing zeros from the fraction, so strings alone do
+/// not compare.
+fn instant(t: &str) -> (String, u64) {
+    let t = t
+        .strip_suffix('Z')
+        .unwrap_or_else(|| panic!("not UTC: {t}"));
+    let (whole, frac) = t.split_once('.').unwrap_or((t, "0"));
+    let nanos = format!("{frac:0<9}")[..9].parse().unwrap();
+    (whole.to_string(), nanos)
+}
+
+#[test]
+fn last_activity_counts_messages_and_subscriptions_not_pings() {
+    with_timeout(LIMIT, || {
+        let srv = start(&[]);
+        let port = srv.monitor_port();
+        let (mut a, ida) = client(&srv, "a");
+        let (mut b, _) = client(&srv, "b");
+        let last = |cid| instant(s(&conn_by_cid(port, cid, ""), "last_activity"));
+        let t0 = last(ida);
+        std::thread::sleep(Duration::from_millis(20));
+        a.sync();
+        assert_eq!(last(ida), t0, "a PING is not activity");
+        a.send(b"SUB act 1\r\n");
+        a.sync();
+        let t1 = last(ida);
+        assert!(t1 > t0, "a SUB is activity: {t0:?} then {t1:?}");
+        std::thread::sleep(Duration::from_millis(20));
+        b.send(b"PUB act 2\r\nhi\r\n");
+        b.sync();
+        assert_eq!(a.expect_line(), "MSG act 1 2");
+        a.read_exact_bytes(4);
+        let t2 = last(ida);
+        assert!(t2 > t1, "a delivery is activity: {t1:?} then {t2:?}");
+    });
+}
+
 #[test]
 fn connz_sorts_by_every_key_and_refuses_unknown_ones() {
     with_timeout(LIMIT, || {
@@ -335,6 +373,10 @@ fn connz_sorts_by_every_key_and_refuses_unknown_ones() {
             assert_eq!(c1.expect_line(), "MSG x1 1 1");
             c1.read_exact_bytes(3);
         }
+        // A SUB is activity in the reference's sense (a PING is not), and
+        // it makes c1's the latest: c2's publishing and the deliveries to
+        // c1 share one timestamp in the reference.
+        c1.send(b"SUB x4 4\r\n");
         c1.sync();
         let order = |sort: &str| cids(&get_json(port, &format!("/connz?sort={sort}")));
         assert_eq!(order("cid"), vec![id1, id2, id3]);
@@ -349,7 +391,7 @@ fn connz_sorts_by_every_key_and_refuses_unknown_ones() {
         );
         assert_eq!(order("bytes_from")[..2], [id1, id2]);
         assert_eq!(order("pending").len(), 3);
-        // c1 was active last (its PING above), c3 first.
+        // c1 was active last (its SUB above), c3 first.
         assert_eq!(order("last")[0], id1);
         assert_eq!(order("last")[2], id3);
         assert_eq!(order("idle").len(), 3);
