@@ -61,6 +61,10 @@ pub enum CloseReason {
     AuthenticationTimeout,
     TlsHandshakeError,
     ServerShutdown,
+    MaxAccountConnectionsExceeded,
+    MaxSubscriptionsExceeded,
+    AuthenticationExpired,
+    Revocation,
 }
 
 impl CloseReason {
@@ -83,6 +87,10 @@ impl CloseReason {
             CloseReason::AuthenticationTimeout => "Authentication Timeout",
             CloseReason::TlsHandshakeError => "TLS Handshake Failure",
             CloseReason::ServerShutdown => "Server Shutdown",
+            CloseReason::MaxAccountConnectionsExceeded => "Maximum Account Connections Exceeded",
+            CloseReason::MaxSubscriptionsExceeded => "Maximum Subscriptions Exceeded",
+            CloseReason::AuthenticationExpired => "Authentication Expired",
+            CloseReason::Revocation => "Credentials Revoked",
         }
     }
 }
@@ -199,6 +207,20 @@ pub struct Client {
     space: RefCell<Rc<Space>>,
     perms: RefCell<Option<Rc<CompiledPerms>>>,
     user: RefCell<String>,
+    /// Limits bound at CONNECT (-1: none): subscriptions and payload, the
+    /// stricter of user, account and server.
+    max_subs: Cell<i64>,
+    max_payload: Cell<i64>,
+    /// This connection's place in its account's connection count.
+    account_slot: Cell<Option<&'static std::sync::atomic::AtomicI64>>,
+    /// When the user's or the account's authorization ends.
+    user_expires: Cell<Option<SystemTime>>,
+    account_expires: Cell<Option<SystemTime>>,
+    /// CONNECT asked for protocol 1 (async INFO).
+    protocol: Cell<i64>,
+    /// The first PONG went out (the reference re-announces a per-client
+    /// max_payload before it).
+    first_pong: Cell<bool>,
     /// The credentials of the CONNECT, kept to re-check them on reload.
     creds: RefCell<Option<SavedCreds>>,
     /// INFO nonce, when nkey users exist.
@@ -244,6 +266,8 @@ struct SavedCreds {
     nkey: Option<String>,
     sig: Option<String>,
     cert: Option<Vec<String>>,
+    jwt: Option<String>,
+    ip: Option<std::net::IpAddr>,
 }
 
 impl SavedCreds {
@@ -255,6 +279,8 @@ impl SavedCreds {
             nkey: self.nkey.as_deref(),
             sig: self.sig.as_deref(),
             cert: self.cert.as_deref(),
+            jwt: self.jwt.as_deref(),
+            ip: self.ip,
         }
     }
 }
@@ -268,9 +294,20 @@ impl Client {
         self.space.borrow().clone()
     }
 
-    /// Binds the connection to an authenticated identity.
-    fn bind(&self, id: &Identity) {
+    /// Binds the connection to an authenticated identity: account,
+    /// permissions, limits and expiry. Returns false (having told the
+    /// client and closed) when the account has no room for it.
+    fn bind(&self, id: &Identity) -> bool {
         let acc = account::account_id(&id.account);
+        if !self.take_account_slot(acc, id.limits.account_conns) {
+            crate::error!(
+                "{} - maximum account active connections exceeded",
+                self.desc.borrow()
+            );
+            self.send_err("maximum account active connections exceeded");
+            self.close(CloseReason::MaxAccountConnectionsExceeded, true);
+            return false;
+        }
         self.account.set(acc);
         *self.space.borrow_mut() = self.shard.space(acc);
         if !self.connected.get() {
@@ -287,6 +324,58 @@ impl Client {
                 self.addr, self.id, id.name, id.account
             );
         }
+        let opts = self.shard.options();
+        let server_subs = match opts.max_subscriptions {
+            0 => -1,
+            n => n as i64,
+        };
+        let subs = crate::security::operator::min_limit(id.limits.subs, server_subs);
+        let payload =
+            crate::security::operator::min_limit(id.limits.payload, opts.max_payload as i64);
+        if id.limits.payload >= 0 && payload < id.limits.payload {
+            crate::error!(
+                "{} - Max Payload set to {} from server overrides account or user config",
+                self.desc.borrow(),
+                opts.max_payload
+            );
+        }
+        self.max_subs.set(subs);
+        self.max_payload.set(payload);
+        let at = |t: i64| std::time::UNIX_EPOCH + Duration::from_secs(t.max(0) as u64);
+        self.user_expires.set(id.user_expires.map(at));
+        self.account_expires.set(id.account_expires.map(at));
+        if subs >= 0 && self.subs.borrow().len() as i64 > subs {
+            // Tightened on reload or update: as the reference, tell the
+            // client and close it.
+            crate::error!("{} - maximum subscriptions exceeded", self.desc.borrow());
+            self.send_err("maximum subscriptions exceeded");
+            self.close(CloseReason::MaxSubscriptionsExceeded, true);
+            return false;
+        }
+        true
+    }
+
+    /// Counts this connection in account `acc`, refusing it when the
+    /// account already has `limit` (-1: no limit) connections.
+    fn take_account_slot(&self, acc: AccountId, limit: i64) -> bool {
+        use std::sync::atomic::Ordering;
+        let counter = account::conn_counter(acc);
+        let same = self
+            .account_slot
+            .get()
+            .is_some_and(|c| std::ptr::eq(c, counter));
+        if same {
+            return limit < 0 || counter.load(Ordering::Acquire) <= limit;
+        }
+        let n = counter.fetch_add(1, Ordering::AcqRel) + 1;
+        if limit >= 0 && n > limit {
+            counter.fetch_sub(1, Ordering::AcqRel);
+            return false;
+        }
+        if let Some(old) = self.account_slot.replace(Some(counter)) {
+            old.fetch_sub(1, Ordering::AcqRel);
+        }
+        true
     }
 
     /// Re-checks credentials and permissions after a reload, as the
@@ -329,7 +418,9 @@ impl Client {
             self.close(CloseReason::ClientClosed, true);
             return;
         }
-        self.bind(&id);
+        if !self.bind(&id) {
+            return;
+        }
         let Some(perms) = self.perms.borrow().clone() else {
             return;
         };
@@ -355,10 +446,15 @@ impl Client {
     /// This client's INFO line; `ldm` announces lame duck mode.
     fn info_line(&self, ldm: bool) -> Vec<u8> {
         let ip = self.addr.ip().to_string();
-        self.shard
-            .info
-            .borrow()
-            .line(self.id, &ip, self.nonce.as_deref(), ldm)
+        let info = self.shard.info.borrow();
+        let own = self.max_payload.get();
+        if own != info.max_payload as i64 {
+            // The reference announces the client's own limit (-1 for none).
+            let mut i = (**info).clone();
+            i.max_payload = own;
+            return i.line(self.id, &ip, self.nonce.as_deref(), ldm);
+        }
+        info.line(self.id, &ip, self.nonce.as_deref(), ldm)
     }
 
     /// Tells the client the server is entering lame duck mode.
@@ -507,6 +603,9 @@ impl Client {
             return;
         }
         self.closed.set(Some(reason));
+        if let Some(c) = self.account_slot.take() {
+            c.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+        }
         crate::debug!(
             "{} - Client connection closed: {}",
             self.desc.borrow(),
@@ -545,6 +644,21 @@ impl Client {
             if now >= deadline {
                 crate::error!("{} - TLS handshake timeout", self.desc.borrow());
                 self.close(CloseReason::TlsHandshakeError, false);
+                return;
+            }
+        }
+        if self.connected.get() {
+            let wall = SystemTime::now();
+            if self.user_expires.get().is_some_and(|t| wall >= t) {
+                crate::debug!("{} - User Authentication Expired", self.desc.borrow());
+                self.send_err("User Authentication Expired");
+                self.close(CloseReason::AuthenticationExpired, true);
+                return;
+            }
+            if self.account_expires.get().is_some_and(|t| wall >= t) {
+                crate::debug!("{} - Account Authentication Expired", self.desc.borrow());
+                self.send_err("Account Authentication Expired");
+                self.close(CloseReason::AuthenticationExpired, true);
                 return;
             }
         }
@@ -804,6 +918,16 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         space: RefCell::new(shard.space(account::GLOBAL)),
         perms: RefCell::new(None),
         user: RefCell::new(String::new()),
+        max_subs: Cell::new(match opts.max_subscriptions {
+            0 => -1,
+            n => n as i64,
+        }),
+        max_payload: Cell::new(opts.max_payload as i64),
+        account_slot: Cell::new(None),
+        user_expires: Cell::new(None),
+        account_expires: Cell::new(None),
+        protocol: Cell::new(0),
+        first_pong: Cell::new(false),
         creds: RefCell::new(None),
         nonce: opts
             .security
@@ -1103,7 +1227,10 @@ async fn read_loop(client: &Rc<Client>, stream: &Shared, info: Vec<u8>) -> Close
 
         let limits = Limits {
             max_control_line: opts.max_control_line,
-            max_payload: opts.max_payload,
+            max_payload: match client.max_payload.get() {
+                n if n < 0 => usize::MAX,
+                n => n as usize,
+            },
             headers: client.headers.get(),
         };
         let mut pos = 0;
@@ -1211,7 +1338,9 @@ async fn handle(client: &Rc<Client>, shard: &Rc<Shard>, op: Op<'_>, opts: &Optio
         // the client in as the no_auth_user when there is one.
         match opts.security.auth.no_auth_identity() {
             Some(id) => {
-                client.bind(&id);
+                if !client.bind(&id) {
+                    return;
+                }
                 *client.creds.borrow_mut() = Some(SavedCreds::default());
                 client.auth_deadline.set(None);
                 client.connected.set(true);
@@ -1308,7 +1437,7 @@ async fn handle(client: &Rc<Client>, shard: &Rc<Shard>, op: Op<'_>, opts: &Optio
             sid,
         } => {
             client.active.set(true);
-            sub(client, shard, subject, queue, sid, opts)
+            sub(client, shard, subject, queue, sid)
         }
         Op::Unsub { sid, max } => {
             client.active.set(true);
@@ -1329,6 +1458,15 @@ async fn handle(client: &Rc<Client>, shard: &Rc<Shard>, op: Op<'_>, opts: &Optio
             }
             client.last_ping_in.set(Some(Instant::now()));
             client.send(encode::PONG);
+            // As the reference: with the first PONG, a client that takes
+            // async INFO hears of a max_payload of its own.
+            if client.connected.get()
+                && !client.first_pong.replace(true)
+                && client.protocol.get() >= 1
+                && client.max_payload.get() != opts.max_payload as i64
+            {
+                client.send(&client.info_line(false));
+            }
         }
         Op::Pong => {
             client.pings_out.set(0);
@@ -1436,6 +1574,7 @@ fn connect(client: &Rc<Client>, json: &[u8], opts: &Options) {
     client.pedantic.set(co.pedantic);
     client.headers.set(co.headers);
     client.no_responders.set(co.no_responders);
+    client.protocol.set(co.protocol);
     {
         let mut ncs = String::new();
         if let Some(v) = &co.version {
@@ -1458,6 +1597,8 @@ fn connect(client: &Rc<Client>, json: &[u8], opts: &Options) {
         nkey: co.nkey.clone(),
         sig: co.sig.clone(),
         cert: client.tls.as_ref().map(|t| t.borrow().peer_identities()),
+        jwt: co.jwt.clone(),
+        ip: Some(client.addr.ip()),
     };
     let auth = &opts.security.auth;
     match auth.authenticate(
@@ -1466,7 +1607,9 @@ fn connect(client: &Rc<Client>, json: &[u8], opts: &Options) {
     ) {
         Ok(id) => {
             client.auth_deadline.set(None);
-            client.bind(&id);
+            if !client.bind(&id) {
+                return;
+            }
             *client.creds.borrow_mut() = Some(saved);
         }
         Err(cause) => {
@@ -1509,14 +1652,7 @@ fn connect(client: &Rc<Client>, json: &[u8], opts: &Options) {
     }
 }
 
-fn sub(
-    client: &Rc<Client>,
-    shard: &Rc<Shard>,
-    subject: &[u8],
-    queue: Option<&[u8]>,
-    sid: &[u8],
-    opts: &Options,
-) {
+fn sub(client: &Rc<Client>, shard: &Rc<Shard>, subject: &[u8], queue: Option<&[u8]>, sid: &[u8]) {
     if let Some(p) = client.perms.borrow().clone() {
         if !p.can_subscribe(subject, queue) {
             let subj = String::from_utf8_lossy(subject);
@@ -1541,7 +1677,8 @@ fn sub(
             return;
         }
     }
-    if opts.max_subscriptions > 0 && client.subs.borrow().len() >= opts.max_subscriptions {
+    let max_subs = client.max_subs.get();
+    if max_subs >= 0 && client.subs.borrow().len() as i64 >= max_subs {
         crate::error!("{} - maximum subscriptions exceeded", client.desc.borrow());
         client.send_err("maximum subscriptions exceeded");
         return;

@@ -128,9 +128,6 @@ impl Options {
                 path.display()
             ))
         };
-        if !c.operators.is_empty() || !c.trusted_keys.is_empty() || c.resolver.is_some() {
-            return unsupported("operator (JWT) mode");
-        }
         if c.syslog || c.remote_syslog.is_some() {
             return unsupported("syslog");
         }
@@ -165,7 +162,9 @@ impl Options {
             shard_cpus: c.shards.cpus.clone(),
             io_memory: c.shards.io_memory.map_or(IO_MEMORY, |m| m as usize),
             config_file: Some(path.to_path_buf()),
-            security: Arc::new(Security::from_config(c)),
+            security: Arc::new(
+                Security::from_config(c).map_err(|e| format!("{}: {e}", path.display()))?,
+            ),
             tls: match &c.tls {
                 Some(t) => Some(Arc::new(TlsSettings::from_config(t)?)),
                 None => None,

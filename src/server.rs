@@ -181,7 +181,7 @@ pub fn server_info(opts: &Options, server_id: &str, port: u16) -> ServerInfo {
         tls_required: opts.tls.is_some(),
         tls_verify: opts.tls.as_ref().is_some_and(|t| t.verify),
         tls_available: false,
-        max_payload: opts.max_payload,
+        max_payload: opts.max_payload as i64,
     }
 }
 

@@ -1283,7 +1283,7 @@ impl Shard {
         {
             let mut info = self.info.borrow_mut();
             let mut i = (**info).clone();
-            i.max_payload = new.max_payload;
+            i.max_payload = new.max_payload as i64;
             i.auth_required = new.security.auth.required();
             i.tls_required = new.tls.is_some();
             i.tls_verify = new.tls.as_ref().is_some_and(|t| t.verify);

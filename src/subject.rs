@@ -46,6 +46,27 @@ pub fn matches(pattern: &[u8], subject: &[u8]) -> bool {
     }
 }
 
+/// Whether every subject `sub` (a pattern) matches is also matched by
+/// `pattern` (the reference's subjectIsSubsetMatch).
+pub fn subset(sub: &[u8], pattern: &[u8]) -> bool {
+    let mut p = pattern.split(|&b| b == b'.');
+    let mut s = sub.split(|&b| b == b'.');
+    loop {
+        match (p.next(), s.next()) {
+            (None, None) => return true,
+            (Some(b">"), Some(_)) => return true,
+            (Some(_), Some(b">")) => return false,
+            (Some(b"*"), Some(_)) => {}
+            (Some(pt), Some(st)) => {
+                if st == b"*" || pt != st {
+                    return false;
+                }
+            }
+            _ => return false,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -80,5 +101,16 @@ mod tests {
         assert!(matches(b">", b"a"));
         assert!(!matches(b"foo.bar", b"foo.*"));
         assert!(matches(b"foo.*", b"foo.*"));
+    }
+
+    #[test]
+    fn subsets() {
+        assert!(subset(b"foo.bar", b"foo.*"));
+        assert!(subset(b"foo.*", b"foo.*"));
+        assert!(subset(b"foo.*", b"foo.>"));
+        assert!(!subset(b"foo.>", b"foo.*"));
+        assert!(!subset(b"foo.*", b"foo.bar"));
+        assert!(subset(b"a.b.c", b">"));
+        assert!(!subset(b"foo", b"foo.>"));
     }
 }

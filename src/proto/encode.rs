@@ -85,7 +85,8 @@ pub struct ServerInfo {
     pub tls_verify: bool,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub tls_available: bool,
-    pub max_payload: usize,
+    /// -1 for no limit (a client whose account lifts it).
+    pub max_payload: i64,
 }
 
 impl ServerInfo {

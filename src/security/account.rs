@@ -8,11 +8,13 @@
 //! service import edges. It travels to the shards inside the options, and
 //! each shard compiles its own permission sets from it.
 
-use std::sync::Mutex;
+use std::sync::atomic::AtomicI64;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::config::{ExportKind, ImportKind, ResponseType, ServerConfig, GLOBAL_ACCOUNT};
 use crate::security::auth::AuthConfig;
+use crate::security::operator::{self, OperatorAuth};
 
 pub type AccountId = u32;
 pub const GLOBAL: AccountId = 0;
@@ -33,6 +35,19 @@ pub fn account_id(name: &str) -> AccountId {
             (r.len() - 1) as AccountId
         }
     }
+}
+
+/// Live connections per account, across shards: consulted when a client
+/// binds (CONNECT, reload), never per message.
+static CONNS: Mutex<Vec<&'static AtomicI64>> = Mutex::new(Vec::new());
+
+/// The live-connection counter of account `id`.
+pub fn conn_counter(id: AccountId) -> &'static AtomicI64 {
+    let mut v = CONNS.lock().unwrap_or_else(|e| e.into_inner());
+    while v.len() <= id as usize {
+        v.push(Box::leak(Box::new(AtomicI64::new(0))));
+    }
+    v[id as usize]
 }
 
 /// Every account name known to the process ($G first), for monitoring.
@@ -103,12 +118,25 @@ pub struct Security {
 pub const DEFAULT_RESPONSE_THRESHOLD: Duration = Duration::from_secs(120);
 
 impl Security {
-    pub fn from_config(cfg: &ServerConfig) -> Security {
+    /// The security of a configuration; in operator mode this reads and
+    /// verifies the operator JWTs and preloaded accounts, and says why it
+    /// cannot.
+    pub fn from_config(cfg: &ServerConfig) -> Result<Security, String> {
         let mut s = Security {
             auth: AuthConfig::from_config(cfg),
             ..Security::default()
         };
-        for acc in &cfg.accounts {
+        let jwt_accounts;
+        let accounts: &[crate::config::Account] = match OperatorAuth::from_config(cfg)? {
+            Some(op) => {
+                jwt_accounts = op.config_accounts(operator::now());
+                s.auth.set_operator(Arc::new(op), &jwt_accounts);
+                &jwt_accounts
+            }
+            None => &cfg.accounts,
+        };
+        let find = |name: &str| accounts.iter().find(|a| a.name == name);
+        for acc in accounts {
             let importer = account_id(&acc.name);
             for imp in &acc.imports {
                 let exporter = account_id(&imp.account);
@@ -121,8 +149,7 @@ impl Security {
                         to: to.clone(),
                     }),
                     ImportKind::Service { to, .. } => {
-                        let export = cfg
-                            .account(&imp.account)
+                        let export = find(&imp.account)
                             .and_then(|a| a.exports.iter().find(|e| e.subject == imp.subject))
                             .map(|e| e.kind.clone());
                         let (response, threshold) = match export {
@@ -148,7 +175,7 @@ impl Security {
                 }
             }
         }
-        s
+        Ok(s)
     }
 }
 
@@ -175,7 +202,7 @@ mod tests {
             }"#,
         )
         .unwrap();
-        let s = Security::from_config(&cfg);
+        let s = Security::from_config(&cfg).unwrap();
         assert_eq!(s.streams.len(), 1);
         assert_eq!(s.streams[0].prefix.as_deref(), Some("a"));
         assert_eq!(s.services.len(), 1);

@@ -10,17 +10,71 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::net::IpAddr;
+use std::sync::Arc;
 
 use crate::config::{Permissions, ServerConfig, GLOBAL_ACCOUNT};
+use crate::security::operator::{self, JwtFailure, OperatorAuth, Presented};
 
 /// Who a connection authenticated as.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Default)]
 pub struct Identity {
-    /// User name, or the public nkey for nkey users; empty without auth.
+    /// User name, or the public nkey for nkey and JWT users; empty without
+    /// auth.
     pub name: String,
     pub account: String,
     /// `None` means everything is allowed.
     pub permissions: Option<Permissions>,
+    /// Limits from the user and its account, before the server's own.
+    pub limits: ConnLimits,
+    /// Unix time the user's authorization ends (JWT `exp`, or the end of
+    /// its allowed time window): `User Authentication Expired`.
+    pub user_expires: Option<i64>,
+    /// Unix time the account JWT expires: `Account Authentication Expired`.
+    pub account_expires: Option<i64>,
+    /// Operator mode: the user JWT behind this identity.
+    pub jwt_user: Option<JwtUser>,
+}
+
+impl Identity {
+    fn user(name: &str, account: &str, permissions: Option<Permissions>) -> Identity {
+        Identity {
+            name: name.to_string(),
+            account: account.to_string(),
+            permissions,
+            ..Identity::default()
+        }
+    }
+}
+
+/// A user authenticated by JWT.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct JwtUser {
+    pub key: String,
+    pub name: String,
+    pub iat: i64,
+    pub bearer: bool,
+    pub issuer: String,
+}
+
+/// Per-connection limits (-1: none), as the reference applies them to a
+/// client: subscriptions and payload are the stricter of the user's and
+/// the account's; connections count across the account.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnLimits {
+    pub subs: i64,
+    pub payload: i64,
+    pub account_conns: i64,
+}
+
+impl Default for ConnLimits {
+    fn default() -> Self {
+        ConnLimits {
+            subs: -1,
+            payload: -1,
+            account_conns: -1,
+        }
+    }
 }
 
 /// The credentials a client presented in CONNECT.
@@ -34,6 +88,10 @@ pub struct Credentials<'a> {
     /// Identities of a verified client certificate, in the order they are
     /// tried for `verify_and_map`.
     pub cert: Option<&'a [String]>,
+    /// Operator mode: the user JWT.
+    pub jwt: Option<&'a str>,
+    /// The client's address, for a JWT's `src` limits.
+    pub ip: Option<IpAddr>,
 }
 
 impl Credentials<'_> {
@@ -59,6 +117,8 @@ pub enum AuthFailure {
     WrongUserForSingleUser(String),
     /// verify_and_map: no configured user matches the certificate.
     UnmappedCertificate(Vec<String>),
+    /// Operator mode: the JWT chain failed.
+    Jwt(JwtFailure),
 }
 
 impl fmt::Display for AuthFailure {
@@ -77,6 +137,7 @@ impl fmt::Display for AuthFailure {
             AuthFailure::UnmappedCertificate(ids) => {
                 write!(f, "no user matches the client certificate (tried {ids:?})")
             }
+            AuthFailure::Jwt(e) => e.fmt(f),
         }
     }
 }
@@ -98,6 +159,10 @@ pub struct AuthConfig {
     no_auth_user: Option<String>,
     /// `tls { verify_and_map }`: the client certificate names the user.
     tls_map: bool,
+    /// Config accounts' limits, by account name.
+    account_limits: HashMap<String, ConnLimits>,
+    /// Operator mode: users are JWTs, accounts come from the resolver.
+    operator: Option<Arc<OperatorAuth>>,
 }
 
 impl AuthConfig {
@@ -125,7 +190,25 @@ impl AuthConfig {
                 a.users.insert(n.clone(), e);
             }
         }
+        for acc in &cfg.accounts {
+            a.account_limits
+                .insert(acc.name.clone(), conn_limits(&acc.limits));
+        }
         a
+    }
+
+    /// Puts the configuration in operator mode; the accounts' limits come
+    /// from their JWTs.
+    pub fn set_operator(&mut self, op: Arc<OperatorAuth>, accounts: &[crate::config::Account]) {
+        for acc in accounts {
+            self.account_limits
+                .insert(acc.name.clone(), conn_limits(&acc.limits));
+        }
+        self.operator = Some(op);
+    }
+
+    pub fn operator(&self) -> Option<&Arc<OperatorAuth>> {
+        self.operator.as_ref()
     }
 
     /// Applies `--user/--pass/--auth`, which replace the file's single
@@ -141,7 +224,8 @@ impl AuthConfig {
 
     /// Whether clients must authenticate.
     pub fn required(&self) -> bool {
-        self.token.is_some()
+        self.operator.is_some()
+            || self.token.is_some()
             || self.single_user.is_some()
             || !self.users.is_empty()
             || !self.nkeys.is_empty()
@@ -149,7 +233,7 @@ impl AuthConfig {
 
     /// Whether INFO must carry a nonce (nkey users exist).
     pub fn needs_nonce(&self) -> bool {
-        !self.nkeys.is_empty()
+        !self.nkeys.is_empty() || self.operator.is_some()
     }
 
     pub fn no_auth_user(&self) -> Option<&str> {
@@ -161,11 +245,17 @@ impl AuthConfig {
     pub fn no_auth_identity(&self) -> Option<Identity> {
         let name = self.no_auth_user.as_deref()?;
         let u = self.users.get(name)?;
-        Some(Identity {
-            name: name.to_string(),
-            account: u.account.clone(),
-            permissions: u.permissions.clone(),
-        })
+        let mut id = Identity::user(name, &u.account, u.permissions.clone());
+        id.limits = self.limits_of(&u.account);
+        Some(id)
+    }
+
+    /// The limits config account `account` imposes on each connection.
+    fn limits_of(&self, account: &str) -> ConnLimits {
+        self.account_limits
+            .get(account)
+            .copied()
+            .unwrap_or_default()
     }
 
     /// Checks a CONNECT's credentials. `nonce` is the INFO nonce as sent.
@@ -174,12 +264,29 @@ impl AuthConfig {
         c: &Credentials<'_>,
         nonce: Option<&[u8]>,
     ) -> Result<Identity, AuthFailure> {
+        if let Some(op) = &self.operator {
+            let p = Presented {
+                jwt: c.jwt,
+                sig: c.sig,
+                nonce: nonce.unwrap_or_default(),
+                ip: c.ip,
+            };
+            return op
+                .authenticate(&p, operator::now())
+                .map_err(AuthFailure::Jwt);
+        }
+        let mut id = self.authenticate_config(c, nonce)?;
+        id.limits = self.limits_of(&id.account);
+        Ok(id)
+    }
+
+    fn authenticate_config(
+        &self,
+        c: &Credentials<'_>,
+        nonce: Option<&[u8]>,
+    ) -> Result<Identity, AuthFailure> {
         if !self.required() {
-            return Ok(Identity {
-                name: String::new(),
-                account: GLOBAL_ACCOUNT.to_string(),
-                permissions: None,
-            });
+            return Ok(Identity::user("", GLOBAL_ACCOUNT, None));
         }
         if self.tls_map {
             // The certificate decides: its identities are tried in order
@@ -187,11 +294,7 @@ impl AuthConfig {
             let ids = c.cert.unwrap_or_default();
             for id in ids {
                 if let Some(u) = self.users.get(id).or_else(|| self.nkeys.get(id)) {
-                    return Ok(Identity {
-                        name: id.clone(),
-                        account: u.account.clone(),
-                        permissions: u.permissions.clone(),
-                    });
+                    return Ok(Identity::user(id, &u.account, u.permissions.clone()));
                 }
             }
             return Err(AuthFailure::UnmappedCertificate(ids.to_vec()));
@@ -209,11 +312,7 @@ impl AuthConfig {
                 if !verify_nkey(k, sig, nonce.unwrap_or_default()) {
                     return Err(AuthFailure::BadSignature(k.to_string()));
                 }
-                return Ok(Identity {
-                    name: k.to_string(),
-                    account: u.account.clone(),
-                    permissions: u.permissions.clone(),
-                });
+                return Ok(Identity::user(k, &u.account, u.permissions.clone()));
             }
         }
         if !self.users.is_empty() || !self.nkeys.is_empty() {
@@ -234,11 +333,7 @@ impl AuthConfig {
                 if !compare_passwords(u.password.as_deref().unwrap_or_default(), pass) {
                     return Err(AuthFailure::WrongPassword(name.to_string()));
                 }
-                return Ok(Identity {
-                    name: name.to_string(),
-                    account: u.account.clone(),
-                    permissions: u.permissions.clone(),
-                });
+                return Ok(Identity::user(name, &u.account, u.permissions.clone()));
             }
         }
         if let Some(t) = &self.token {
@@ -246,11 +341,7 @@ impl AuthConfig {
                 return Err(AuthFailure::NoCredentials);
             }
             return if compare_passwords(t, c.token.unwrap_or_default()) {
-                Ok(Identity {
-                    name: String::new(),
-                    account: GLOBAL_ACCOUNT.to_string(),
-                    permissions: None,
-                })
+                Ok(Identity::user("", GLOBAL_ACCOUNT, None))
             } else {
                 Err(AuthFailure::WrongToken)
             };
@@ -264,11 +355,7 @@ impl AuthConfig {
                 return Err(AuthFailure::WrongUserForSingleUser(given.to_string()));
             }
             return if compare_passwords(p, c.pass.unwrap_or_default()) {
-                Ok(Identity {
-                    name: u.clone(),
-                    account: GLOBAL_ACCOUNT.to_string(),
-                    permissions: None,
-                })
+                Ok(Identity::user(u, GLOBAL_ACCOUNT, None))
             } else {
                 Err(AuthFailure::WrongPassword(u.clone()))
             };
@@ -280,6 +367,14 @@ impl AuthConfig {
         } else {
             Err(AuthFailure::NoCredentials)
         }
+    }
+}
+
+fn conn_limits(l: &crate::config::AccountLimits) -> ConnLimits {
+    ConnLimits {
+        subs: l.max_subscriptions.into(),
+        payload: l.max_payload.into(),
+        account_conns: l.max_connections.into(),
     }
 }
 
@@ -320,7 +415,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 /// Verifies an nkey signature of `nonce`; the signature is base64 (URL-safe
 /// without padding, or standard), as clients send it.
-fn verify_nkey(public: &str, sig: &str, nonce: &[u8]) -> bool {
+pub(crate) fn verify_nkey(public: &str, sig: &str, nonce: &[u8]) -> bool {
     let Some(sig) = base64_decode(sig) else {
         return false;
     };
@@ -413,6 +508,8 @@ mod tests {
             nkey: None,
             sig: None,
             cert: None,
+            jwt: None,
+            ip: None,
         }
     }
 

@@ -234,12 +234,10 @@ pub struct TimeRange {
     pub end: String,
 }
 
-/// `-1` means unlimited, as in the reference.
+/// `-1` means unlimited, as in the reference. An absent limit decodes as
+/// 0, as the Go library decodes it (nsc always writes `-1` explicitly), so
+/// a hand-made token without limits is as restricted here as there.
 pub const NO_LIMIT: i64 = -1;
-
-fn no_limit() -> i64 {
-    NO_LIMIT
-}
 
 /// A user JWT's `nats` object.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -252,11 +250,11 @@ pub struct UserClaims {
     pub times: Vec<TimeRange>,
     #[serde(default, rename = "times_location")]
     pub locale: String,
-    #[serde(default = "no_limit")]
+    #[serde(default)]
     pub subs: i64,
-    #[serde(default = "no_limit")]
+    #[serde(default)]
     pub data: i64,
-    #[serde(default = "no_limit")]
+    #[serde(default)]
     pub payload: i64,
     #[serde(default)]
     pub bearer_token: bool,
@@ -265,6 +263,8 @@ pub struct UserClaims {
     /// The account key, when a signing key of the account issued the user.
     #[serde(default)]
     pub issuer_account: String,
+    #[serde(default)]
+    pub tags: StringList,
 }
 
 impl TypedClaims for UserClaims {
@@ -273,29 +273,28 @@ impl TypedClaims for UserClaims {
     const SUBJECT: &'static str = "U";
 }
 
-/// An account's limits; absent ones are unlimited.
+/// An account's limits; absent ones decode as 0 (see [`NO_LIMIT`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AccountLimits {
-    #[serde(default = "no_limit")]
+    #[serde(default)]
     pub subs: i64,
-    #[serde(default = "no_limit")]
+    #[serde(default)]
     pub conn: i64,
-    #[serde(default = "no_limit")]
+    #[serde(default)]
     pub leaf: i64,
-    #[serde(default = "no_limit")]
+    #[serde(default)]
     pub imports: i64,
-    #[serde(default = "no_limit")]
+    #[serde(default)]
     pub exports: i64,
-    #[serde(default = "no_limit")]
+    #[serde(default)]
     pub data: i64,
-    #[serde(default = "no_limit")]
+    #[serde(default)]
     pub payload: i64,
-    #[serde(default = "default_true")]
+    #[serde(default)]
     pub wildcards: bool,
-}
-
-fn default_true() -> bool {
-    true
+    /// Users of this account may not present bearer tokens.
+    #[serde(default)]
+    pub disallow_bearer: bool,
 }
 
 impl Default for AccountLimits {
@@ -309,6 +308,7 @@ impl Default for AccountLimits {
             data: NO_LIMIT,
             payload: NO_LIMIT,
             wildcards: true,
+            disallow_bearer: false,
         }
     }
 }
@@ -359,6 +359,8 @@ pub struct AccountClaims {
     pub imports: Vec<Value>,
     #[serde(default)]
     pub default_permissions: Permissions,
+    #[serde(default)]
+    pub tags: StringList,
 }
 
 impl TypedClaims for AccountClaims {
@@ -393,6 +395,9 @@ pub struct OperatorClaims {
     pub account_server_url: String,
     #[serde(default)]
     pub operator_service_urls: StringList,
+    /// Only the signing keys may issue accounts, not the operator key.
+    #[serde(default)]
+    pub strict_signing_key_usage: bool,
 }
 
 impl TypedClaims for OperatorClaims {
@@ -539,8 +544,9 @@ mod tests {
         assert_eq!(back, c);
         let a: AccountClaims = back.typed().unwrap();
         assert_eq!(a.limits.conn, 5);
-        assert_eq!(a.limits.subs, NO_LIMIT);
-        assert!(a.limits.wildcards);
+        // Absent limits decode as the Go library decodes them: 0, false.
+        assert_eq!(a.limits.subs, 0);
+        assert!(!a.limits.wildcards);
 
         // Any change to the signed part breaks the signature.
         let mut parts: Vec<String> = t.split('.').map(String::from).collect();
@@ -621,7 +627,7 @@ mod tests {
         assert_eq!(u.permissions.publish.deny.0, vec!["orders.secret"]);
         assert_eq!(u.permissions.resp.as_ref().map(|r| r.max), Some(1));
         assert_eq!(u.src.0, vec!["10.0.0.0/8", "127.0.0.1/32"]);
-        assert_eq!((u.subs, u.data, u.payload), (10, NO_LIMIT, NO_LIMIT));
+        assert_eq!((u.subs, u.data, u.payload), (10, 0, 0));
         assert!(u.bearer_token);
         // User claims must come from an account key, about a user key.
         assert!(matches!(

@@ -11,8 +11,9 @@
 //!   TLS state.
 //! - `explain`: `natrix explain`, the offline answer to why an operation
 //!   would be allowed or denied.
-//! - `jwt`: NATS JWTs (decode, verify, typed claims) and `.creds` files,
-//!   the building block of operator mode (not yet wired into `auth`).
+//! - `jwt`: NATS JWTs (decode, verify, typed claims) and `.creds` files.
+//! - `operator`: operator mode: trusted operators, the account resolver,
+//!   verified JWT accounts and the CONNECT-time chain for JWT users.
 //!
 //! Nothing here runs per message: the message path sees only the compiled
 //! permissions and account id a connection was bound to.
@@ -22,4 +23,5 @@ pub mod auth;
 pub mod authz;
 pub mod explain;
 pub mod jwt;
+pub mod operator;
 pub mod tls;

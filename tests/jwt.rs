@@ -1,0 +1,782 @@
+//! Operator mode: JWT accounts and users, as a client sees them.
+//!
+//! Operator, account and user JWTs are minted at test time with the nkeys
+//! crate and natrix's claims encoder (the Go library's tokens are checked
+//! in `src/security/jwt.rs`). Every test runs against natrix and the
+//! reference (`NATRIX_TEST_BIN=/usr/sbin/nats-server`); where natrix says
+//! more than the reference (the cause of a refusal in its log), that part
+//! is checked only against natrix.
+
+mod common;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use common::{is_natrix, show, with_timeout, Raw, Server};
+use natrix::security::auth::base64_url_encode;
+use natrix::security::jwt::{encode, Claims};
+use nkeys::KeyPair;
+use serde_json::{json, Value};
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// Merges `extra` into `base` (objects key by key, recursively).
+fn merge(base: &mut Value, extra: Value) {
+    match (base, extra) {
+        (Value::Object(b), Value::Object(e)) => {
+            for (k, v) in e {
+                merge(b.entry(k).or_insert(Value::Null), v);
+            }
+        }
+        (b, e) => *b = e,
+    }
+}
+
+fn mint(
+    issuer: &KeyPair,
+    subject: &str,
+    name: &str,
+    nats: Value,
+    edit: impl FnOnce(&mut Claims),
+) -> String {
+    let mut c = Claims {
+        jti: format!("J{}", subject.get(..12).unwrap_or(subject)),
+        iat: now() - 5,
+        iss: issuer.public_key(),
+        sub: subject.to_string(),
+        name: name.to_string(),
+        aud: None,
+        exp: None,
+        nbf: None,
+        nats,
+    };
+    edit(&mut c);
+    encode(&c, issuer).expect("encode")
+}
+
+fn operator_jwt(op: &KeyPair, extra: Value) -> String {
+    let mut nats = json!({"type": "operator", "version": 2});
+    merge(&mut nats, extra);
+    mint(op, &op.public_key(), "OP", nats, |_| {})
+}
+
+/// An account JWT with every limit unlimited, as nsc writes it, plus
+/// `extra`.
+fn account_jwt(issuer: &KeyPair, acc: &KeyPair, extra: Value) -> String {
+    account_jwt_with(issuer, acc, extra, |_| {})
+}
+
+fn account_jwt_with(
+    issuer: &KeyPair,
+    acc: &KeyPair,
+    extra: Value,
+    edit: impl FnOnce(&mut Claims),
+) -> String {
+    let mut nats = json!({
+        "type": "account", "version": 2,
+        "limits": {"subs": -1, "data": -1, "payload": -1, "imports": -1, "exports": -1,
+                   "wildcards": true, "conn": -1, "leaf": -1},
+        "default_permissions": {"pub": {}, "sub": {}},
+    });
+    merge(&mut nats, extra);
+    mint(issuer, &acc.public_key(), "ACC", nats, edit)
+}
+
+/// A user JWT with no permissions and unlimited limits, plus `extra`.
+fn user_jwt(issuer: &KeyPair, user: &KeyPair, extra: Value) -> String {
+    user_jwt_with(issuer, user, extra, |_| {})
+}
+
+fn user_jwt_with(
+    issuer: &KeyPair,
+    user: &KeyPair,
+    extra: Value,
+    edit: impl FnOnce(&mut Claims),
+) -> String {
+    let mut nats = json!({
+        "type": "user", "version": 2,
+        "pub": {}, "sub": {}, "subs": -1, "data": -1, "payload": -1,
+    });
+    merge(&mut nats, extra);
+    mint(issuer, &user.public_key(), "alice", nats, edit)
+}
+
+/// An operator with its JWT and a server config trusting it, with these
+/// accounts preloaded into the MEMORY resolver.
+struct Setup {
+    op: KeyPair,
+    op_jwt: String,
+}
+
+impl Setup {
+    fn new() -> Setup {
+        let op = KeyPair::new_operator();
+        let op_jwt = operator_jwt(&op, json!({}));
+        Setup { op, op_jwt }
+    }
+
+    fn config(&self, accounts: &[(&KeyPair, &str)], extra: &str) -> String {
+        let mut c = format!(
+            "operator: {}\nresolver: MEMORY\nresolver_preload: {{\n",
+            self.op_jwt
+        );
+        for (k, jwt) in accounts {
+            c.push_str(&format!("  {}: {}\n", k.public_key(), jwt));
+        }
+        c.push_str("}\n");
+        c.push_str(extra);
+        c
+    }
+
+    /// A server with one account (unlimited, plus `acc_extra`).
+    fn one_account(&self, acc_extra: Value) -> (Server, KeyPair) {
+        let acc = KeyPair::new_account();
+        let jwt = account_jwt(&self.op, &acc, acc_extra);
+        let srv = Server::with_config(&self.config(&[(&acc, &jwt)], ""), &[]);
+        (srv, acc)
+    }
+}
+
+/// Connects, signs the INFO nonce with `signer` (none: no signature) and
+/// sends CONNECT with `jwt` and a PING; returns the client and the first
+/// line the server answered with.
+fn connect_jwt(port: u16, jwt: &str, signer: Option<&KeyPair>) -> (Raw, String) {
+    connect_jwt_with(port, jwt, signer, json!({}))
+}
+
+fn connect_jwt_with(port: u16, jwt: &str, signer: Option<&KeyPair>, extra: Value) -> (Raw, String) {
+    let mut r = Raw::connect(port);
+    let nonce = r.info["nonce"]
+        .as_str()
+        .expect("INFO has a nonce")
+        .to_string();
+    let mut co = json!({
+        "verbose": false, "pedantic": false, "headers": true, "no_responders": true,
+        "protocol": 1, "jwt": jwt,
+    });
+    if let Some(kp) = signer {
+        co["sig"] = json!(base64_url_encode(&kp.sign(nonce.as_bytes()).unwrap()));
+    }
+    merge(&mut co, extra);
+    r.send(format!("CONNECT {co}\r\nPING\r\n").as_bytes());
+    let line = r.next_line();
+    (r, line)
+}
+
+/// Connects as a user that must be accepted.
+fn login(port: u16, issuer: &KeyPair, user: &KeyPair, extra: Value) -> Raw {
+    let jwt = user_jwt(issuer, user, extra);
+    let (r, line) = connect_jwt(port, &jwt, Some(user));
+    assert_eq!(line, "PONG", "login refused");
+    r
+}
+
+/// The client is refused with `Authorization Violation` and closed; natrix
+/// also logs `cause`.
+fn assert_refused(srv: &Server, mut r: Raw, line: String, cause: &str) {
+    assert_eq!(
+        line, "-ERR 'Authorization Violation'",
+        "expected a refusal ({cause})"
+    );
+    r.read_until_closed(Duration::from_secs(5));
+    if is_natrix() {
+        assert!(
+            srv.wait_for_log(cause, Duration::from_secs(5)),
+            "natrix log does not name the cause {cause:?}:\n{}",
+            srv.log()
+        );
+    }
+}
+
+#[test]
+fn info_carries_a_nonce_and_requires_auth() {
+    with_timeout(LIMIT, || {
+        let s = Setup::new();
+        let (srv, _) = s.one_account(json!({}));
+        let r = Raw::connect(srv.port());
+        assert_eq!(r.info["auth_required"], true);
+        let nonce = r.info["nonce"].as_str().expect("nonce");
+        assert!(nonce.len() >= 11, "nonce {nonce}");
+        let r2 = Raw::connect(srv.port());
+        assert_ne!(r2.info["nonce"], r.info["nonce"], "a nonce per connection");
+    });
+}
+
+#[test]
+fn users_of_one_account_talk_and_accounts_are_isolated() {
+    with_timeout(LIMIT, || {
+        let s = Setup::new();
+        let a = KeyPair::new_account();
+        let b = KeyPair::new_account();
+        let (ja, jb) = (
+            account_jwt(&s.op, &a, json!({})),
+            account_jwt(&s.op, &b, json!({})),
+        );
+        let srv = Server::with_config(&s.config(&[(&a, &ja), (&b, &jb)], ""), &[]);
+        let port = srv.port();
+        let mut sub_a = login(port, &a, &KeyPair::new_user(), json!({}));
+        let mut sub_b = login(port, &b, &KeyPair::new_user(), json!({}));
+        let mut pub_a = login(port, &a, &KeyPair::new_user(), json!({}));
+        sub_a.send(b"SUB x 1\r\n");
+        sub_a.sync();
+        sub_b.send(b"SUB x 1\r\n");
+        sub_b.sync();
+        pub_a.send(b"PUB x 2\r\nhi\r\n");
+        pub_a.sync();
+        assert_eq!(sub_a.next_line(), "MSG x 1 2");
+        assert_eq!(sub_a.next_line(), "hi");
+        sub_b.expect_nothing(200);
+    });
+}
+
+#[test]
+fn async_nats_connects_with_a_creds_file() {
+    with_timeout(LIMIT, || {
+        let s = Setup::new();
+        let (srv, acc) = s.one_account(json!({}));
+        let user = KeyPair::new_user();
+        let jwt = user_jwt(&acc, &user, json!({}));
+        let creds = format!(
+            "-----BEGIN NATS USER JWT-----\n{jwt}\n------END NATS USER JWT------\n\n\
+             ************************* IMPORTANT *************************\n\
+             NKEY Seed printed below can be used to sign and prove identity.\n\n\
+             -----BEGIN USER NKEY SEED-----\n{}\n------END USER NKEY SEED------\n",
+            user.seed().unwrap()
+        );
+        let path = srv.write_file("user.creds", &creds);
+        let url = srv.url();
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async move {
+            let nc = async_nats::ConnectOptions::with_credentials_file(path)
+                .await
+                .expect("creds file reads")
+                .connect(url)
+                .await
+                .expect("connects with creds");
+            let mut sub = nc.subscribe("greet").await.unwrap();
+            nc.flush().await.unwrap();
+            nc.publish("greet", "hello".into()).await.unwrap();
+            let m =
+                tokio::time::timeout(Duration::from_secs(5), futures::StreamExt::next(&mut sub))
+                    .await
+                    .expect("message in time")
+                    .expect("message");
+            assert_eq!(&m.payload[..], b"hello");
+        });
+    });
+}
+
+#[test]
+fn every_refusal_is_an_authorization_violation_with_its_cause_logged() {
+    with_timeout(LIMIT, || {
+        let s = Setup::new();
+        let acc = KeyPair::new_account();
+        let revoked_user = KeyPair::new_user();
+        let acc_jwt = account_jwt(
+            &s.op,
+            &acc,
+            json!({"revocations": {revoked_user.public_key(): now() + 1}}),
+        );
+        // An account issued by an operator the server does not trust.
+        let stranger_op = KeyPair::new_operator();
+        let untrusted = KeyPair::new_account();
+        let untrusted_jwt = account_jwt(&stranger_op, &untrusted, json!({}));
+        // An account that does not allow bearer tokens.
+        let strict = KeyPair::new_account();
+        let strict_jwt = account_jwt(&s.op, &strict, json!({"limits": {"disallow_bearer": true}}));
+        let srv = Server::with_config(
+            &s.config(
+                &[
+                    (&acc, &acc_jwt),
+                    (&untrusted, &untrusted_jwt),
+                    (&strict, &strict_jwt),
+                ],
+                "",
+            ),
+            &[],
+        );
+        let port = srv.port();
+        let u = KeyPair::new_user();
+
+        // No JWT at all.
+        let mut r = Raw::connect(port);
+        r.send(b"CONNECT {\"verbose\":false}\r\nPING\r\n");
+        let line = r.next_line();
+        assert_refused(&srv, r, line, "no user JWT");
+
+        // A signature of something else than the nonce.
+        let jwt = user_jwt(&acc, &u, json!({}));
+        let (r, line) = connect_jwt_with(
+            port,
+            &jwt,
+            None,
+            json!({"sig": base64_url_encode(&u.sign(b"not the nonce").unwrap())}),
+        );
+        assert_refused(&srv, r, line, "signature does not match the nonce");
+
+        // No signature, and not a bearer token.
+        let (r, line) = connect_jwt(port, &jwt, None);
+        assert_refused(&srv, r, line, "no signature of the nonce");
+
+        // Expired, and not yet valid.
+        let jwt = user_jwt_with(&acc, &u, json!({}), |c| c.exp = Some(now() - 10));
+        let (r, line) = connect_jwt(port, &jwt, Some(&u));
+        assert_refused(&srv, r, line, "expired at");
+        let jwt = user_jwt_with(&acc, &u, json!({}), |c| c.nbf = Some(now() + 3600));
+        let (r, line) = connect_jwt(port, &jwt, Some(&u));
+        assert_refused(&srv, r, line, "not valid before");
+
+        // An account the resolver does not know.
+        let unknown = KeyPair::new_account();
+        let jwt = user_jwt(&unknown, &u, json!({}));
+        let (r, line) = connect_jwt(port, &jwt, Some(&u));
+        assert_refused(&srv, r, line, "not found");
+
+        // An account not issued by a trusted operator.
+        let jwt = user_jwt(&untrusted, &u, json!({}));
+        let (r, line) = connect_jwt(port, &jwt, Some(&u));
+        assert_refused(&srv, r, line, "not issued by a trusted operator");
+
+        // Issued by a key that is not a signing key of the account.
+        let rogue = KeyPair::new_account();
+        let jwt = user_jwt(&rogue, &u, json!({"issuer_account": acc.public_key()}));
+        let (r, line) = connect_jwt(port, &jwt, Some(&u));
+        assert_refused(&srv, r, line, "nor one of its signing keys");
+
+        // A bearer token where the account disallows them.
+        let jwt = user_jwt(&strict, &u, json!({"bearer_token": true}));
+        let (r, line) = connect_jwt(port, &jwt, None);
+        assert_refused(&srv, r, line, "disallows bearer tokens");
+
+        // Revoked: the user was issued before the revocation time.
+        let jwt = user_jwt(&acc, &revoked_user, json!({}));
+        let (r, line) = connect_jwt(port, &jwt, Some(&revoked_user));
+        assert_refused(&srv, r, line, "revoked at");
+
+        // A source address outside the allowed networks.
+        let jwt = user_jwt(&acc, &u, json!({"src": ["10.0.0.0/8"]}));
+        let (r, line) = connect_jwt(port, &jwt, Some(&u));
+        assert_refused(&srv, r, line, "source address 127.0.0.1 not allowed");
+
+        // Outside the allowed times: a one-minute window two hours away.
+        let later = (now() + 7200).rem_euclid(86_400);
+        let hms = |t: i64| format!("{:02}:{:02}:{:02}", t / 3600, t % 3600 / 60, t % 60);
+        let jwt = user_jwt(
+            &acc,
+            &u,
+            json!({"times": [{"start": hms(later), "end": hms((later + 60) % 86_400)}],
+                   "times_location": "UTC"}),
+        );
+        let (r, line) = connect_jwt(port, &jwt, Some(&u));
+        assert_refused(&srv, r, line, "outside the allowed times");
+
+        // Only other connection types allowed.
+        let jwt = user_jwt(&acc, &u, json!({"allowed_connection_types": ["MQTT"]}));
+        let (r, line) = connect_jwt(port, &jwt, Some(&u));
+        assert_refused(&srv, r, line, "connection type STANDARD not allowed");
+
+        // And the same user, properly signed, gets in.
+        login(port, &acc, &u, json!({}));
+    });
+}
+
+#[test]
+fn bearer_tokens_need_no_signature() {
+    with_timeout(LIMIT, || {
+        let s = Setup::new();
+        let (srv, acc) = s.one_account(json!({}));
+        let u = KeyPair::new_user();
+        let jwt = user_jwt(&acc, &u, json!({"bearer_token": true}));
+        let (mut r, line) = connect_jwt(srv.port(), &jwt, None);
+        assert_eq!(line, "PONG");
+        r.send(b"SUB a 1\r\nPUB a 1\r\nx\r\n");
+        assert_eq!(r.next_line(), "MSG a 1 1");
+    });
+}
+
+#[test]
+fn revoking_every_user_before_a_time_spares_later_ones() {
+    with_timeout(LIMIT, || {
+        let s = Setup::new();
+        let t = now();
+        let (srv, acc) = s.one_account(json!({"revocations": {"*": t}}));
+        let u = KeyPair::new_user();
+        let old = user_jwt_with(&acc, &u, json!({}), |c| c.iat = t - 60);
+        let (r, line) = connect_jwt(srv.port(), &old, Some(&u));
+        assert_refused(&srv, r, line, "revoked at");
+        let new = user_jwt_with(&acc, &u, json!({}), |c| c.iat = t + 1);
+        let (_r, line) = connect_jwt(srv.port(), &new, Some(&u));
+        assert_eq!(line, "PONG");
+    });
+}
+
+#[test]
+fn user_permissions_from_the_jwt_and_account_defaults() {
+    with_timeout(LIMIT, || {
+        let s = Setup::new();
+        let (srv, acc) = s.one_account(json!({
+            "default_permissions": {"pub": {"allow": ["dflt.>"]}, "sub": {"deny": ["secret.>"]}}
+        }));
+        let port = srv.port();
+        let mut r = login(
+            port,
+            &acc,
+            &KeyPair::new_user(),
+            json!({"pub": {"allow": ["orders.>"], "deny": ["orders.secret"]},
+                   "sub": {"allow": ["orders.>", "_INBOX.>"]}}),
+        );
+        r.send(
+            b"PUB orders.new 0\r\n\r\nPUB orders.secret 0\r\n\r\nPUB misc 0\r\n\r\nSUB misc 1\r\n",
+        );
+        assert_eq!(
+            r.next_line(),
+            "-ERR 'Permissions Violation for Publish to \"orders.secret\"'"
+        );
+        assert_eq!(
+            r.next_line(),
+            "-ERR 'Permissions Violation for Publish to \"misc\"'"
+        );
+        assert_eq!(
+            r.next_line(),
+            "-ERR 'Permissions Violation for Subscription to \"misc\"'"
+        );
+        r.sync();
+
+        // A user without permissions of its own gets the account's defaults.
+        let mut d = login(port, &acc, &KeyPair::new_user(), json!({}));
+        d.send(b"PUB dflt.x 0\r\n\r\nPUB other 0\r\n\r\nSUB secret.x 1\r\nSUB any 2\r\n");
+        assert_eq!(
+            d.next_line(),
+            "-ERR 'Permissions Violation for Publish to \"other\"'"
+        );
+        assert_eq!(
+            d.next_line(),
+            "-ERR 'Permissions Violation for Subscription to \"secret.x\"'"
+        );
+        d.sync();
+    });
+}
+
+#[test]
+fn signing_keys_and_scoped_templates() {
+    with_timeout(LIMIT, || {
+        let s = Setup::new();
+        let acc = KeyPair::new_account();
+        let plain = KeyPair::new_account();
+        let scoped = KeyPair::new_account();
+        let acc_jwt = account_jwt(
+            &s.op,
+            &acc,
+            json!({"signing_keys": [
+                plain.public_key(),
+                {"kind": "user_scope", "key": scoped.public_key(), "role": "team",
+                 "template": {"pub": {"allow": ["{{name()}}.>"]}, "sub": {"allow": ["{{name()}}.>"]},
+                              "subs": 1, "data": -1, "payload": -1}}
+            ]}),
+        );
+        let srv = Server::with_config(&s.config(&[(&acc, &acc_jwt)], ""), &[]);
+        let port = srv.port();
+        // A plain signing key: the JWT's own permissions apply.
+        let mut p = login(
+            port,
+            &plain,
+            &KeyPair::new_user(),
+            json!({"issuer_account": acc.public_key(), "pub": {"allow": ["p.>"]}}),
+        );
+        p.send(b"PUB q 0\r\n\r\n");
+        assert_eq!(
+            p.next_line(),
+            "-ERR 'Permissions Violation for Publish to \"q\"'"
+        );
+
+        // A scoped key: the template, filled with the user's name, applies,
+        // including its subscription limit.
+        let u = KeyPair::new_user();
+        let jwt = mint(
+            &scoped,
+            &u.public_key(),
+            "alice",
+            json!({"type": "user", "version": 2, "issuer_account": acc.public_key()}),
+            |_| {},
+        );
+        let (mut r, line) = connect_jwt(port, &jwt, Some(&u));
+        assert_eq!(line, "PONG", "scoped user refused");
+        r.send(b"PUB alice.x 0\r\n\r\nPUB bob.x 0\r\n\r\nSUB alice.> 1\r\nSUB alice.y 2\r\n");
+        assert_eq!(
+            r.next_line(),
+            "-ERR 'Permissions Violation for Publish to \"bob.x\"'"
+        );
+        assert_eq!(r.next_line(), "-ERR 'maximum subscriptions exceeded'");
+        r.sync();
+
+        // A scoped key may not issue a JWT that carries permissions itself.
+        let jwt = user_jwt(
+            &scoped,
+            &u,
+            json!({"issuer_account": acc.public_key(), "pub": {"allow": [">"]}}),
+        );
+        let (r, line) = connect_jwt(port, &jwt, Some(&u));
+        assert_refused(
+            &srv,
+            r,
+            line,
+            "scoped users require no permissions or limits set",
+        );
+    });
+}
+
+#[test]
+fn user_and_account_limits() {
+    with_timeout(LIMIT, || {
+        let s = Setup::new();
+        let (srv, acc) = s.one_account(json!({"limits": {"conn": 2, "subs": 3}}));
+        let port = srv.port();
+        // User limits: 2 subscriptions, 8-byte payloads, announced in an
+        // INFO right after the first PONG.
+        let u = KeyPair::new_user();
+        let jwt = user_jwt(&acc, &u, json!({"subs": 2, "payload": 8}));
+        let (mut r, line) = connect_jwt(port, &jwt, Some(&u));
+        assert_eq!(line, "PONG");
+        let line = r.next_line();
+        assert!(
+            line.starts_with("INFO "),
+            "expected an INFO update, got {line}"
+        );
+        let info: Value = serde_json::from_str(line[5..].trim()).unwrap();
+        assert_eq!(info["max_payload"], 8);
+        r.send(b"SUB a 1\r\nSUB b 2\r\nSUB c 3\r\n");
+        assert_eq!(r.next_line(), "-ERR 'maximum subscriptions exceeded'");
+        r.sync();
+        r.send(b"PUB a 9\r\n123456789\r\n");
+        assert_eq!(r.next_line(), "-ERR 'Maximum Payload Violation'");
+        r.read_until_closed(Duration::from_secs(5));
+
+        // The account's subscription limit applies when the user has none.
+        let mut a = login(port, &acc, &KeyPair::new_user(), json!({}));
+        a.send(b"SUB a 1\r\nSUB b 2\r\nSUB c 3\r\nSUB d 4\r\n");
+        assert_eq!(a.next_line(), "-ERR 'maximum subscriptions exceeded'");
+        a.sync();
+
+        // Two connections at most: the third is refused.
+        let _b = login(port, &acc, &KeyPair::new_user(), json!({}));
+        let u3 = KeyPair::new_user();
+        let (mut c, line) = connect_jwt(port, &user_jwt(&acc, &u3, json!({})), Some(&u3));
+        assert_eq!(line, "-ERR 'maximum account active connections exceeded'");
+        c.read_until_closed(Duration::from_secs(5));
+        // Once one leaves, there is room again.
+        drop(a);
+        let u4 = KeyPair::new_user();
+        let jwt = user_jwt(&acc, &u4, json!({}));
+        let mut ok = false;
+        for _ in 0..50 {
+            let (_c, line) = connect_jwt(port, &jwt, Some(&u4));
+            if line == "PONG" {
+                ok = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(ok, "a freed connection slot is not reused");
+    });
+}
+
+#[test]
+fn a_user_whose_jwt_expires_is_disconnected() {
+    with_timeout(LIMIT, || {
+        let s = Setup::new();
+        let (srv, acc) = s.one_account(json!({}));
+        let u = KeyPair::new_user();
+        let jwt = user_jwt_with(&acc, &u, json!({}), |c| c.exp = Some(now() + 2));
+        let (mut r, line) = connect_jwt(srv.port(), &jwt, Some(&u));
+        assert_eq!(line, "PONG");
+        let rest = r.read_until_closed(Duration::from_secs(6));
+        let text = show(&rest);
+        assert!(
+            text.contains("-ERR 'User Authentication Expired'"),
+            "expected the expiry error, got {text}"
+        );
+    });
+}
+
+#[test]
+fn exports_and_imports_with_activation_tokens() {
+    with_timeout(LIMIT, || {
+        let s = Setup::new();
+        let exporter = KeyPair::new_account();
+        let importer = KeyPair::new_account();
+        let outsider = KeyPair::new_account();
+        let ex_jwt = account_jwt(
+            &s.op,
+            &exporter,
+            json!({"exports": [
+                {"name": "events", "subject": "events.>", "type": "stream"},
+                {"name": "private", "subject": "private.>", "type": "stream", "token_req": true},
+                {"name": "svc", "subject": "svc.echo", "type": "service", "token_req": true},
+            ]}),
+        );
+        let activation = |subject: &str, kind: &str, to: &KeyPair| {
+            mint(
+                &exporter,
+                &to.public_key(),
+                subject,
+                json!({"type": "activation", "version": 2, "subject": subject, "kind": kind}),
+                |_| {},
+            )
+        };
+        let imports = |who: &KeyPair, with_tokens: bool| {
+            let tok = |subject: &str, kind: &str| {
+                if with_tokens {
+                    activation(subject, kind, who)
+                } else {
+                    String::new()
+                }
+            };
+            json!({"imports": [
+                {"name": "events", "subject": "events.>", "account": exporter.public_key(),
+                 "type": "stream", "local_subject": "ext.events.>"},
+                {"name": "private", "subject": "private.>", "account": exporter.public_key(),
+                 "type": "stream", "token": tok("private.>", "stream")},
+                {"name": "svc", "subject": "svc.echo", "account": exporter.public_key(),
+                 "type": "service", "local_subject": "echo", "token": tok("svc.echo", "service")},
+            ]})
+        };
+        let im_jwt = account_jwt(&s.op, &importer, imports(&importer, true));
+        let out_jwt = account_jwt(&s.op, &outsider, imports(&outsider, false));
+        let srv = Server::with_config(
+            &s.config(
+                &[
+                    (&exporter, &ex_jwt),
+                    (&importer, &im_jwt),
+                    (&outsider, &out_jwt),
+                ],
+                "",
+            ),
+            &[],
+        );
+        let port = srv.port();
+        let mut ex = login(port, &exporter, &KeyPair::new_user(), json!({}));
+        let mut im = login(port, &importer, &KeyPair::new_user(), json!({}));
+        let mut out = login(port, &outsider, &KeyPair::new_user(), json!({}));
+        for c in [&mut im, &mut out] {
+            c.send(b"SUB ext.events.> 1\r\nSUB private.> 2\r\nSUB _INBOX.> 3\r\n");
+            c.sync();
+        }
+        ex.send(b"SUB svc.echo 9\r\n");
+        ex.sync();
+        ex.send(b"PUB events.a 1\r\na\r\nPUB private.b 1\r\nb\r\n");
+        ex.sync();
+        // The importer sees the public stream under its local subject and
+        // the private one thanks to its activation.
+        assert_eq!(im.next_line(), "MSG ext.events.a 1 1");
+        assert_eq!(im.next_line(), "a");
+        assert_eq!(im.next_line(), "MSG private.b 2 1");
+        assert_eq!(im.next_line(), "b");
+        // The outsider, without tokens, only the public one.
+        assert_eq!(out.next_line(), "MSG ext.events.a 1 1");
+        assert_eq!(out.next_line(), "a");
+        out.expect_nothing(200);
+
+        // The service: the importer's request reaches the exporter.
+        im.send(b"PUB echo _INBOX.r1 4\r\nping\r\n");
+        im.sync();
+        // It arrives with the reference's Nats-Request-Info header naming
+        // the requesting account.
+        let req = ex.next_line();
+        let parts: Vec<&str> = req.split(' ').collect();
+        assert_eq!(&parts[..3], ["HMSG", "svc.echo", "9"], "exporter got {req}");
+        let reply = parts[3].to_string();
+        let (hlen, total): (usize, usize) = (parts[4].parse().unwrap(), parts[5].parse().unwrap());
+        let body = ex.read_exact_bytes(total + 2);
+        let headers = String::from_utf8_lossy(&body[..hlen]).to_string();
+        assert!(
+            headers.starts_with("NATS/1.0\r\nNats-Request-Info: {"),
+            "{headers}"
+        );
+        assert!(
+            headers.contains(&format!("\"acc\":\"{}\"", importer.public_key())),
+            "{headers}"
+        );
+        assert_eq!(&body[hlen..total], b"ping");
+        ex.send(format!("PUB {reply} 4\r\npong\r\n").as_bytes());
+        ex.sync();
+        assert_eq!(im.next_line(), "MSG _INBOX.r1 3 4");
+        assert_eq!(im.next_line(), "pong");
+        // The outsider's request goes nowhere: no responders.
+        out.send(b"PUB echo _INBOX.r2 4\r\nping\r\n");
+        assert_eq!(out.next_line(), "HMSG _INBOX.r2 3 16 16");
+        assert_eq!(out.read_exact_bytes(18), b"NATS/1.0 503\r\n\r\n\r\n");
+        ex.expect_nothing(200);
+    });
+}
+
+#[test]
+fn config_account_limits_are_enforced() {
+    with_timeout(LIMIT, || {
+        let srv = Server::with_config(
+            "accounts {\n  A {\n    users: [ {user: a, password: a}, {user: b, password: b} ]\n    limits: { max_connections: 1, max_subscriptions: 1, max_payload: 4 }\n  }\n}\n",
+            &[],
+        );
+        let port = srv.port();
+        let mut a = Raw::connect(port);
+        a.send(
+            b"CONNECT {\"verbose\":false,\"user\":\"a\",\"pass\":\"a\",\"protocol\":1}\r\nPING\r\n",
+        );
+        assert_eq!(a.next_line(), "PONG");
+        let line = a.next_line();
+        assert!(
+            line.starts_with("INFO "),
+            "expected an INFO update, got {line}"
+        );
+        assert!(line.contains("\"max_payload\":4"), "{line}");
+        a.send(b"SUB x 1\r\nSUB y 2\r\n");
+        assert_eq!(a.next_line(), "-ERR 'maximum subscriptions exceeded'");
+        a.sync();
+        let mut b = Raw::connect(port);
+        b.send(b"CONNECT {\"verbose\":false,\"user\":\"b\",\"pass\":\"b\"}\r\nPING\r\n");
+        assert_eq!(
+            b.next_line(),
+            "-ERR 'maximum account active connections exceeded'"
+        );
+        a.send(b"PUB x 5\r\n12345\r\n");
+        assert_eq!(a.next_line(), "-ERR 'Maximum Payload Violation'");
+    });
+}
+
+#[test]
+fn a_bad_operator_jwt_is_refused_at_start_naming_the_file() {
+    with_timeout(LIMIT, || {
+        let op = KeyPair::new_operator();
+        let mut jwt = operator_jwt(&op, json!({}));
+        // Break the signature.
+        jwt.truncate(jwt.len() - 4);
+        jwt.push_str("AAAA");
+        let dir = common::TempDir::new("badop");
+        let path = dir.path().join("op.jwt");
+        std::fs::write(&path, &jwt).unwrap();
+        let exit = common::run_to_exit(
+            "server.conf",
+            &format!("operator: \"{}\"\nresolver: MEMORY\n", path.display()),
+            &[],
+            &["-t"],
+            Duration::from_secs(20),
+        );
+        assert!(
+            !exit.success(),
+            "a forged operator JWT must not pass: {}",
+            exit.output
+        );
+        if is_natrix() {
+            assert!(
+                exit.output.contains("op.jwt") && exit.output.contains("signature"),
+                "natrix names the file and the reason: {}",
+                exit.output
+            );
+        }
+    });
+}
