@@ -37,6 +37,7 @@ use crate::proto::{parse, Limits, Op, ParseError, Parsed};
 use crate::security::account::{self, AccountId};
 use crate::security::auth::{AuthFailure, Credentials, Identity};
 use crate::security::authz::CompiledPerms;
+use crate::security::operator::JwtFailure;
 use crate::security::tls::{TlsConn, TlsSettings};
 use crate::shard::{Origin, Shard, Space, SubKey};
 use crate::subject;
@@ -211,8 +212,8 @@ pub struct Client {
     /// stricter of user, account and server.
     max_subs: Cell<i64>,
     max_payload: Cell<i64>,
-    /// This connection's place in its account's connection count.
-    account_slot: Cell<Option<&'static std::sync::atomic::AtomicI64>>,
+    /// The account this connection is counted in, for account limits.
+    account_slot: Cell<Option<AccountId>>,
     /// When the user's or the account's authorization ends.
     user_expires: Cell<Option<SystemTime>>,
     account_expires: Cell<Option<SystemTime>>,
@@ -356,26 +357,28 @@ impl Client {
     }
 
     /// Counts this connection in account `acc`, refusing it when the
-    /// account already has `limit` (-1: no limit) connections.
+    /// account already has `limit` (-1: no limit) connections; on a
+    /// re-bind, whether it is among the newest `limit` still.
     fn take_account_slot(&self, acc: AccountId, limit: i64) -> bool {
-        use std::sync::atomic::Ordering;
-        let counter = account::conn_counter(acc);
-        let same = self
-            .account_slot
-            .get()
-            .is_some_and(|c| std::ptr::eq(c, counter));
-        if same {
-            return limit < 0 || counter.load(Ordering::Acquire) <= limit;
+        match self.account_slot.get() {
+            Some(a) if a == acc => {
+                if account::still_fits(acc, self.id, limit) {
+                    return true;
+                }
+                self.account_slot.set(None);
+                false
+            }
+            old => {
+                if !account::join_account(acc, self.id, limit) {
+                    return false;
+                }
+                if let Some(o) = old {
+                    account::leave_account(o, self.id);
+                }
+                self.account_slot.set(Some(acc));
+                true
+            }
         }
-        let n = counter.fetch_add(1, Ordering::AcqRel) + 1;
-        if limit >= 0 && n > limit {
-            counter.fetch_sub(1, Ordering::AcqRel);
-            return false;
-        }
-        if let Some(old) = self.account_slot.replace(Some(counter)) {
-            old.fetch_sub(1, Ordering::AcqRel);
-        }
-        true
     }
 
     /// Re-checks credentials and permissions after a reload, as the
@@ -398,6 +401,20 @@ impl Client {
             Err(AuthFailure::UnknownUser(_)) | Err(AuthFailure::UnknownNkey(_)) => {
                 crate::info!("{} - user removed by reload: closing", self.desc.borrow());
                 self.close(CloseReason::ClientClosed, true);
+                return;
+            }
+            // An account update revoked the user.
+            Err(AuthFailure::Jwt(e @ JwtFailure::Revoked { .. })) => {
+                crate::info!("{} - User Authentication Revoked: {e}", self.desc.borrow());
+                self.send_err("User Authentication Revoked");
+                self.close(CloseReason::Revocation, true);
+                return;
+            }
+            // Like the reference, an update re-checks only revocations and
+            // bearer tokens; the rest of the chain was walked at CONNECT,
+            // and expiry has its own timer.
+            Err(AuthFailure::Jwt(e)) if !matches!(e, JwtFailure::BearerNotAllowed { .. }) => {
+                crate::debug!("{} - kept after reload although: {e}", self.desc.borrow());
                 return;
             }
             Err(e) => {
@@ -603,8 +620,8 @@ impl Client {
             return;
         }
         self.closed.set(Some(reason));
-        if let Some(c) = self.account_slot.take() {
-            c.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+        if let Some(acc) = self.account_slot.take() {
+            account::leave_account(acc, self.id);
         }
         crate::debug!(
             "{} - Client connection closed: {}",

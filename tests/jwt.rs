@@ -780,3 +780,54 @@ fn a_bad_operator_jwt_is_refused_at_start_naming_the_file() {
         }
     });
 }
+
+#[test]
+fn account_updates_revoke_users_and_tighten_limits_at_once() {
+    with_timeout(LIMIT, || {
+        let s = Setup::new();
+        let acc = KeyPair::new_account();
+        let jwt1 = account_jwt(&s.op, &acc, json!({}));
+        let srv = Server::with_config(&s.config(&[(&acc, &jwt1)], ""), &[]);
+        let port = srv.port();
+        let (u1, u2, u3) = (
+            KeyPair::new_user(),
+            KeyPair::new_user(),
+            KeyPair::new_user(),
+        );
+        let mut c1 = login(port, &acc, &u1, json!({}));
+        let mut c2 = login(port, &acc, &u2, json!({}));
+        let mut c3 = login(port, &acc, &u3, json!({}));
+
+        // The account JWT now revokes u1: it is closed at once.
+        let jwt2 = account_jwt_with(
+            &s.op,
+            &acc,
+            json!({"revocations": {u1.public_key(): now() + 1}}),
+            |c| c.iat = now(),
+        );
+        srv.reload_with(&s.config(&[(&acc, &jwt2)], ""));
+        let got = show(&c1.read_until_closed(Duration::from_secs(5)));
+        assert!(
+            got.contains("-ERR 'User Authentication Revoked'"),
+            "revoked user got {got}"
+        );
+        c2.sync();
+        c3.sync();
+
+        // Then it allows one connection: the older one goes, the newest
+        // stays.
+        let jwt3 = account_jwt_with(
+            &s.op,
+            &acc,
+            json!({"revocations": {u1.public_key(): now() + 1}, "limits": {"conn": 1}}),
+            |c| c.iat = now() + 1,
+        );
+        srv.reload_with(&s.config(&[(&acc, &jwt3)], ""));
+        let got = show(&c2.read_until_closed(Duration::from_secs(5)));
+        assert!(
+            got.contains("-ERR 'maximum account active connections exceeded'"),
+            "older connection got {got}"
+        );
+        c3.sync();
+    });
+}

@@ -8,7 +8,7 @@
 //! service import edges. It travels to the shards inside the options, and
 //! each shard compiles its own permission sets from it.
 
-use std::sync::atomic::AtomicI64;
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -37,17 +37,58 @@ pub fn account_id(name: &str) -> AccountId {
     }
 }
 
-/// Live connections per account, across shards: consulted when a client
-/// binds (CONNECT, reload), never per message.
-static CONNS: Mutex<Vec<&'static AtomicI64>> = Mutex::new(Vec::new());
+/// Live client connections per account, across shards, by cid (cids grow
+/// with connection age): consulted when a client binds (CONNECT, reload)
+/// and when it closes, never per message.
+static MEMBERS: Mutex<Vec<BTreeSet<u64>>> = Mutex::new(Vec::new());
 
-/// The live-connection counter of account `id`.
-pub fn conn_counter(id: AccountId) -> &'static AtomicI64 {
-    let mut v = CONNS.lock().unwrap_or_else(|e| e.into_inner());
-    while v.len() <= id as usize {
-        v.push(Box::leak(Box::new(AtomicI64::new(0))));
+fn members() -> std::sync::MutexGuard<'static, Vec<BTreeSet<u64>>> {
+    MEMBERS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Counts connection `cid` in account `acc` unless the account already
+/// has `limit` (-1: no limit) connections.
+pub fn join_account(acc: AccountId, cid: u64, limit: i64) -> bool {
+    let mut m = members();
+    while m.len() <= acc as usize {
+        m.push(BTreeSet::new());
     }
-    v[id as usize]
+    let set = &mut m[acc as usize];
+    if set.contains(&cid) {
+        return true;
+    }
+    if limit >= 0 && set.len() as i64 >= limit {
+        return false;
+    }
+    set.insert(cid);
+    true
+}
+
+/// Whether connection `cid`, already counted in `acc`, stays under a limit
+/// that may have tightened: as the reference, the newest `limit`
+/// connections stay. One that does not is no longer counted.
+pub fn still_fits(acc: AccountId, cid: u64, limit: i64) -> bool {
+    let mut m = members();
+    let Some(set) = m.get_mut(acc as usize) else {
+        return true;
+    };
+    if limit < 0 || (set.range(cid + 1..).count() as i64) < limit {
+        return true;
+    }
+    set.remove(&cid);
+    false
+}
+
+/// Stops counting connection `cid` in `acc`.
+pub fn leave_account(acc: AccountId, cid: u64) {
+    if let Some(set) = members().get_mut(acc as usize) {
+        set.remove(&cid);
+    }
+}
+
+/// Live client connections of account `acc`.
+pub fn account_connections(acc: AccountId) -> usize {
+    members().get(acc as usize).map_or(0, BTreeSet::len)
 }
 
 /// Every account name known to the process ($G first), for monitoring.

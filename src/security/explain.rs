@@ -20,6 +20,7 @@ use crate::subject;
 const USAGE: &str = "\
 usage: natrix explain -c FILE [WHO] (--pub SUBJECT | --sub SUBJECT [--queue Q] | --connect)
   WHO: --user NAME [--password P] | --nkey PUBKEY [--seed SEED] | --token T
+       | --creds FILE | --jwt USER_JWT [--seed SEED]   (operator mode)
        (none: a client that sends no credentials)";
 
 /// The subject replies to requests travel on, by client convention.
@@ -43,6 +44,8 @@ struct Query {
     nkey: Option<String>,
     seed: Option<String>,
     token: Option<String>,
+    /// Operator mode: the user JWT (from --jwt or a --creds file).
+    jwt: Option<String>,
     op: Op,
 }
 
@@ -59,6 +62,7 @@ fn usage(msg: impl Into<String>) -> ArgError {
 fn parse_args(args: &[String]) -> Result<Query, ArgError> {
     let mut config = None;
     let (mut user, mut password, mut nkey, mut seed, mut token) = (None, None, None, None, None);
+    let mut jwt: Option<String> = None;
     let (mut ops, mut queue) = (Vec::new(), None);
     let mut it = args.iter();
     while let Some(arg) = it.next() {
@@ -80,6 +84,16 @@ fn parse_args(args: &[String]) -> Result<Query, ArgError> {
             "--nkey" => nkey = Some(value()?),
             "--seed" => seed = Some(value()?),
             "--token" => token = Some(value()?),
+            "--jwt" => jwt = Some(value()?),
+            "--creds" => {
+                let path = value()?;
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| usage(format!("--creds {path}: {e}")))?;
+                let c = crate::security::jwt::parse_creds(&text)
+                    .map_err(|e| usage(format!("--creds {path}: {e}")))?;
+                jwt = Some(c.jwt);
+                seed = Some(c.seed);
+            }
             "--pub" => ops.push(Op::Pub(value()?)),
             "--sub" => ops.push(Op::Sub {
                 subject: value()?,
@@ -93,6 +107,9 @@ fn parse_args(args: &[String]) -> Result<Query, ArgError> {
     let config = config.ok_or_else(|| usage("a config file is required (-c FILE)"))?;
     if user.is_some() && (nkey.is_some() || seed.is_some()) {
         return Err(usage("give either --user or --nkey/--seed, not both"));
+    }
+    if jwt.is_some() && (user.is_some() || nkey.is_some() || token.is_some()) {
+        return Err(usage("--creds/--jwt go alone (with --seed for --jwt)"));
     }
     let mut op = match ops.len() {
         1 => ops.pop().expect("one operation"),
@@ -126,6 +143,7 @@ fn parse_args(args: &[String]) -> Result<Query, ArgError> {
         nkey,
         seed,
         token,
+        jwt,
         op,
     })
 }
@@ -205,7 +223,7 @@ struct Who<'a> {
     name: String,
     account: String,
     /// `None`: everything is allowed.
-    perms: Option<&'a Permissions>,
+    perms: Option<std::borrow::Cow<'a, Permissions>>,
     /// Why this identity applies, when it is not simply a configured user.
     note: Option<String>,
 }
@@ -223,7 +241,7 @@ fn identify<'a>(cfg: &'a ServerConfig, auth: &AuthConfig, q: &Query) -> Result<W
     let of_user = |u: &'a config::User, note: Option<String>| Who {
         name: u.identity().to_string(),
         account: u.account.clone(),
-        perms: u.permissions.as_ref(),
+        perms: u.permissions.as_ref().map(std::borrow::Cow::Borrowed),
         note,
     };
     if !auth.required() {
@@ -298,6 +316,9 @@ fn identify<'a>(cfg: &'a ServerConfig, auth: &AuthConfig, q: &Query) -> Result<W
 }
 
 fn explain(cfg: &ServerConfig, q: &Query) -> Report {
+    if !cfg.operators.is_empty() || !cfg.trusted_keys.is_empty() || q.jwt.is_some() {
+        return explain_jwt(cfg, q);
+    }
     let auth = AuthConfig::from_config(cfg);
     let mut report = match &q.op {
         Op::Connect => explain_connect(cfg, &auth, q),
@@ -314,6 +335,125 @@ fn explain(cfg: &ServerConfig, q: &Query) -> Report {
         report.hint(h);
     }
     report
+}
+
+/// Operator mode: the server's own chain for a user JWT, with a nonce
+/// signed by the seed when one is known, then the permissions it grants.
+fn explain_jwt(cfg: &ServerConfig, q: &Query) -> Report {
+    use crate::security::operator::{self, JwtFailure, OperatorAuth, Presented};
+    let op = match OperatorAuth::from_config(cfg) {
+        Ok(Some(op)) => op,
+        Ok(None) => {
+            return Report::error(
+                "--creds/--jwt need a config in operator mode (operator or trusted_keys)",
+            )
+        }
+        Err(e) => return Report::error(&e),
+    };
+    let Some(token) = q.jwt.as_deref() else {
+        let mut r = Report::new(
+            false,
+            "(none)",
+            "-",
+            "operator mode: clients need a user JWT",
+        );
+        r.hint("name the client with --creds FILE (or --jwt JWT --seed SEED)");
+        return r;
+    };
+    const NONCE: &[u8] = b"natrix-explain";
+    let sig = match q.seed.as_deref().map(nkeys::KeyPair::from_seed) {
+        Some(Ok(kp)) => match kp.sign(NONCE) {
+            Ok(s) => Some(crate::security::auth::base64_url_encode(&s)),
+            Err(e) => return Report::error(&format!("seed: {e}")),
+        },
+        Some(Err(e)) => return Report::error(&format!("seed: {e}")),
+        None => None,
+    };
+    let p = Presented {
+        jwt: Some(token),
+        sig: sig.as_deref(),
+        nonce: NONCE,
+        ip: None,
+    };
+    let user_key = crate::security::jwt::decode(token)
+        .map(|c| c.sub)
+        .unwrap_or_else(|_| "(undecodable JWT)".into());
+    match op.authenticate(&p, operator::now()) {
+        Err(JwtFailure::MissingSignature { .. }) if sig.is_none() => {
+            let mut r = Report::new(
+                false,
+                &user_key,
+                "-",
+                "the JWT checks out, but no seed was given to sign the nonce",
+            );
+            r.hint("pass --seed SEED, or use --creds FILE, to check the signature too");
+            r
+        }
+        Err(f) => {
+            let mut r = Report::new(false, &user_key, "-", &f.to_string());
+            jwt_hints(&op, &f, &mut r);
+            r
+        }
+        Ok(id) => {
+            let who = Who {
+                name: id.name.clone(),
+                account: id.account.clone(),
+                perms: id.permissions.clone().map(std::borrow::Cow::Owned),
+                note: None,
+            };
+            let mut r = match &q.op {
+                Op::Connect => Report::new(
+                    true,
+                    &who.name,
+                    &who.account,
+                    "the user JWT, its account and operator check out",
+                ),
+                Op::Pub(s) => explain_pub(&who, s),
+                Op::Sub { subject, queue } => explain_sub(&who, subject, queue.as_deref()),
+            };
+            if let Some(t) = id.user_expires {
+                r.hint(format!(
+                    "the authorization ends at {} (JWT expiry or the end of its allowed time window)",
+                    crate::security::jwt::unix_text(t)
+                ));
+            }
+            r
+        }
+    }
+}
+
+/// The fix for each refusal cause.
+fn jwt_hints(
+    op: &crate::security::operator::OperatorAuth,
+    f: &crate::security::operator::JwtFailure,
+    r: &mut Report,
+) {
+    use crate::security::operator::{AccountFailure, JwtFailure};
+    match f {
+        JwtFailure::Expired { .. } | JwtFailure::NotYetValid { .. } => {
+            r.hint("issue a new user JWT with a valid time range (and check the clocks)")
+        }
+        JwtFailure::Account(AccountFailure::NotFound { account, .. }) => r.hint(format!(
+            "add the account JWT of {account} to resolver_preload (or push it to the resolver)"
+        )),
+        JwtFailure::Account(AccountFailure::Untrusted { .. }) => r.hint(format!(
+            "sign the account with a trusted operator key, or trust its operator; the server trusts: {}",
+            op.trust.describe()
+        )),
+        JwtFailure::UnknownIssuer { issuer, account } => r.hint(format!(
+            "add {issuer} to the signing keys of account {account}, or issue the user with the account key"
+        )),
+        JwtFailure::Revoked { .. } => {
+            r.hint("issue a new user JWT (its iat must be after the revocation), or remove the revocation")
+        }
+        JwtFailure::SignatureMismatch { .. } => {
+            r.hint("the seed does not belong to the user JWT's subject: use the creds file made with it")
+        }
+        JwtFailure::BearerNotAllowed { .. } => {
+            r.hint("issue the user without bearer_token, or allow bearer tokens in the account")
+        }
+        _ => {}
+    }
 }
 
 /// Permissions do not need the password; when one is given anyway, say
@@ -342,7 +482,7 @@ fn credentials<'a>(q: &'a Query, nkey: Option<(&'a str, &'a str)>) -> Credential
 
 /// The rule line: a reason, with "no rules" made specific to the user.
 fn rule_text(who: &Who<'_>, op: &str, d: &Decision) -> String {
-    match (&d.reason, who.perms) {
+    match (&d.reason, &who.perms) {
         (Reason::NoRules, None) => {
             "no permissions apply to this user: everything is allowed".into()
         }
@@ -352,7 +492,7 @@ fn rule_text(who: &Who<'_>, op: &str, d: &Decision) -> String {
 }
 
 fn compile(who: &Who<'_>) -> CompiledPerms {
-    CompiledPerms::compile(who.perms.unwrap_or(&Permissions::default()))
+    CompiledPerms::compile(who.perms.as_deref().unwrap_or(&Permissions::default()))
 }
 
 fn new_report(who: &Who<'_>, op: &str, d: &Decision) -> Report {
@@ -759,6 +899,91 @@ mod tests {
         let q = parse_args(&args(a)).expect("arguments parse");
         let r = explain(&cfg, &q);
         (r.code, r.text)
+    }
+
+    /// An operator config with one account, and a user JWT of it.
+    fn operator_fixture(user_nats: serde_json::Value) -> (String, String, nkeys::KeyPair) {
+        use crate::security::jwt::{encode, Claims};
+        let op = nkeys::KeyPair::new_operator();
+        let acc = nkeys::KeyPair::new_account();
+        let user = nkeys::KeyPair::new_user();
+        let claims = |iss: &nkeys::KeyPair, sub: String, nats: serde_json::Value| Claims {
+            jti: "J".into(),
+            iat: 1_700_000_000,
+            iss: iss.public_key(),
+            sub,
+            name: "n".into(),
+            aud: None,
+            exp: None,
+            nbf: None,
+            nats,
+        };
+        let op_jwt = encode(
+            &claims(
+                &op,
+                op.public_key(),
+                serde_json::json!({"type": "operator", "version": 2}),
+            ),
+            &op,
+        )
+        .unwrap();
+        let acc_jwt = encode(
+            &claims(
+                &op,
+                acc.public_key(),
+                serde_json::json!({"type": "account", "version": 2,
+                    "limits": {"conn": -1, "subs": -1, "payload": -1}}),
+            ),
+            &op,
+        )
+        .unwrap();
+        let user_jwt = encode(&claims(&acc, user.public_key(), user_nats), &acc).unwrap();
+        let cfg = format!(
+            "operator: {op_jwt}\nresolver: MEMORY\nresolver_preload: {{ {}: {acc_jwt} }}\n",
+            acc.public_key()
+        );
+        (cfg, user_jwt, user)
+    }
+
+    #[test]
+    fn operator_mode_users_by_jwt() {
+        let (cfg, jwt, user) = operator_fixture(serde_json::json!({
+            "type": "user", "version": 2, "pub": {"allow": ["orders.>"]},
+            "subs": -1, "payload": -1, "data": -1
+        }));
+        let seed = user.seed().unwrap();
+        let (code, text) = report_on(
+            &cfg,
+            &["--jwt", &jwt, "--seed", &seed, "--pub", "orders.new"],
+        );
+        assert_eq!(code, 0, "{text}");
+        assert!(
+            text.contains(&format!("user:    {}", user.public_key())),
+            "{text}"
+        );
+        assert!(
+            text.contains("allowed by allow rule \"orders.>\""),
+            "{text}"
+        );
+        let (code, text) = report_on(&cfg, &["--jwt", &jwt, "--seed", &seed, "--pub", "billing"]);
+        assert_eq!(code, 1, "{text}");
+        let (code, text) = report_on(&cfg, &["--jwt", &jwt, "--connect"]);
+        assert_eq!(code, 1, "{text}");
+        assert!(text.contains("no seed was given"), "{text}");
+        // Another key's seed does not match the JWT.
+        let other = nkeys::KeyPair::new_user().seed().unwrap();
+        let (code, text) = report_on(&cfg, &["--jwt", &jwt, "--seed", &other, "--connect"]);
+        assert_eq!(code, 1, "{text}");
+        assert!(
+            text.contains("signature does not match the nonce"),
+            "{text}"
+        );
+        // A user of an account the resolver does not know.
+        let (cfg2, _, _) = operator_fixture(serde_json::json!({}));
+        let (code, text) = report_on(&cfg2, &["--jwt", &jwt, "--seed", &seed, "--connect"]);
+        assert_eq!(code, 1, "{text}");
+        assert!(text.contains("not found"), "{text}");
+        assert!(text.contains("hint: add the account JWT"), "{text}");
     }
 
     fn report(a: &[&str]) -> (u8, String) {
