@@ -244,6 +244,7 @@ struct SavedCreds {
     nkey: Option<String>,
     sig: Option<String>,
     cert: Option<Vec<String>>,
+    cert_dn: Option<crate::security::dn::Dn>,
 }
 
 impl SavedCreds {
@@ -255,6 +256,7 @@ impl SavedCreds {
             nkey: self.nkey.as_deref(),
             sig: self.sig.as_deref(),
             cert: self.cert.as_deref(),
+            cert_dn: self.cert_dn.as_ref(),
         }
     }
 }
@@ -1458,6 +1460,7 @@ fn connect(client: &Rc<Client>, json: &[u8], opts: &Options) {
         nkey: co.nkey.clone(),
         sig: co.sig.clone(),
         cert: client.tls.as_ref().map(|t| t.borrow().peer_identities()),
+        cert_dn: client.tls.as_ref().and_then(|t| t.borrow().peer_dn()),
     };
     let auth = &opts.security.auth;
     match auth.authenticate(

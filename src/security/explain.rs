@@ -335,6 +335,7 @@ fn credentials<'a>(q: &'a Query, nkey: Option<(&'a str, &'a str)>) -> Credential
         nkey: nkey.map(|(k, _)| k),
         sig: nkey.map(|(_, s)| s),
         cert: None,
+        cert_dn: None,
     }
 }
 
