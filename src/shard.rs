@@ -527,12 +527,15 @@ impl Shard {
             if !subject::matches(e.to.as_bytes(), m.subject) {
                 continue;
             }
-            // A literal import maps its local subject onto the export's;
-            // a wildcard import keeps the subject.
-            let target: &[u8] = if subject::valid_literal(e.to.as_bytes()) {
-                e.subject.as_bytes()
-            } else {
-                m.subject
+            // The request's subject in the exporter, as the import maps it.
+            let renamed;
+            let target: &[u8] = match &e.rename {
+                crate::transform::Rename::Same => m.subject,
+                crate::transform::Rename::Fixed(s) => s,
+                crate::transform::Rename::Map(t) => {
+                    renamed = t.apply(m.subject);
+                    &renamed
+                }
             };
             let mapped = m.reply.map(|r| {
                 let token = self.next_response.get();
