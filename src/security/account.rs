@@ -96,6 +96,8 @@ pub struct ServiceEdge {
     pub rename: Rename,
     pub response: ResponseType,
     pub threshold: Duration,
+    /// The requester's details go in the request info header.
+    pub share: bool,
 }
 
 /// Authentication and cross-account routing of one configuration.
@@ -134,7 +136,7 @@ impl Security {
                             rename,
                         })
                     }
-                    ImportKind::Service { to, .. } => {
+                    ImportKind::Service { to, share } => {
                         // Checked when the config was read.
                         let Ok((local, rename)) = service_rename(to, &imp.subject) else {
                             continue;
@@ -162,6 +164,7 @@ impl Security {
                             subject: imp.subject.clone(),
                             response,
                             threshold,
+                            share: *share,
                         });
                     }
                 }
