@@ -1182,6 +1182,7 @@ accounts {
       {service: "svc.*.req"}
       {service: "multi.*.*"}
       {service: "shared.*"}
+      {service: "fixed.svc"}
       {stream: "ev.*.*"}
       {stream: "wide.>"}
     ]
@@ -1192,6 +1193,7 @@ accounts {
       {service: {account: A, subject: "svc.*.req"}, to: "local.*.ask"}
       {service: {account: A, subject: "multi.*.*"}, to: "m.$2.$1"}
       {service: {account: A, subject: "shared.*"}, to: "sh.*", share: true}
+      {service: {account: A, subject: "fixed.svc"}, to: "fx.*"}
       {stream: {account: A, subject: "ev.*.*"}, to: "got.$2.$1"}
       {stream: {account: A, subject: "wide.>"}, to: "narrow.>"}
     ]
@@ -1254,7 +1256,7 @@ fn imports_map_differing_wildcard_subjects_token_by_token() {
         let srv = Server::with_config(MAPPED_IMPORTS, &[]);
         let mut a = user(srv.port(), "a", "a");
         let mut b = user(srv.port(), "b", "b");
-        a.send(b"SUB svc.*.req 1\r\nSUB multi.> 2\r\n");
+        a.send(b"SUB svc.*.req 1\r\nSUB multi.> 2\r\nSUB fixed.> 3\r\n");
         a.sync();
         b.send(b"SUB got.> 1\r\nSUB narrow.> 2\r\n");
         b.sync();
@@ -1275,6 +1277,12 @@ fn imports_map_differing_wildcard_subjects_token_by_token() {
         let (w, body) = read_msg(&mut a);
         assert_eq!(w[..3], ["HMSG", "multi.two.one", "2"]);
         assert_eq!(split_hmsg(&w, &body).1, b"r2");
+        // A literal export takes every subject of a wildcard local one.
+        b.send(b"PUB fx.any 2\r\nr3\r\n");
+        b.sync();
+        let (w, body) = read_msg(&mut a);
+        assert_eq!(w[..3], ["HMSG", "fixed.svc", "3"]);
+        assert_eq!(split_hmsg(&w, &body).1, b"r3");
         quiet(&mut a);
         // Subjects outside the imports' local patterns stay in B.
         b.send(b"PUB local.q.other 1\r\nx\r\nPUB m.one 1\r\nx\r\nPUB svc.q.req 1\r\nx\r\n");
