@@ -205,6 +205,8 @@ pub struct Client {
     /// The account and permissions this connection is bound to, set at
     /// CONNECT (and again on reload), never looked up per message.
     account: Cell<AccountId>,
+    /// The bound account's name, for the request info header.
+    account_name: RefCell<String>,
     space: RefCell<Rc<Space>>,
     perms: RefCell<Option<Rc<CompiledPerms>>>,
     user: RefCell<String>,
@@ -269,6 +271,7 @@ struct SavedCreds {
     cert: Option<Vec<String>>,
     jwt: Option<String>,
     ip: Option<std::net::IpAddr>,
+    cert_dn: Option<crate::security::dn::Dn>,
 }
 
 impl SavedCreds {
@@ -282,6 +285,7 @@ impl SavedCreds {
             cert: self.cert.as_deref(),
             jwt: self.jwt.as_deref(),
             ip: self.ip,
+            cert_dn: self.cert_dn.as_ref(),
         }
     }
 }
@@ -310,6 +314,7 @@ impl Client {
             return false;
         }
         self.account.set(acc);
+        id.account.clone_into(&mut self.account_name.borrow_mut());
         *self.space.borrow_mut() = self.shard.space(acc);
         if !self.connected.get() {
             crate::shard::bump(&self.space.borrow().stats.total_conns, 1);
@@ -932,6 +937,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         rtt: Cell::new(Duration::ZERO),
         ping_sent: Cell::new(None),
         account: Cell::new(account::GLOBAL),
+        account_name: RefCell::new(crate::config::GLOBAL_ACCOUNT.to_string()),
         space: RefCell::new(shard.space(account::GLOBAL)),
         perms: RefCell::new(None),
         user: RefCell::new(String::new()),
@@ -1512,11 +1518,13 @@ async fn handle(client: &Rc<Client>, shard: &Rc<Shard>, op: Op<'_>, opts: &Optio
 fn route_from(client: &Client, shard: &Shard, m: Msg<'_>) -> crate::shard::Routed {
     let routed = {
         let space = client.space.borrow();
+        let info = |share: bool| client.request_info(share);
         let origin = Origin {
             cid: client.id,
             echo: client.echo.get(),
             account: client.account(),
             space: &space,
+            client_info: Some(&info),
         };
         shard.publish(Some(&origin), client.account(), m)
     };
@@ -1532,6 +1540,53 @@ fn is_reserved_reply(r: &[u8]) -> bool {
 }
 
 impl Client {
+    /// The `Nats-Request-Info` JSON of this client, with the fields and in
+    /// the order of the reference's `ClientInfo`; `share` adds the details
+    /// a service import with `share: true` passes on.
+    fn request_info(&self, share: bool) -> String {
+        use std::fmt::Write;
+        let q = |s: &str| serde_json::to_string(s).unwrap_or_default();
+        let mut j = String::with_capacity(if share { 256 } else { 48 });
+        j.push('{');
+        if share {
+            let _ = write!(
+                j,
+                "\"start\":{},",
+                q(&crate::timefmt::rfc3339(self.started.0))
+            );
+            let _ = write!(j, "\"host\":{},", q(&self.addr.ip().to_string()));
+            if self.id != 0 {
+                let _ = write!(j, "\"id\":{},", self.id);
+            }
+        }
+        let _ = write!(j, "\"acc\":{}", q(&self.account_name.borrow()));
+        if share {
+            let user = self.user.borrow();
+            let fields = [
+                ("user", Some(user.clone())),
+                ("name", self.client_name.borrow().clone()),
+                ("lang", self.lang.borrow().clone()),
+                ("ver", self.version.borrow().clone()),
+            ];
+            for (k, v) in fields {
+                if let Some(v) = v.filter(|v| !v.is_empty()) {
+                    let _ = write!(j, ",\"{k}\":{}", q(&v));
+                }
+            }
+        }
+        let rtt = self.rtt.get().as_nanos();
+        if rtt > 0 {
+            let _ = write!(j, ",\"rtt\":{rtt}");
+        }
+        if share {
+            let server = self.shard.info.borrow().server_name.clone();
+            let _ = write!(j, ",\"server\":{}", q(&server));
+            j.push_str(",\"kind\":\"Client\",\"client_type\":\"nats\"");
+        }
+        j.push('}');
+        j
+    }
+
     /// The publish permission check, with allow_responses as the fallback;
     /// sends the violation and logs the deciding rule when refused.
     fn may_publish(&self, subject: &[u8]) -> bool {
@@ -1584,6 +1639,11 @@ fn connect(client: &Rc<Client>, json: &[u8], opts: &Options) {
         }
     };
     client.echo.set(co.echo);
+    // The reference's first RTT estimate: from accept to CONNECT.
+    if client.rtt.get().is_zero() {
+        let since = client.started.1.elapsed();
+        client.rtt.set(since.max(Duration::from_nanos(1)));
+    }
     *client.client_name.borrow_mut() = co.name.clone().filter(|s| !s.is_empty());
     *client.lang.borrow_mut() = co.lang.clone().filter(|s| !s.is_empty());
     *client.version.borrow_mut() = co.version.clone().filter(|s| !s.is_empty());
@@ -1616,6 +1676,7 @@ fn connect(client: &Rc<Client>, json: &[u8], opts: &Options) {
         cert: client.tls.as_ref().map(|t| t.borrow().peer_identities()),
         jwt: co.jwt.clone(),
         ip: Some(client.addr.ip()),
+        cert_dn: client.tls.as_ref().and_then(|t| t.borrow().peer_dn()),
     };
     let auth = &opts.security.auth;
     match auth.authenticate(

@@ -28,3 +28,4 @@ pub mod shard;
 pub mod subject;
 pub mod sublist;
 pub mod timefmt;
+pub mod transform;

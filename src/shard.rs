@@ -527,12 +527,15 @@ impl Shard {
             if !subject::matches(e.to.as_bytes(), m.subject) {
                 continue;
             }
-            // A literal import maps its local subject onto the export's;
-            // a wildcard import keeps the subject.
-            let target: &[u8] = if subject::valid_literal(e.to.as_bytes()) {
-                e.subject.as_bytes()
-            } else {
-                m.subject
+            // The request's subject in the exporter, as the import maps it.
+            let renamed;
+            let target: &[u8] = match &e.rename {
+                crate::transform::Rename::Same => m.subject,
+                crate::transform::Rename::Fixed(s) => s,
+                crate::transform::Rename::Map(t) => {
+                    renamed = t.apply(m.subject);
+                    &renamed
+                }
             };
             let mapped = m.reply.map(|r| {
                 let token = self.next_response.get();
@@ -551,10 +554,23 @@ impl Shard {
                 );
                 format!("_R_.{}.{}", self.id, token).into_bytes()
             });
-            let forwarded = Msg {
-                subject: target,
-                reply: mapped.as_deref(),
-                ..m
+            // The requester's identity travels in a header, as the
+            // reference adds it to every request crossing an import.
+            let info = from.and_then(|o| o.client_info).map(|f| f(e.share));
+            let with_info = info.map(|json| with_request_info(&m, &json));
+            let forwarded = match &with_info {
+                Some((body, hdr_len)) => Msg {
+                    subject: target,
+                    reply: mapped.as_deref(),
+                    has_headers: true,
+                    hdr_len: *hdr_len,
+                    body,
+                },
+                None => Msg {
+                    subject: target,
+                    reply: mapped.as_deref(),
+                    ..m
+                },
             };
             routed.merge(self.route(None, e.exporter, forwarded));
         }
@@ -1047,6 +1063,10 @@ pub struct Origin<'a> {
     pub echo: bool,
     pub account: AccountId,
     pub space: &'a Space,
+    /// The publishing client's `Nats-Request-Info` JSON (detailed when the
+    /// argument is true), asked for only when a request crosses a service
+    /// import.
+    pub client_info: Option<&'a dyn Fn(bool) -> String>,
 }
 
 /// Where a subscription lives in a shard's index.
@@ -1084,6 +1104,53 @@ impl Delivery {
             queues: Vec::new(),
         }
     }
+}
+
+/// The header the reference puts on requests that cross a service import.
+pub const CLIENT_INFO_HDR: &[u8] = b"Nats-Request-Info";
+
+/// `m`'s body with `Nats-Request-Info: json` as its last header (replacing
+/// one the publisher sent), and the new header block's length. Built as
+/// the reference does: the publisher's header lines are kept as sent.
+fn with_request_info(m: &Msg<'_>, json: &str) -> (Vec<u8>, usize) {
+    const HDR_LINE: &[u8] = b"NATS/1.0\r\n";
+    let mut out = Vec::with_capacity(m.body.len() + json.len() + 40);
+    let (hdr, payload) = if m.has_headers && m.hdr_len > 2 && m.hdr_len <= m.body.len() {
+        (&m.body[..m.hdr_len - 2], &m.body[m.hdr_len..])
+    } else if m.has_headers {
+        (&[][..], &m.body[m.hdr_len.min(m.body.len())..])
+    } else {
+        (&[][..], m.body)
+    };
+    match without_header(hdr, CLIENT_INFO_HDR) {
+        Some(h) if h.is_empty() => out.extend_from_slice(HDR_LINE),
+        Some(h) => out.extend_from_slice(&h),
+        None if hdr.is_empty() => out.extend_from_slice(HDR_LINE),
+        None => out.extend_from_slice(hdr),
+    }
+    out.extend_from_slice(CLIENT_INFO_HDR);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(json.as_bytes());
+    out.extend_from_slice(b"\r\n\r\n");
+    let hdr_len = out.len();
+    out.extend_from_slice(payload);
+    (out, hdr_len)
+}
+
+/// `hdr` without its first `key:` line (found only at a line start), or
+/// `None` when there is none; empty when only the status line would stay.
+fn without_header(hdr: &[u8], key: &[u8]) -> Option<Vec<u8>> {
+    let start = hdr.windows(key.len()).position(|w| w == key)?;
+    if start < 1 || hdr[start - 1] != b'\n' || hdr.get(start + key.len()) != Some(&b':') {
+        return None;
+    }
+    let end = hdr[start..].windows(2).position(|w| w == b"\r\n")?;
+    let mut v = hdr[..start].to_vec();
+    v.extend_from_slice(&hdr[start + end + 2..]);
+    if v.len() <= b"NATS/1.0\r\n\r\n".len() {
+        return Some(Vec::new());
+    }
+    Some(v)
 }
 
 /// `_R_.<shard>.<token>`: the reply of a request forwarded by a service

@@ -1167,3 +1167,328 @@ fn no_auth_user_must_exist() {
         assert!(e.output.contains("ghost"), "user not named:\n{}", e.output);
     });
 }
+
+// ------------------------------------------------ imports: mapped subjects, request info
+
+const MAPPED_IMPORTS: &str = r#"
+accounts {
+  A {
+    users: [
+      {user: a, password: a}
+      {user: limited, password: l, permissions: {publish: "foo", subscribe: ">"}}
+      {user: answers, password: r, permissions: {publish: "foo", subscribe: ">", allow_responses: true}}
+    ]
+    exports: [
+      {service: "svc.*.req"}
+      {service: "multi.*.*"}
+      {service: "shared.*"}
+      {service: "fixed.svc"}
+      {stream: "ev.*.*"}
+      {stream: "wide.>"}
+    ]
+  }
+  B {
+    users: [{user: b, password: b}]
+    imports: [
+      {service: {account: A, subject: "svc.*.req"}, to: "local.*.ask"}
+      {service: {account: A, subject: "multi.*.*"}, to: "m.$2.$1"}
+      {service: {account: A, subject: "shared.*"}, to: "sh.*", share: true}
+      {service: {account: A, subject: "fixed.svc"}, to: "fx.*"}
+      {stream: {account: A, subject: "ev.*.*"}, to: "got.$2.$1"}
+      {stream: {account: A, subject: "wide.>"}, to: "narrow.>"}
+    ]
+  }
+}
+"#;
+
+/// One message: its control line split into words, then its body (header
+/// block and payload together) without the final CRLF.
+fn read_msg(r: &mut Raw) -> (Vec<String>, Vec<u8>) {
+    let head = r.next_line();
+    let words: Vec<String> = head.split(' ').map(str::to_string).collect();
+    let total: usize = words.last().unwrap().parse().expect("message size");
+    let mut body = r.read_exact_bytes(total + 2);
+    assert_eq!(&body[total..], b"\r\n", "{head}");
+    body.truncate(total);
+    (words, body)
+}
+
+/// An HMSG's header block and payload, checking the sizes it announced.
+fn split_hmsg(words: &[String], body: &[u8]) -> (String, Vec<u8>) {
+    assert_eq!(words[0], "HMSG", "{words:?}");
+    let n = words.len();
+    let hdr_len: usize = words[n - 2].parse().unwrap();
+    assert_eq!(words[n - 1].parse::<usize>().unwrap(), body.len());
+    (
+        String::from_utf8(body[..hdr_len].to_vec()).unwrap(),
+        body[hdr_len..].to_vec(),
+    )
+}
+
+/// The `Nats-Request-Info` JSON of a header block that ends with it, and
+/// its keys in the order they are written.
+fn request_info(
+    hdr: &str,
+    before: &str,
+) -> (serde_json::Map<String, serde_json::Value>, Vec<String>) {
+    let want = format!("NATS/1.0\r\n{before}Nats-Request-Info: ");
+    assert!(hdr.starts_with(&want), "header block {hdr:?}");
+    let json = hdr[want.len()..]
+        .strip_suffix("\r\n\r\n")
+        .expect("header end");
+    assert!(
+        !json.contains("\r\n"),
+        "more headers after the info: {hdr:?}"
+    );
+    let map: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(json).expect("request info is JSON");
+    let mut keys: Vec<(usize, String)> = map
+        .keys()
+        .map(|k| (json.find(&format!("\"{k}\":")).expect("key"), k.clone()))
+        .collect();
+    keys.sort();
+    (map, keys.into_iter().map(|(_, k)| k).collect())
+}
+
+#[test]
+fn imports_map_differing_wildcard_subjects_token_by_token() {
+    with_timeout(LIMIT, || {
+        let srv = Server::with_config(MAPPED_IMPORTS, &[]);
+        let mut a = user(srv.port(), "a", "a");
+        let mut b = user(srv.port(), "b", "b");
+        a.send(b"SUB svc.*.req 1\r\nSUB multi.> 2\r\nSUB fixed.> 3\r\n");
+        a.sync();
+        b.send(b"SUB got.> 1\r\nSUB narrow.> 2\r\n");
+        b.sync();
+        // Streams: the exporter's tokens land where the import's `to` puts them.
+        a.send(b"PUB ev.x.y 2\r\ne1\r\nPUB wide.p.q.r 2\r\ne2\r\nPUB ev.x 2\r\nno\r\n");
+        a.sync();
+        line(&mut b, "MSG got.y.x 1 2");
+        line(&mut b, "e1");
+        line(&mut b, "MSG narrow.p.q.r 2 2");
+        line(&mut b, "e2");
+        quiet(&mut b);
+        // Services: the local subject's wildcards fill the export's.
+        b.send(b"PUB local.q.ask 2\r\nr1\r\nPUB m.one.two 2\r\nr2\r\n");
+        b.sync();
+        let (w, body) = read_msg(&mut a);
+        assert_eq!(w[..3], ["HMSG", "svc.q.req", "1"]);
+        assert_eq!(split_hmsg(&w, &body).1, b"r1");
+        let (w, body) = read_msg(&mut a);
+        assert_eq!(w[..3], ["HMSG", "multi.two.one", "2"]);
+        assert_eq!(split_hmsg(&w, &body).1, b"r2");
+        // A literal export takes every subject of a wildcard local one.
+        b.send(b"PUB fx.any 2\r\nr3\r\n");
+        b.sync();
+        let (w, body) = read_msg(&mut a);
+        assert_eq!(w[..3], ["HMSG", "fixed.svc", "3"]);
+        assert_eq!(split_hmsg(&w, &body).1, b"r3");
+        quiet(&mut a);
+        // Subjects outside the imports' local patterns stay in B.
+        b.send(b"PUB local.q.other 1\r\nx\r\nPUB m.one 1\r\nx\r\nPUB svc.q.req 1\r\nx\r\n");
+        b.sync();
+        quiet(&mut a);
+    });
+}
+
+#[test]
+fn imports_whose_subjects_cannot_be_mapped_fail_startup() {
+    with_timeout(LIMIT, || {
+        let limit = Duration::from_secs(10);
+        for import in [
+            // A wildcard export needs its wildcards in the local subject...
+            r#"{service: {account: A, subject: "svc.*.req"}, to: "local.x"}"#,
+            // ...no more of them than the export has...
+            r#"{service: {account: A, subject: "svc.*.req"}, to: "local.*.*"}"#,
+            // ...and `>` in both or neither.
+            r#"{service: {account: A, subject: "svc.>"}, to: "local.*"}"#,
+            r#"{stream: {account: A, subject: "ev.*.*"}, to: "got.*"}"#,
+            r#"{stream: {account: A, subject: "ev.*.*"}, to: "got"}"#,
+            r#"{stream: {account: A, subject: "ev.>"}, to: "got.*"}"#,
+            r#"{stream: {account: A, subject: "ev.*.*"}, prefix: "p.*"}"#,
+        ] {
+            let conf = format!(
+                "accounts {{\n  A {{ exports: [ {{service: \">\"}}, {{stream: \">\"}} ] }}\n  B {{ imports: [ {import} ] }}\n}}\n"
+            );
+            let e = run_to_exit("imports.conf", &conf, &[], &[], limit);
+            assert!(
+                !e.success() && e.code.is_some(),
+                "{import} started: {:?}\n{}",
+                e.code,
+                e.output
+            );
+            assert!(!e.output.trim().is_empty(), "{import}: no diagnostic");
+        }
+        // What can be mapped starts: fewer wildcards on the local side of
+        // a literal export, placeholders in any order, `>` on both sides.
+        let conf = "accounts {\n  A { exports: [ {service: \">\"}, {stream: \">\"} ] }\n  B { imports: [\n    {service: {account: A, subject: \"svc.x\"}, to: \"local.*\"}\n    {service: {account: A, subject: \"svc.*.*\"}, to: \"local.$2.$1\"}\n    {service: {account: A, subject: \"svc.*.>\"}, to: \"loc.*.>\"}\n    {stream: {account: A, subject: \"ev.*.*\"}, to: \"got.$2.$1\"}\n    {stream: {account: A, subject: \"ev.>\"}, to: \"got.>\"}\n  ] }\n}\n";
+        let e = run_to_exit("imports.conf", conf, &[], &["-t"], limit);
+        assert!(e.success(), "refused: {}", e.output);
+    });
+}
+
+#[test]
+fn service_import_requests_carry_request_info_header() {
+    with_timeout(LIMIT, || {
+        let srv = Server::with_config(MAPPED_IMPORTS, &[]);
+        let mut a = user(srv.port(), "a", "a");
+        a.send(b"SUB svc.*.req 1\r\nSUB shared.* 2\r\nSUB direct 3\r\n");
+        a.sync();
+        let mut plain = Raw::connect(srv.port());
+        plain.send(b"CONNECT {\"verbose\":false,\"headers\":false,\"user\":\"a\",\"pass\":\"a\"}\r\nSUB svc.*.req 1\r\n");
+        plain.sync();
+        let mut b = login(
+            srv.port(),
+            r#""user":"b","pass":"b","name":"bee","lang":"rust","version":"9.9""#,
+        );
+        let b_cid = b.info["client_id"].as_u64().expect("client_id");
+
+        // A plain PUB becomes an HMSG whose only header is the info: the
+        // requester's account and RTT (nanoseconds), nothing more.
+        b.send(b"PUB local.x.ask _INBOX.1 2\r\nhi\r\n");
+        b.sync();
+        let (w, body) = read_msg(&mut a);
+        assert_eq!(w[..3], ["HMSG", "svc.x.req", "1"]);
+        assert!(w[3].starts_with("_R_."), "{w:?}");
+        let (hdr, payload) = split_hmsg(&w, &body);
+        assert_eq!(payload, b"hi");
+        let (info, keys) = request_info(&hdr, "");
+        assert_eq!(keys, ["acc", "rtt"], "{hdr}");
+        assert_eq!(info["acc"], "B");
+        assert!(info["rtt"].as_u64().unwrap() > 0, "{hdr}");
+        // A client without headers gets the request as a plain MSG.
+        let (w, body) = read_msg(&mut plain);
+        assert_eq!(w[0], "MSG");
+        assert_eq!(w[1..3], ["svc.x.req", "1"]);
+        assert!(w[3].starts_with("_R_."), "{w:?}");
+        assert_eq!(body, b"hi");
+
+        // The publisher's headers are kept in order; an info header it
+        // sent is replaced; a request without a reply gets one too.
+        let hdrs = "NATS/1.0\r\nNats-Request-Info: forged\r\nFoo: bar\r\n\r\n";
+        b.send(
+            format!(
+                "HPUB local.y.ask {} {}\r\n{hdrs}hi\r\n",
+                hdrs.len(),
+                hdrs.len() + 2
+            )
+            .as_bytes(),
+        );
+        b.sync();
+        let (w, body) = read_msg(&mut a);
+        assert_eq!(w.len(), 5, "{w:?}");
+        assert_eq!(w[..3], ["HMSG", "svc.y.req", "1"]);
+        let (hdr, payload) = split_hmsg(&w, &body);
+        assert_eq!(payload, b"hi");
+        assert_eq!(request_info(&hdr, "Foo: bar\r\n").0["acc"], "B");
+        let (w, body) = read_msg(&mut plain);
+        assert_eq!(
+            (w[0].as_str(), w[1].as_str(), w.len()),
+            ("MSG", "svc.y.req", 4)
+        );
+        assert_eq!(body, b"hi");
+
+        // share: true passes the requester's details, in the reference's order.
+        b.send(b"PUB sh.z _INBOX.2 2\r\nhi\r\n");
+        b.sync();
+        let (w, body) = read_msg(&mut a);
+        assert_eq!(w[..3], ["HMSG", "shared.z", "2"]);
+        let (hdr, _) = split_hmsg(&w, &body);
+        let (info, keys) = request_info(&hdr, "");
+        assert_eq!(
+            keys,
+            [
+                "start",
+                "host",
+                "id",
+                "acc",
+                "user",
+                "name",
+                "lang",
+                "ver",
+                "rtt",
+                "server",
+                "kind",
+                "client_type"
+            ],
+            "{hdr}"
+        );
+        assert_eq!(info["host"], "127.0.0.1");
+        assert_eq!(info["id"].as_u64(), Some(b_cid));
+        assert_eq!(
+            (
+                &info["acc"],
+                &info["user"],
+                &info["name"],
+                &info["lang"],
+                &info["ver"]
+            ),
+            (
+                &"B".into(),
+                &"b".into(),
+                &"bee".into(),
+                &"rust".into(),
+                &"9.9".into()
+            )
+        );
+        assert_eq!(info["server"], b.info["server_name"]);
+        assert_eq!(
+            (&info["kind"], &info["client_type"]),
+            (&"Client".into(), &"nats".into())
+        );
+        assert!(info["start"].as_str().unwrap().ends_with('Z'), "{hdr}");
+
+        // Within an account and across a stream import, nothing is added.
+        let mut a2 = user(srv.port(), "a", "a");
+        a2.send(b"PUB direct 2\r\nhi\r\n");
+        a2.sync();
+        line(&mut a, "MSG direct 3 2");
+        line(&mut a, "hi");
+        quiet(&mut a);
+    });
+}
+
+#[test]
+fn service_import_responses_follow_the_responders_publish_permissions() {
+    with_timeout(LIMIT, || {
+        let srv = Server::with_config(MAPPED_IMPORTS, &[]);
+        let mut b = user(srv.port(), "b", "b");
+        b.send(b"SUB _INBOX.> 1\r\n");
+        b.sync();
+        // A responder allowed to publish only on "foo": the mapped reply
+        // subject is not covered by the export, so its answer is refused.
+        let mut limited = user(srv.port(), "limited", "l");
+        limited.send(b"SUB svc.*.req 1\r\n");
+        limited.sync();
+        b.send(b"PUB local.x.ask _INBOX.1 1\r\n1\r\n");
+        b.sync();
+        let (w, _) = read_msg(&mut limited);
+        let reply = w[3].clone();
+        assert!(reply.starts_with("_R_."), "{w:?}");
+        limited.send(format!("PUB {reply} 3\r\nrep\r\n").as_bytes());
+        line(&mut limited, &perm_pub(&reply));
+        quiet(&mut limited);
+        quiet(&mut b);
+        limited.send(b"UNSUB 1\r\n");
+        limited.sync();
+
+        // With allow_responses, exactly one answer to that request passes.
+        let mut answers = user(srv.port(), "answers", "r");
+        answers.send(b"SUB svc.*.req 1\r\n");
+        answers.sync();
+        b.send(b"PUB local.y.ask _INBOX.2 1\r\n2\r\n");
+        b.sync();
+        let (w, _) = read_msg(&mut answers);
+        let reply = w[3].clone();
+        answers.send(format!("PUB {reply} 3\r\nrep\r\nPUB {reply} 4\r\nrep2\r\n").as_bytes());
+        line(&mut answers, &perm_pub(&reply));
+        quiet(&mut answers);
+        line(&mut b, "MSG _INBOX.2 1 3");
+        line(&mut b, "rep");
+        quiet(&mut b);
+        // Its other publish permissions are unchanged.
+        answers.send(b"PUB bar 1\r\nx\r\nPUB foo 1\r\nx\r\n");
+        line(&mut answers, &perm_pub("bar"));
+        quiet(&mut answers);
+    });
+}

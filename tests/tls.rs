@@ -91,6 +91,7 @@ impl Ca {
                 "CN" => DnType::CommonName,
                 "O" => DnType::OrganizationName,
                 "OU" => DnType::OrganizationalUnitName,
+                "C" => DnType::CountryName,
                 other => panic!("unsupported DN attribute {other}"),
             };
             dn.push(ty, *v);
@@ -1068,6 +1069,76 @@ fn verify_and_map_with_async_nats_request_and_permission_error_event() {
             }
             seen.push(ev.to_string());
         }
+    });
+}
+
+/// Users named by DNs that differ from the certificates' subjects in
+/// spelling or order: an equal DN (types in any case, spaces after commas)
+/// is preferred, then one with the same RDNs in another order; a value
+/// differing in case matches nothing.
+const DN_ORDER_USERS: &str = r#"
+authorization {
+  users: [
+    {user: "C=US,O=Acme,OU=eng,CN=erin", permissions: {publish: "erin.>", subscribe: "erin.>"}}
+    {user: "O=Acme,CN=frank", permissions: {publish: "reordered.>", subscribe: "reordered.>"}}
+    {user: "CN=frank,O=Acme", permissions: {publish: "exact.>", subscribe: "exact.>"}}
+    {user: "cn=gina, o=Acme", permissions: {publish: "gina.>", subscribe: "gina.>"}}
+    {user: "CN=hal,O=acme"}
+  ]
+}
+"#;
+
+#[test]
+fn verify_and_map_dn_equal_first_then_same_rdns_in_any_order() {
+    with_timeout(LIMIT, || {
+        let p = pki();
+        let conf = format!(
+            "{}{DN_ORDER_USERS}",
+            tls_conf(
+                &p.cert,
+                &p.key,
+                &format!("  ca_file: \"{}\"\n  verify_and_map: true", p.ca_path)
+            )
+        );
+        let srv = Server::with_config(&conf, &[]);
+        let roots = [p.ca.der()];
+        let cert = |subject: &'static [(&'static str, &'static str)]| {
+            p.ca.issue(&Spec {
+                subject,
+                ..Spec::default()
+            })
+        };
+        // Subject CN=erin,OU=eng,O=Acme,C=US: only a reordered user exists.
+        let erin = cert(&[("C", "US"), ("O", "Acme"), ("OU", "eng"), ("CN", "erin")]);
+        let mut r = TlsRaw::connect_ok(srv.port(), client_cfg(&roots, Some(&erin)));
+        r.send(b"SUB erin.a 1\r\nPUB erin.a 1\r\nx\r\n");
+        assert_eq!(r.line(), "MSG erin.a 1 1");
+        assert_eq!(r.line(), "x");
+        r.send(b"PUB other 1\r\nx\r\n");
+        assert_eq!(r.line(), pub_violation("other"));
+
+        // CN=frank,O=Acme: the equal DN wins over the reordered one listed first.
+        let frank = cert(&[("O", "Acme"), ("CN", "frank")]);
+        let mut r = TlsRaw::connect_ok(srv.port(), client_cfg(&roots, Some(&frank)));
+        r.send(b"SUB exact.a 1\r\nPUB exact.a 1\r\nx\r\n");
+        assert_eq!(r.line(), "MSG exact.a 1 1");
+        assert_eq!(r.line(), "x");
+        r.send(b"PUB reordered.a 1\r\nx\r\n");
+        assert_eq!(r.line(), pub_violation("reordered.a"));
+
+        // CN=gina,O=Acme equals "cn=gina, o=Acme".
+        let gina = cert(&[("O", "Acme"), ("CN", "gina")]);
+        let mut r = TlsRaw::connect_ok(srv.port(), client_cfg(&roots, Some(&gina)));
+        r.send(b"SUB gina.a 1\r\nPUB gina.a 1\r\nx\r\n");
+        assert_eq!(r.line(), "MSG gina.a 1 1");
+        assert_eq!(r.line(), "x");
+
+        // CN=hal,O=Acme: values compare exactly, so "O=acme" is no match.
+        let hal = cert(&[("O", "Acme"), ("CN", "hal")]);
+        let mut r = TlsRaw::open(srv.port(), client_cfg(&roots, Some(&hal)));
+        r.send(b"CONNECT {\"verbose\":false}\r\nPING\r\n");
+        let got = r.read_until_closed(IO);
+        assert_eq!(show(&got), show(b"-ERR 'Authorization Violation'\r\n"));
     });
 }
 

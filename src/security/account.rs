@@ -15,6 +15,7 @@ use std::time::Duration;
 use crate::config::{ExportKind, ImportKind, ResponseType, ServerConfig, GLOBAL_ACCOUNT};
 use crate::security::auth::AuthConfig;
 use crate::security::operator::{self, OperatorAuth};
+use crate::transform::{service_rename, stream_rename, Rename};
 
 pub type AccountId = u32;
 pub const GLOBAL: AccountId = 0;
@@ -107,31 +108,33 @@ pub fn account_name(id: AccountId) -> String {
 }
 
 /// Messages published in `exporter` on `subject` (a pattern) also reach
-/// `importer`, under `prefix` when set.
+/// `importer`, renamed as the import says.
 #[derive(Clone, Debug)]
 pub struct StreamEdge {
     pub exporter: AccountId,
     pub subject: String,
     pub importer: AccountId,
-    pub prefix: Option<String>,
-    /// Replaces the subject outright (imports of a literal subject).
-    pub to: Option<String>,
+    pub rename: Rename,
 }
 
 impl StreamEdge {
     /// The subject a message on `subject` has in the importing account.
     pub fn local_subject(&self, subject: &[u8]) -> Vec<u8> {
-        match (&self.to, &self.prefix) {
-            (Some(to), _) => to.as_bytes().to_vec(),
-            (None, Some(p)) => {
-                let mut v = Vec::with_capacity(p.len() + 1 + subject.len());
-                v.extend_from_slice(p.trim_end_matches('.').as_bytes());
-                v.push(b'.');
-                v.extend_from_slice(subject);
-                v
-            }
-            (None, None) => subject.to_vec(),
-        }
+        self.rename.apply(subject)
+    }
+}
+
+/// The local subject of a stream import of `subject`, as the reference
+/// spells it: `prefix.subject`, or `to`, or the subject itself.
+pub fn stream_import_local(subject: &str, prefix: Option<&str>, to: Option<&str>) -> String {
+    match (
+        prefix.filter(|p| !p.is_empty()),
+        to.filter(|t| !t.is_empty()),
+    ) {
+        (Some(p), _) if p.ends_with('.') => format!("{p}{subject}"),
+        (Some(p), _) => format!("{p}.{subject}"),
+        (None, Some(t)) => t.to_string(),
+        (None, None) => subject.to_string(),
     }
 }
 
@@ -140,11 +143,17 @@ impl StreamEdge {
 #[derive(Clone, Debug)]
 pub struct ServiceEdge {
     pub importer: AccountId,
+    /// The local pattern requests are matched against (`$N` placeholders
+    /// read as `*`).
     pub to: String,
     pub exporter: AccountId,
     pub subject: String,
+    /// How a request's subject becomes the exporter's.
+    pub rename: Rename,
     pub response: ResponseType,
     pub threshold: Duration,
+    /// The requester's details go in the request info header.
+    pub share: bool,
 }
 
 /// Authentication and cross-account routing of one configuration.
@@ -182,14 +191,25 @@ impl Security {
             for imp in &acc.imports {
                 let exporter = account_id(&imp.account);
                 match &imp.kind {
-                    ImportKind::Stream { prefix, to } => s.streams.push(StreamEdge {
-                        exporter,
-                        subject: imp.subject.clone(),
-                        importer,
-                        prefix: prefix.clone(),
-                        to: to.clone(),
-                    }),
-                    ImportKind::Service { to, .. } => {
+                    ImportKind::Stream { prefix, to } => {
+                        let local =
+                            stream_import_local(&imp.subject, prefix.as_deref(), to.as_deref());
+                        // Checked when the config was read.
+                        let Ok(rename) = stream_rename(&imp.subject, &local) else {
+                            continue;
+                        };
+                        s.streams.push(StreamEdge {
+                            exporter,
+                            subject: imp.subject.clone(),
+                            importer,
+                            rename,
+                        })
+                    }
+                    ImportKind::Service { to, share } => {
+                        // Checked when the config was read.
+                        let Ok((local, rename)) = service_rename(to, &imp.subject) else {
+                            continue;
+                        };
                         let export = find(&imp.account)
                             .and_then(|a| a.exports.iter().find(|e| e.subject == imp.subject))
                             .map(|e| e.kind.clone());
@@ -206,11 +226,13 @@ impl Security {
                         };
                         s.services.push(ServiceEdge {
                             importer,
-                            to: to.clone(),
+                            to: local,
+                            rename,
                             exporter,
                             subject: imp.subject.clone(),
                             response,
                             threshold,
+                            share: *share,
                         });
                     }
                 }
@@ -245,7 +267,7 @@ mod tests {
         .unwrap();
         let s = Security::from_config(&cfg).unwrap();
         assert_eq!(s.streams.len(), 1);
-        assert_eq!(s.streams[0].prefix.as_deref(), Some("a"));
+        assert_eq!(s.streams[0].local_subject(b"events.x"), b"a.events.x");
         assert_eq!(s.services.len(), 1);
         assert_eq!(s.services[0].to, "echo");
         assert_eq!(s.services[0].response, ResponseType::Stream);

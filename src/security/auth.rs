@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use crate::config::{Permissions, ServerConfig, GLOBAL_ACCOUNT};
 use crate::security::operator::{self, JwtFailure, OperatorAuth, Presented};
+use crate::security::dn::Dn;
 
 /// Who a connection authenticated as.
 #[derive(Clone, Debug, PartialEq, Default)]
@@ -92,6 +93,8 @@ pub struct Credentials<'a> {
     pub jwt: Option<&'a str>,
     /// The client's address, for a JWT's `src` limits.
     pub ip: Option<IpAddr>,
+    /// The certificate's subject DN, when the reference could read it.
+    pub cert_dn: Option<&'a Dn>,
 }
 
 impl Credentials<'_> {
@@ -163,6 +166,8 @@ pub struct AuthConfig {
     account_limits: HashMap<String, ConnLimits>,
     /// Operator mode: users are JWTs, accounts come from the resolver.
     operator: Option<Arc<OperatorAuth>>,
+    /// Users whose names read as DNs, in config order, for verify_and_map.
+    dn_users: Vec<(Dn, String)>,
 }
 
 impl AuthConfig {
@@ -187,6 +192,9 @@ impl AuthConfig {
             if let Some(k) = &u.nkey {
                 a.nkeys.insert(k.clone(), e);
             } else if let Some(n) = &u.username {
+                if let Some(dn) = Dn::parse(n).filter(|d| !d.rdns.is_empty()) {
+                    a.dn_users.push((dn, n.clone()));
+                }
                 a.users.insert(n.clone(), e);
             }
         }
@@ -292,10 +300,29 @@ impl AuthConfig {
             // The certificate decides: its identities are tried in order
             // against the configured users (then nkeys).
             let ids = c.cert.unwrap_or_default();
-            for id in ids {
-                if let Some(u) = self.users.get(id).or_else(|| self.nkeys.get(id)) {
-                    return Ok(Identity::user(id, &u.account, u.permissions.clone()));
+            let found = |id: &str| {
+                let u = self.users.get(id).or_else(|| self.nkeys.get(id))?;
+                Some(Identity::user(id, &u.account, u.permissions.clone()))
+            };
+            // SANs first (all but the last identity), then the subject DN:
+            // a user whose DN equals it, else one with the same RDNs in
+            // another order, else its string form.
+            let (sans, subject) = ids.split_at(ids.len().saturating_sub(1));
+            if let Some(id) = sans.iter().find_map(|id| found(id)) {
+                return Ok(id);
+            }
+            if let Some(cert) = c.cert_dn {
+                let by_dn = self
+                    .dn_users
+                    .iter()
+                    .find(|(d, _)| d.equal(cert))
+                    .or_else(|| self.dn_users.iter().find(|(d, _)| d.rdns_match(cert)));
+                if let Some(id) = by_dn.and_then(|(_, name)| found(name)) {
+                    return Ok(id);
                 }
+            }
+            if let Some(id) = subject.iter().find_map(|id| found(id)) {
+                return Ok(id);
             }
             return Err(AuthFailure::UnmappedCertificate(ids.to_vec()));
         }
@@ -510,6 +537,7 @@ mod tests {
             cert: None,
             jwt: None,
             ip: None,
+            cert_dn: None,
         }
     }
 

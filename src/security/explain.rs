@@ -477,6 +477,7 @@ fn credentials<'a>(q: &'a Query, nkey: Option<(&'a str, &'a str)>) -> Credential
         cert: None,
         jwt: None,
         ip: None,
+        cert_dn: None,
     }
 }
 

@@ -7,6 +7,7 @@
 //!   cache; the connection holds them from CONNECT on.
 //! - `account`: account ids and the stream and service import edges
 //!   between their subject spaces.
+//! - `dn`: distinguished names as verify_and_map compares them.
 //! - `tls`: rustls settings, certificate loading and the per-connection
 //!   TLS state.
 //! - `explain`: `natrix explain`, the offline answer to why an operation
@@ -21,6 +22,7 @@
 pub mod account;
 pub mod auth;
 pub mod authz;
+pub mod dn;
 pub mod explain;
 pub mod jwt;
 pub mod operator;

@@ -257,6 +257,13 @@ impl TlsConn {
         cert_identities(cert.as_ref())
     }
 
+    /// The verified client certificate's subject DN, as verify_and_map
+    /// compares it (`None` where the reference cannot read it).
+    pub fn peer_dn(&self) -> Option<crate::security::dn::Dn> {
+        let cert = self.conn.peer_certificates()?.first()?;
+        crate::security::dn::Dn::of_certificate(cert.as_ref())
+    }
+
     /// SHA-256 of the client certificate, lowercase hex (for pinned_certs).
     pub fn peer_fingerprint(&self) -> Option<String> {
         let cert = self.conn.peer_certificates()?.first()?;

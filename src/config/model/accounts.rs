@@ -23,6 +23,8 @@ use super::{
 };
 use crate::config::check::{is_subset_match, is_valid_public_nkey, is_valid_subject, NkeyKind};
 use crate::config::{ConfigError, Value};
+use crate::security::account::stream_import_local;
+use crate::transform::{service_rename, stream_rename};
 /// An account of the `accounts` block. Its users are in
 /// [`ServerConfig::users`].
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -312,6 +314,32 @@ impl Builder {
                     return Err(spot.err(format!(
                         "{kind} import not authorized: account {:?} exports {:?} but not to account {:?}",
                         import.account, import.subject, acc.name
+                    )));
+                }
+                // Subjects that differ are mapped token by token; the
+                // reference refuses at load what it cannot map.
+                let mapped = match &import.kind {
+                    ImportKind::Stream { prefix, to } => {
+                        if let Some(p) = prefix.as_deref() {
+                            if p.split('.').any(|t| t == "*" || t == ">") {
+                                return Err(spot.err(format!(
+                                    "stream import {:?}: prefix {p:?} can not contain wildcard tokens",
+                                    import.subject
+                                )));
+                            }
+                        }
+                        let local =
+                            stream_import_local(&import.subject, prefix.as_deref(), to.as_deref());
+                        stream_rename(&import.subject, &local).map(|_| ())
+                    }
+                    ImportKind::Service { to, .. } => {
+                        service_rename(to, &import.subject).map(|_| ())
+                    }
+                };
+                if let Err(e) = mapped {
+                    return Err(spot.err(format!(
+                        "{kind} import {:?} from account {:?}: {e}",
+                        import.subject, import.account
                     )));
                 }
             }
@@ -843,6 +871,18 @@ mod tests {
             err("accounts { A { nkey: ABC } }"),
             "<string>:1:22: accounts.A.nkey: \"ABC\" is not a valid public account nkey (A...)"
         );
+        // Subjects that differ must map token by token.
+        ok("accounts {\n  A { exports [ {service: \"svc.*.req\"}, {stream: \"ev.*.x\"} ] }\n  B { imports [ {service: {account: A, subject: \"svc.*.req\"}, to: \"local.*.ask\"}, {stream: {account: A, subject: \"ev.*.x\"}, to: \"got.*\"} ] }\n}");
+        assert_eq!(
+            err("accounts {\n  A { exports [ {service: \"svc.*.req\"} ] }\n  B { imports [ {service: {account: A, subject: \"svc.*.req\"}, to: \"local.x\"} ] }\n}"),
+            "<string>:3:17: accounts.B.imports[0]: service import \"svc.*.req\" from account \"A\": failed to create mapping transform for service import subject \"local.x\" to \"svc.*.req\": invalid mapping destination: not using all of the token wildcard(s) in local.x"
+        );
+        assert_eq!(
+            err("accounts {\n  A { exports [ {stream: \">\"} ] }\n  B { imports [ {stream: {account: A, subject: \"ev.>\"}, to: \"got.*\"} ] }\n}"),
+            "<string>:3:17: accounts.B.imports[0]: stream import \"ev.>\" from account \"A\": failed to create mapping transform for stream import subject \"ev.>\" to \"got.*\": invalid subject"
+        );
+        assert!(err("accounts {\n  A { exports [ {stream: \">\"} ] }\n  B { imports [ {stream: {account: A, subject: \"ev.*\"}, prefix: \"p.*\"} ] }\n}")
+            .contains("can not contain wildcard tokens"));
         // Wildcard imports are authorized by wider exports, and a token
         // position can authorize by account name.
         ok("accounts {\n  A { exports [ {stream: \">\"} ] }\n  B { imports [ {stream: {account: A, subject: \"x.*\"}} ] }\n}");
