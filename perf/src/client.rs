@@ -13,7 +13,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::error::{bail, Context, Error, Result};
-use crate::proto::{self, parse_frame, Frame};
+use crate::jwt;
+use crate::proto::{self, parse_frame, ConnectAuth, Frame};
 use crate::tls::{self, TlsStream};
 
 /// Read buffer size for connections that carry message traffic.
@@ -149,10 +150,21 @@ pub fn is_timeout(e: &io::Error) -> bool {
     )
 }
 
+/// How a connection authenticates.
+#[derive(Clone, Debug, Default)]
+pub enum Auth {
+    #[default]
+    None,
+    UserPass(String, String),
+    /// Operator mode: the user JWT in `CONNECT`, with the server's `INFO`
+    /// nonce signed by the user's key.
+    Jwt(Arc<jwt::User>),
+}
+
 #[derive(Clone, Debug)]
 pub struct ConnectOpts {
     pub addr: SocketAddr,
-    pub creds: Option<(String, String)>,
+    pub auth: Auth,
     pub name: String,
     /// Upgrade to TLS after the server's `INFO`, as NATS clients do.
     pub tls: Option<Arc<rustls::ClientConfig>>,
@@ -230,8 +242,9 @@ pub struct Conn {
 
 impl Conn {
     /// Connects and completes the handshake: read `INFO`, (with TLS: do the
-    /// TLS handshake,) send `CONNECT` and `PING`, wait for `PONG`. A `-ERR`
-    /// (e.g. bad credentials) fails it.
+    /// TLS handshake,) send `CONNECT` (with a JWT: and the signature over
+    /// `INFO`'s nonce) and `PING`, wait for `PONG`. A `-ERR` (e.g. bad
+    /// credentials) fails it.
     pub fn connect(opts: &ConnectOpts, read_buf: usize, deadline: Instant) -> Result<Conn> {
         let timeout = remaining(deadline).max(Duration::from_millis(1));
         let stream = TcpStream::connect_timeout(&opts.addr, timeout)
@@ -240,7 +253,8 @@ impl Conn {
         stream.set_read_timeout(Some(POLL))?;
         stream.set_write_timeout(Some(WRITE_TIMEOUT))?;
         let mut reader = FrameReader::new(Stream::Plain(stream), read_buf);
-        read_info(&mut reader, deadline)?;
+        let want_nonce = matches!(opts.auth, Auth::Jwt(_));
+        let nonce = read_info(&mut reader, want_nonce, deadline)?;
         if let Some(config) = &opts.tls {
             // INFO is the only clear-text frame; what follows is TLS.
             if reader.buffered() > 0 {
@@ -264,22 +278,45 @@ impl Conn {
             pings_sent: 0,
             pongs_seen: 0,
         };
-        let creds = opts.creds.as_ref().map(|(u, p)| (u.as_str(), p.as_str()));
-        let connect = proto::encode_connect(&opts.name, creds, opts.tls.is_some());
+        let sig;
+        let auth = match &opts.auth {
+            Auth::None => ConnectAuth::None,
+            Auth::UserPass(u, p) => ConnectAuth::UserPass(u, p),
+            Auth::Jwt(user) => {
+                let Some(nonce) = nonce else {
+                    bail!("server sent no nonce in INFO to sign (not in operator mode?)");
+                };
+                sig = jwt::sign_nonce(&user.key, &nonce)?;
+                ConnectAuth::Jwt {
+                    jwt: &user.jwt,
+                    sig: &sig,
+                }
+            }
+        };
+        let connect = proto::encode_connect(&opts.name, auth, opts.tls.is_some());
         conn.send(connect.as_bytes())?;
         conn.flush(deadline)?;
         Ok(conn)
     }
 }
 
-/// Reads the server's greeting. With TLS it is the only clear-text frame,
-/// so nothing else may follow it before the client speaks.
-fn read_info<R: Read>(reader: &mut FrameReader<R>, deadline: Instant) -> Result<()> {
+/// Reads the server's greeting, and with `want_nonce` returns its `nonce`
+/// (none if it has none). With TLS it is the only clear-text frame, so
+/// nothing else may follow it before the client speaks.
+fn read_info<R: Read>(
+    reader: &mut FrameReader<R>,
+    want_nonce: bool,
+    deadline: Instant,
+) -> Result<Option<String>> {
     let mut got_info = false;
+    let mut nonce = None;
     while !got_info {
         let outcome = reader.read_frames(|f| match f {
-            Frame::Info(_) => {
+            Frame::Info(json) => {
                 got_info = true;
+                if want_nonce {
+                    nonce = proto::json_string_field(json, "nonce");
+                }
                 Ok(())
             }
             // Anything after INFO in the same read would be a protocol
@@ -297,7 +334,7 @@ fn read_info<R: Read>(reader: &mut FrameReader<R>, deadline: Instant) -> Result<
             bail!("timed out waiting for INFO");
         }
     }
-    Ok(())
+    Ok(nonce)
 }
 
 impl Conn {

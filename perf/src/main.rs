@@ -7,6 +7,7 @@ mod error;
 #[cfg(test)]
 mod fake;
 mod hgrm;
+mod jwt;
 mod pin;
 mod plot;
 mod procstat;

@@ -285,30 +285,106 @@ pub fn encode_unsub(sid: u64) -> String {
     format!("UNSUB {sid}\r\n")
 }
 
+/// What a `CONNECT` authenticates with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConnectAuth<'a> {
+    None,
+    UserPass(&'a str, &'a str),
+    /// A user JWT and `sig`, the signature over the server's nonce.
+    Jwt {
+        jwt: &'a str,
+        sig: &'a str,
+    },
+}
+
 /// `CONNECT` with verbose off: the harness never wants `+OK` per op.
-/// `tls` says whether the connection was upgraded to TLS.
-pub fn encode_connect(name: &str, creds: Option<(&str, &str)>, tls: bool) -> String {
-    let auth = creds
-        .map(|(u, p)| {
+/// `tls` says whether the connection was upgraded to TLS. A JWT connect
+/// announces `headers` and `no_responders` as the NATS clients do; the
+/// others keep the flags the earlier scenarios were measured with (neither
+/// changes how a server handles plain `PUB`/`MSG`).
+pub fn encode_connect(name: &str, auth: ConnectAuth<'_>, tls: bool) -> String {
+    let (auth, modern) = match auth {
+        ConnectAuth::None => (String::new(), false),
+        ConnectAuth::UserPass(u, p) => (
             format!(
                 r#","user":"{}","pass":"{}""#,
                 json_escape(u),
                 json_escape(p)
-            )
-        })
-        .unwrap_or_default();
+            ),
+            false,
+        ),
+        ConnectAuth::Jwt { jwt, sig } => (
+            format!(
+                r#","jwt":"{}","sig":"{}""#,
+                json_escape(jwt),
+                json_escape(sig)
+            ),
+            true,
+        ),
+    };
     format!(
         concat!(
             r#"CONNECT {{"verbose":false,"pedantic":false,"tls_required":{},"#,
             r#""name":"{}","lang":"rust","version":"{}","protocol":1,"echo":true,"#,
-            r#""headers":false,"no_responders":false{}}}"#,
+            r#""headers":{},"no_responders":{}{}}}"#,
             "\r\n"
         ),
         tls,
         json_escape(name),
         env!("CARGO_PKG_VERSION"),
+        modern,
+        modern,
         auth
     )
+}
+
+/// The string value of `"key"` in a flat JSON object such as `INFO`'s
+/// (`nonce`) or a JWT's claims (`iss`, `sub`): the first occurrence of
+/// `"key"` followed by `:` and a string. Escapes `\"`, `\\` and `\/` are
+/// undone; others are kept as written (nonces and nkeys have none).
+pub fn json_string_field(json: &[u8], key: &str) -> Option<String> {
+    let needle = format!("\"{key}\"");
+    let mut from = 0;
+    while let Some(at) = memchr::memmem::find(&json[from..], needle.as_bytes()) {
+        let mut i = from + at + needle.len();
+        from = i;
+        let skip_ws = |i: &mut usize| {
+            while json.get(*i).is_some_and(|c| c.is_ascii_whitespace()) {
+                *i += 1;
+            }
+        };
+        skip_ws(&mut i);
+        if json.get(i) != Some(&b':') {
+            // A value that happens to equal the key, or a longer key.
+            continue;
+        }
+        i += 1;
+        skip_ws(&mut i);
+        if json.get(i) != Some(&b'"') {
+            return None;
+        }
+        i += 1;
+        let mut out = Vec::new();
+        while let Some(&c) = json.get(i) {
+            match c {
+                b'"' => return String::from_utf8(out).ok(),
+                b'\\' => {
+                    let next = *json.get(i + 1)?;
+                    if !matches!(next, b'"' | b'\\' | b'/') {
+                        out.push(c);
+                    }
+                    out.push(next);
+                    i += 2;
+                }
+                _ => {
+                    out.push(c);
+                    i += 1;
+                }
+            }
+        }
+        return None;
+    }
+    None
 }
 
 fn json_escape(s: &str) -> String {
@@ -489,13 +565,70 @@ mod tests {
         assert_eq!(encode_sub("s", Some("q"), 4), "SUB s q 4\r\n");
         assert_eq!(encode_sub("s", None, 4), "SUB s 4\r\n");
         assert_eq!(encode_unsub(4), "UNSUB 4\r\n");
-        let c = encode_connect("n", Some(("u\"", "p\\")), false);
+        let c = encode_connect("n", ConnectAuth::UserPass("u\"", "p\\"), false);
         assert!(c.starts_with("CONNECT {\"verbose\":false"));
         assert!(c.contains(r#""tls_required":false,"#));
         assert!(c.contains(r#""user":"u\"","pass":"p\\""#));
+        assert!(c.contains(r#""headers":false,"no_responders":false,"#));
         assert!(c.ends_with("}\r\n"));
-        assert!(!encode_connect("n", None, false).contains("user"));
-        assert!(encode_connect("n", None, true).contains(r#""tls_required":true,"#));
+        assert!(!encode_connect("n", ConnectAuth::None, false).contains("user"));
+        assert!(encode_connect("n", ConnectAuth::None, true).contains(r#""tls_required":true,"#));
+    }
+
+    #[test]
+    fn encodes_jwt_connect() {
+        let c = encode_connect(
+            "bench",
+            ConnectAuth::Jwt {
+                jwt: "eyJ0.eyJj.c2ln",
+                sig: "AbC-_d",
+            },
+            false,
+        );
+        assert_eq!(
+            c,
+            format!(
+                concat!(
+                    r#"CONNECT {{"verbose":false,"pedantic":false,"tls_required":false,"#,
+                    r#""name":"bench","lang":"rust","version":"{}","protocol":1,"echo":true,"#,
+                    r#""headers":true,"no_responders":true,"jwt":"eyJ0.eyJj.c2ln","sig":"AbC-_d"}}"#,
+                    "\r\n"
+                ),
+                env!("CARGO_PKG_VERSION")
+            )
+        );
+        assert!(!c.contains("user"));
+    }
+
+    #[test]
+    fn finds_json_string_fields() {
+        // The reference's INFO in operator mode, abridged.
+        let info = br#"{"server_id":"NDX","server_name":"nonce","version":"2.9.10","go":"go1.19","host":"127.0.0.1","port":4222,"headers":true,"auth_required":true,"max_payload":1048576,"proto":1,"nonce":"kmn7Vb4W6Ls0eSg"}"#;
+        assert_eq!(
+            json_string_field(info, "nonce").as_deref(),
+            Some("kmn7Vb4W6Ls0eSg")
+        );
+        assert_eq!(
+            json_string_field(info, "version").as_deref(),
+            Some("2.9.10")
+        );
+        assert_eq!(json_string_field(info, "port"), None, "not a string");
+        assert_eq!(json_string_field(info, "jwt"), None);
+        assert_eq!(
+            json_string_field(br#"{ "nonce" :  "a\"b\/c\u0041" }"#, "nonce").as_deref(),
+            Some(r#"a"b/c\u0041"#)
+        );
+        assert_eq!(
+            json_string_field(br#"{"nonce":"abc"#, "nonce"),
+            None,
+            "unterminated"
+        );
+        assert_eq!(
+            json_string_field(br#"{"xnonce":"a","nonce":"b"}"#, "nonce").as_deref(),
+            Some("b")
+        );
+        // Without a nonce (a server not asking for signatures).
+        assert_eq!(json_string_field(br#"{"server_id":"x"}"#, "nonce"), None);
     }
 
     #[test]

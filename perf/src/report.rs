@@ -45,6 +45,9 @@ pub struct ScenarioInfo {
     pub shape: Option<Shape>,
     /// Clients used TLS: headroom is measured against the TLS rates.
     pub tls: bool,
+    /// The same load without authentication, set against this scenario
+    /// in the report's authentication-cost table.
+    pub baseline: Option<String>,
 }
 
 /// Plot and distribution files written for a latency scenario.
@@ -205,6 +208,7 @@ pub fn render(input: &ReportInput<'_>) -> String {
          \"higher is better\" metrics, below 1.00× for \"lower is better\" ones.\n\n",
     );
     out.push_str(&markdown_table(&table_rows(input)));
+    render_auth_cost(&mut out, input);
 
     let failed: Vec<&Record> = input.records.iter().filter(|r| r.result.is_err()).collect();
     if !failed.is_empty() {
@@ -248,6 +252,59 @@ pub fn render(input: &ReportInput<'_>) -> String {
         let _ = writeln!(out, "- `{}`: {}", sc.name, sc.summary);
     }
     out
+}
+
+/// One row per authenticated scenario with a baseline, metric and server:
+/// the baseline's median, the scenario's, and their ratio.
+pub fn auth_cost_rows(input: &ReportInput<'_>) -> Vec<[String; 6]> {
+    let mut rows = Vec::new();
+    for sc in input.scenarios {
+        let Some(base) = &sc.baseline else { continue };
+        for (metric, better) in metric_names(input.records, &sc.name) {
+            for &server in &input.servers {
+                let med = |scenario: &str| {
+                    summarize(&metric_values(input.records, scenario, server, metric))
+                        .map(|s| s.median)
+                };
+                let (b, a) = (med(base), med(&sc.name));
+                let show = |v: Option<f64>| v.map_or("—".into(), fmt_num);
+                let r = match (a, b) {
+                    (Some(a), Some(b)) => ratio(a, b).map_or("—".into(), fmt_ratio),
+                    _ => "—".into(),
+                };
+                rows.push([
+                    sc.name.clone(),
+                    format!("{metric} ({})", better.phrase()),
+                    server.to_string(),
+                    format!("{} ({base})", show(b)),
+                    show(a),
+                    r,
+                ]);
+            }
+        }
+    }
+    rows
+}
+
+fn render_auth_cost(out: &mut String, input: &ReportInput<'_>) {
+    let rows = auth_cost_rows(input);
+    if rows.is_empty() {
+        return;
+    }
+    out.push_str("\n## Authentication cost\n\n");
+    out.push_str(
+        "Each authenticated scenario against the same load without authentication, per server \
+         (medians over rounds; — where the baseline did not run). The last column is the \
+         authenticated median over the unauthenticated one: for \"higher is better\" metrics \
+         below 1.00× is what authentication costs, for \"lower is better\" ones above 1.00×.\n\n",
+    );
+    out.push_str(
+        "| Scenario | Metric | Server | without auth (baseline) | with auth | with/without |\n\
+         |---|---|---|--:|--:|--:|\n",
+    );
+    for r in rows {
+        let _ = writeln!(out, "| {} |", r.join(" | "));
+    }
 }
 
 fn render_headroom(out: &mut String, input: &ReportInput<'_>) {
@@ -482,6 +539,7 @@ mod tests {
                 pairs: false,
             }),
             tls: false,
+            baseline: None,
         }
     }
 
@@ -518,6 +576,64 @@ mod tests {
         let md = markdown_table(&rows);
         assert!(md.starts_with("| Scenario | Metric | natrix median (min–max) | reference median (min–max) | natrix/reference |\n|---|"));
         assert!(md.contains("| pub_16b | sent msgs/s (higher is better) | 5.00M (4.00M–6.00M) | 2.50M (2.00M–3.00M) | 2.00× |"));
+    }
+
+    #[test]
+    fn auth_cost_sets_scenarios_against_their_baselines() {
+        let records = vec![
+            ok("pubsub_1to1", NATRIX, 1, 2.0e6),
+            ok("pubsub_1to1", REFERENCE, 1, 1.0e6),
+            ok("pubsub_1to1_jwt", NATRIX, 1, 1.9e6),
+            ok("pubsub_1to1_jwt", REFERENCE, 1, 1.0e6),
+            failed("pub_16b_jwt", NATRIX, 1),
+            ok("pub_16b_jwt", REFERENCE, 1, 3.0e6),
+        ];
+        let mut jwt = info("pubsub_1to1_jwt");
+        jwt.baseline = Some("pubsub_1to1".into());
+        let mut lone = info("pub_16b_jwt");
+        lone.baseline = Some("pub_16b".into());
+        let scenarios = [info("pubsub_1to1"), jwt, lone];
+        let input = ReportInput {
+            meta: vec![],
+            servers: vec![NATRIX, REFERENCE],
+            scenarios: &scenarios,
+            records: &records,
+            selftest: &[],
+            latency: &[],
+        };
+        let rows = auth_cost_rows(&input);
+        assert_eq!(
+            rows[0],
+            [
+                "pubsub_1to1_jwt",
+                "sent msgs/s (higher is better)",
+                "natrix",
+                "2.00M (pubsub_1to1)",
+                "1.90M",
+                "0.95×"
+            ]
+            .map(String::from)
+        );
+        assert_eq!(
+            rows[1][2..],
+            ["reference", "1.00M (pubsub_1to1)", "1.00M", "1.00×"]
+        );
+        // The baseline did not run; the natrix run failed.
+        assert_eq!(rows[2][2..], ["natrix", "— (pub_16b)", "—", "—"]);
+        assert_eq!(rows[3][2..], ["reference", "— (pub_16b)", "3.00M", "—"]);
+        assert_eq!(rows.len(), 4);
+        let md = render(&input);
+        assert!(md.contains("## Authentication cost"));
+        assert!(md.contains(
+            "| pubsub_1to1_jwt | sent msgs/s (higher is better) | natrix | 2.00M (pubsub_1to1) | 1.90M | 0.95× |"
+        ));
+        // Without baselines there is no such section.
+        let plain = [info("pubsub_1to1")];
+        let md = render(&ReportInput {
+            scenarios: &plain,
+            ..input
+        });
+        assert!(!md.contains("Authentication cost"));
     }
 
     #[test]

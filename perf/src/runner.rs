@@ -11,6 +11,7 @@ use hdrhistogram::Histogram;
 use crate::client::ConnectOpts;
 use crate::error::{Context, Error, Result};
 use crate::hgrm;
+use crate::jwt;
 use crate::pin::Pinner;
 use crate::plot::{self, Series};
 use crate::procstat;
@@ -57,6 +58,22 @@ pub fn execute(plan: &Plan) -> Result<bool> {
         None
     };
 
+    // One operator, account and set of users serve every JWT scenario.
+    let jwt = if plan.scenarios.iter().any(|s| s.jwt) {
+        let m = jwt::Material::mint(JWT_USERS).context("mint JWTs")?;
+        m.write(&out.join("jwt"))?;
+        println!(
+            "JWT: operator {}, account {}, {} users → {}",
+            m.operator_public,
+            m.account_public,
+            m.users.len(),
+            out.join("jwt").display()
+        );
+        Some(m)
+    } else {
+        None
+    };
+
     let selftest = selftest::run(Duration::from_millis(100), tls.is_some());
     print_selftest(&selftest);
 
@@ -69,6 +86,9 @@ pub fn execute(plan: &Plan) -> Result<bool> {
         if sc.tls {
             server_config.tls = tls.as_ref().map(|m| m.server.clone());
         }
+        if sc.jwt {
+            server_config.operator = jwt.as_ref().map(jwt::Material::server_config);
+        }
         fs::write(&config, server_config.render(&sc.name))
             .context(format_args!("write {}", config.display()))?;
         for round in 1..=plan.rounds {
@@ -76,7 +96,11 @@ pub fn execute(plan: &Plan) -> Result<bool> {
                 let log = out
                     .join("logs")
                     .join(format!("{}.{}.r{round}.log", sc.name, spec.label));
-                let result = run_one(sc, spec, &config, &log, &plan.pinner, tls.as_ref());
+                let material = RunMaterial {
+                    tls: tls.as_ref(),
+                    jwt: jwt.as_ref(),
+                };
+                let result = run_one(sc, spec, &config, &log, &plan.pinner, material);
                 println!(
                     "[{:>2}/{total}] {:<20} round {round}/{}  {:<9}  {}",
                     i + 1,
@@ -130,16 +154,34 @@ pub fn execute(plan: &Plan) -> Result<bool> {
     Ok(failures == 0)
 }
 
+/// Users minted for JWT scenarios: one per client thread of the JWT
+/// connection storm (4), with room to spare.
+const JWT_USERS: usize = 8;
+
+/// Per-run credentials the scenarios may need.
+#[derive(Clone, Copy, Default)]
+pub struct RunMaterial<'a> {
+    pub tls: Option<&'a tls::Material>,
+    pub jwt: Option<&'a jwt::Material>,
+}
+
 /// Starts the server, runs the scenario against it, stops it. The
 /// server's CPU time during the run is recorded (per shard for natrix).
+/// A server that does not start (e.g. refuses the scenario's config) is
+/// this run's failure, with the server's log tail.
 pub fn run_one(
     sc: &Scenario,
     spec: &ServerSpec,
     config: &Path,
     log: &Path,
     pinner: &Pinner,
-    tls: Option<&tls::Material>,
+    material: RunMaterial<'_>,
 ) -> Result<Outcome> {
+    let jwt_users = match (sc.jwt, material.jwt) {
+        (true, Some(m)) => m.users.clone(),
+        _ => Vec::new(),
+    };
+    let auth = sc.auth(&jwt_users)?;
     let spec = match sc.natrix_shards {
         Some(n) if spec.label == NATRIX => spec.with_shards(n),
         _ => spec.clone(),
@@ -149,15 +191,16 @@ pub fn run_one(
     let cpu_before = procstat::sample(server.pid());
     let opts = ConnectOpts {
         addr: server.addr,
-        creds: sc.credentials(),
+        auth,
         name: "natrix-bench".into(),
-        tls: tls.filter(|_| sc.tls).map(|m| m.client.clone()),
+        tls: material.tls.filter(|_| sc.tls).map(|m| m.client.clone()),
     };
     let mut target = Target {
         server: &mut server,
         opts,
         pinner: pinner.clone(),
         deadline: Instant::now() + sc.time_limit,
+        jwt_users,
     };
     let outcome = sc.run(&mut target);
     let cpu_after = procstat::sample(server.pid());
@@ -222,7 +265,17 @@ pub fn summary_line(result: &Result<Outcome>) -> String {
                 .collect::<Vec<_>>()
                 .join(", ")
         }
-        Err(e) => format!("FAILED: {}", e.0.lines().next().unwrap_or_default()),
+        Err(e) => {
+            let mut lines = e.0.lines();
+            let first = lines.next().unwrap_or_default();
+            // A server that would not start: its last log line says why.
+            match lines.rev().find(|l| !l.trim().is_empty()) {
+                Some(last) if first.ends_with("log tail:") => {
+                    format!("FAILED: {first} … {}", last.trim())
+                }
+                _ => format!("FAILED: {first}"),
+            }
+        }
     }
 }
 
@@ -308,6 +361,7 @@ fn scenario_info(sc: &Scenario) -> ScenarioInfo {
         summary: sc.summary.clone(),
         shape,
         tls: sc.tls,
+        baseline: sc.baseline.clone(),
     }
 }
 
@@ -362,6 +416,22 @@ mod tests {
         let e = with_server_log(Error("timed out".into()), &log);
         assert_eq!(e.0, "timed out");
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_server_that_would_not_start_says_why_in_one_line() {
+        let e: Result<Outcome> = Err(Error(
+            "start natrix: server exited during startup (exit status: 1); log tail:\n\
+             natrix: x.conf: operator (JWT) mode is not supported\n"
+                .into(),
+        ));
+        assert_eq!(
+            summary_line(&e),
+            "FAILED: start natrix: server exited during startup (exit status: 1); log tail: … \
+             natrix: x.conf: operator (JWT) mode is not supported"
+        );
+        let e: Result<Outcome> = Err(Error("LOSS: subscriber 1: gap\nmore".into()));
+        assert_eq!(summary_line(&e), "FAILED: LOSS: subscriber 1: gap");
     }
 
     #[test]

@@ -184,7 +184,14 @@ pub fn execute(plan: &ScalingPlan) -> Result<bool> {
                         "{}.c{}.{}.r{round}.log",
                         sc.name, set.cores, spec.label
                     ));
-                    let result = runner::run_one(sc, spec, &config, &log, &plan.pinner, None);
+                    let result = runner::run_one(
+                        sc,
+                        spec,
+                        &config,
+                        &log,
+                        &plan.pinner,
+                        runner::RunMaterial::default(),
+                    );
                     let line = runner::summary_line(&result);
                     let cpu = result
                         .as_ref()

@@ -10,6 +10,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::error::{bail, Context, Result};
+use crate::jwt::OperatorConfig;
 use crate::tls::{conf_string, ServerCerts};
 
 pub const BENCH_USER: &str = "bench";
@@ -61,6 +62,9 @@ pub struct ServerConfig {
     pub auth: Option<Permissions>,
     /// Require TLS on client connections with this certificate and key.
     pub tls: Option<ServerCerts>,
+    /// Operator mode: trust this operator, with its account preloaded in
+    /// a memory resolver.
+    pub operator: Option<OperatorConfig>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -135,6 +139,19 @@ impl ServerConfig {
                 publish = list(&p.publish),
                 subscribe = list(&p.subscribe),
             ));
+        }
+        if let Some(op) = &self.operator {
+            // The JWTs go in inline (both servers take a JWT where a file
+            // name may stand); base64url and dots are safe in quotes.
+            out.push_str(&format!("operator: \"{}\"\n", op.operator_jwt));
+            if let Some(sys) = &op.system_account {
+                out.push_str(&format!("system_account: {sys}\n"));
+            }
+            out.push_str("resolver: MEMORY\nresolver_preload: {\n");
+            for (account, jwt) in &op.preload {
+                out.push_str(&format!("  {account}: \"{jwt}\"\n"));
+            }
+            out.push_str("}\n");
         }
         if let Some(t) = &self.tls {
             out.push_str(&format!(
@@ -375,6 +392,7 @@ mod tests {
         let cfg = ServerConfig {
             auth: Some(Permissions::bench_set(&["bench.data"])),
             tls: None,
+            operator: None,
         };
         let text = cfg.render("pub_16b_auth");
         assert!(text.starts_with("# natrix-bench: pub_16b_auth\n"));
@@ -394,6 +412,7 @@ mod tests {
                 cert_file: "/out/tls/server-cert.pem".into(),
                 key_file: "/out/tls/server-key.pem".into(),
             }),
+            operator: None,
         };
         assert_eq!(
             cfg.render("pub_256b_tls"),
@@ -401,6 +420,30 @@ mod tests {
              tls {\n  cert_file: \"/out/tls/server-cert.pem\"\n  \
              key_file: \"/out/tls/server-key.pem\"\n}\n"
         );
+    }
+
+    #[test]
+    fn renders_operator_config() {
+        let cfg = ServerConfig {
+            operator: Some(OperatorConfig {
+                operator_jwt: "eyJop.eyJc.sig".into(),
+                system_account: None,
+                preload: vec![("ACCPUB".into(), "eyJacc.eyJc.sig".into())],
+            }),
+            ..ServerConfig::default()
+        };
+        assert_eq!(
+            cfg.render("conn_storm_jwt"),
+            "# natrix-bench: conn_storm_jwt\n\
+             operator: \"eyJop.eyJc.sig\"\n\
+             resolver: MEMORY\n\
+             resolver_preload: {\n  ACCPUB: \"eyJacc.eyJc.sig\"\n}\n"
+        );
+        let mut cfg = cfg;
+        cfg.operator.as_mut().unwrap().system_account = Some("ASYS".into());
+        assert!(cfg
+            .render("x")
+            .contains("\nsystem_account: ASYS\nresolver: MEMORY\n"));
     }
 
     #[test]

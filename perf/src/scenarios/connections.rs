@@ -4,11 +4,13 @@
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::client::{Conn, ConnectOpts, SMALL_BUF};
+use hdrhistogram::Histogram;
+
+use crate::client::{Auth, Conn, ConnectOpts, SMALL_BUF};
 use crate::error::{bail, Context, Error, Result};
 use crate::pin::Pinner;
 
-use super::{Better, Diagnostic, Metric, Outcome, Target};
+use super::{new_latency_histogram, Better, Diagnostic, Metric, Outcome, Target};
 
 #[derive(Clone, Debug)]
 pub struct StormSpec {
@@ -27,32 +29,131 @@ pub struct IdleSpec {
 /// connection before the second.
 const SETTLE: Duration = Duration::from_millis(500);
 
-/// Each iteration: connect, read `INFO`, send `CONNECT`+`PING`, wait for
-/// `PONG`, close.
+/// A storm thread stops after this many failed connects: every failure is
+/// counted and fails the run, and a server refusing everyone would
+/// otherwise be hammered for the whole time limit.
+const MAX_FAILURES_PER_THREAD: usize = 20;
+
+/// What one storm thread did.
+struct StormTally {
+    ok: usize,
+    failed: usize,
+    first_error: Option<String>,
+    /// Connect latency in nanoseconds, TCP connect to `PONG`.
+    latency: Histogram<u64>,
+    timed_out: bool,
+}
+
+/// Each iteration: connect, read `INFO`, send `CONNECT`+`PING` (a JWT
+/// scenario's `CONNECT` carries the user JWT and the signature over
+/// `INFO`'s nonce), wait for `PONG`, close. A connect counts only when its
+/// `PONG` arrived; a `-ERR` or anything else is a failure, counted, and
+/// fails the run. Each connect is timed from the TCP connect to the
+/// `PONG`. JWT scenarios give each client thread its own user, as each
+/// client process of a real deployment has its own credentials and keeps
+/// them across reconnects.
 pub fn storm(spec: &StormSpec, target: &mut Target<'_>) -> Result<Outcome> {
+    let users = target.jwt_users.clone();
     let start = Instant::now();
-    let counts = fan_out(
+    let tallies = fan_out(
         spec.connections,
         spec.threads,
         &target.pinner,
         &target.opts,
-        |opts, n, deadline| {
-            for i in 0..n {
-                Conn::connect(opts, SMALL_BUF, deadline).context(format_args!("connection {i}"))?;
+        move |t, opts, n, deadline| {
+            let mut opts = opts.clone();
+            if !users.is_empty() {
+                opts.auth = Auth::Jwt(users[t % users.len()].clone());
             }
-            Ok(n)
+            let mut tally = StormTally {
+                ok: 0,
+                failed: 0,
+                first_error: None,
+                latency: new_latency_histogram(),
+                timed_out: false,
+            };
+            for i in 0..n {
+                if Instant::now() >= deadline {
+                    tally.timed_out = true;
+                    break;
+                }
+                let began = Instant::now();
+                match Conn::connect(&opts, SMALL_BUF, deadline) {
+                    Ok(conn) => {
+                        let took = began.elapsed().as_nanos().max(1) as u64;
+                        tally.latency.saturating_record(took);
+                        tally.ok += 1;
+                        drop(conn);
+                    }
+                    Err(e) => {
+                        tally.failed += 1;
+                        tally
+                            .first_error
+                            .get_or_insert_with(|| format!("connection {i}: {e}"));
+                        if tally.failed >= MAX_FAILURES_PER_THREAD {
+                            break;
+                        }
+                    }
+                }
+            }
+            Ok(tally)
         },
         target.deadline,
     )?;
     let secs = start.elapsed().as_secs_f64();
-    let done: usize = counts.iter().sum();
+    storm_outcome(spec.connections, &tallies, secs)
+}
+
+/// Sums the threads' tallies: any failed connect, or fewer connects than
+/// asked for, fails the run.
+fn storm_outcome(wanted: usize, tallies: &[StormTally], secs: f64) -> Result<Outcome> {
+    let ok: usize = tallies.iter().map(|t| t.ok).sum();
+    let failed: usize = tallies.iter().map(|t| t.failed).sum();
+    if failed > 0 {
+        let (t, first) = tallies
+            .iter()
+            .enumerate()
+            .find_map(|(t, x)| x.first_error.as_ref().map(|e| (t, e)))
+            .expect("a failed connect records its error");
+        bail!(
+            "{failed} of {} connects failed (first: thread {t}, {first})",
+            ok + failed
+        );
+    }
+    if ok < wanted {
+        let why = if tallies.iter().any(|t| t.timed_out) {
+            "the time limit ran out"
+        } else {
+            "threads stopped early"
+        };
+        bail!("only {ok} of {wanted} connects completed: {why}");
+    }
+    let mut latency = new_latency_histogram();
+    for t in tallies {
+        latency.add(&t.latency).expect("histograms share bounds");
+    }
+    let us = |q: f64| latency.value_at_quantile(q) as f64 / 1000.0;
     Ok(Outcome {
-        metrics: vec![Metric {
-            name: "connects/s",
-            unit: "conn/s",
-            better: Better::Higher,
-            value: done as f64 / secs,
-        }],
+        metrics: vec![
+            Metric {
+                name: "connects/s",
+                unit: "conn/s",
+                better: Better::Higher,
+                value: ok as f64 / secs,
+            },
+            Metric {
+                name: "connect p50",
+                unit: "µs",
+                better: Better::Lower,
+                value: us(0.5),
+            },
+            Metric {
+                name: "connect p99",
+                unit: "µs",
+                better: Better::Lower,
+                value: us(0.99),
+            },
+        ],
         diagnostics: vec![Diagnostic {
             name: "elapsed (s)",
             value: secs,
@@ -79,7 +180,7 @@ pub fn idle(spec: &IdleSpec, target: &mut Target<'_>) -> Result<Outcome> {
         spec.threads,
         &target.pinner,
         &target.opts,
-        |opts, n, deadline| {
+        |_, opts, n, deadline| {
             (0..n)
                 .map(|i| {
                     Conn::connect(opts, SMALL_BUF, deadline).context(format_args!("connection {i}"))
@@ -159,7 +260,8 @@ fn verify_alive(groups: Vec<Vec<Conn>>, pinner: &Pinner, deadline: Instant) -> R
 }
 
 /// Splits `total` connections over `threads` threads, each running `work`
-/// with its share, and gathers the results in thread order.
+/// with its index, its options (named after it) and its share, and gathers
+/// the results in thread order.
 fn fan_out<T, F>(
     total: usize,
     threads: usize,
@@ -170,7 +272,7 @@ fn fan_out<T, F>(
 ) -> Result<Vec<T>>
 where
     T: Send + 'static,
-    F: Fn(&ConnectOpts, usize, Instant) -> Result<T> + Send + Sync + Clone + 'static,
+    F: Fn(usize, &ConnectOpts, usize, Instant) -> Result<T> + Send + Sync + Clone + 'static,
 {
     let threads = threads.clamp(1, total.max(1));
     let handles: Vec<_> = (0..threads)
@@ -183,7 +285,7 @@ where
             );
             thread::spawn(move || {
                 pinner.pin_current();
-                work(&opts, share, deadline)
+                work(t, &opts, share, deadline)
             })
         })
         .collect();
@@ -199,4 +301,173 @@ where
         return Err(Error(errors.join("; ")));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::{SocketAddr, TcpListener, TcpStream};
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::jwt::{self, Material};
+    use crate::proto::json_string_field;
+    use crate::server::Server;
+
+    /// An operator-mode stand-in: sends a fresh nonce in `INFO`, checks the
+    /// `CONNECT`'s user JWT (signed by its issuer) and `sig` (the nonce,
+    /// signed by the JWT's subject), refuses users in `deny` with the
+    /// reference's `-ERR`, and answers `PING` once authenticated.
+    fn jwt_server(deny: Vec<String>) -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        thread::spawn(move || {
+            for (id, stream) in listener.incoming().enumerate() {
+                let Ok(stream) = stream else { continue };
+                let deny = deny.clone();
+                thread::spawn(move || serve(id, stream, &deny));
+            }
+        });
+        addr
+    }
+
+    fn serve(id: usize, mut out: TcpStream, deny: &[String]) -> Option<()> {
+        let nonce = format!("n0nce-{id}_x");
+        let info = format!(
+            "INFO {{\"server_id\":\"fake\",\"auth_required\":true,\"nonce\":\"{nonce}\"}}\r\n"
+        );
+        out.write_all(info.as_bytes()).ok()?;
+        let mut r = BufReader::new(out.try_clone().ok()?);
+        let mut line = String::new();
+        let mut authed = false;
+        loop {
+            line.clear();
+            if r.read_line(&mut line).ok()? == 0 {
+                return Some(());
+            }
+            if let Some(json) = line.strip_prefix("CONNECT ") {
+                let verdict = (|| {
+                    let token = json_string_field(json.as_bytes(), "jwt")?;
+                    let sig = json_string_field(json.as_bytes(), "sig")?;
+                    let claims = jwt::decode(&token).ok()?.claims;
+                    let sub = json_string_field(claims.as_bytes(), "sub")?;
+                    let key = nkeys::KeyPair::from_public_key(&sub).ok()?;
+                    key.verify(nonce.as_bytes(), &jwt::b64url_decode(&sig)?)
+                        .ok()?;
+                    (!deny.contains(&sub)).then_some(())
+                })();
+                if verdict.is_none() {
+                    out.write_all(b"-ERR 'Authorization Violation'\r\n").ok()?;
+                    return Some(());
+                }
+                authed = true;
+            } else if line.starts_with("PING") && authed {
+                out.write_all(b"PONG\r\n").ok()?;
+            }
+        }
+    }
+
+    fn run_storm(addr: SocketAddr, users: Vec<Arc<jwt::User>>, spec: StormSpec) -> Result<Outcome> {
+        let mut server = Server::stand_in(addr);
+        let mut target = Target {
+            server: &mut server,
+            opts: ConnectOpts {
+                addr,
+                auth: users.first().map_or(Auth::None, |u| Auth::Jwt(u.clone())),
+                name: "storm-test".into(),
+                tls: None,
+            },
+            pinner: Pinner::default(),
+            deadline: Instant::now() + Duration::from_secs(20),
+            jwt_users: users,
+        };
+        storm(&spec, &mut target)
+    }
+
+    #[test]
+    fn jwt_storm_signs_every_nonce_and_times_every_connect() {
+        let m = Material::mint(2).unwrap();
+        let out = run_storm(
+            jwt_server(Vec::new()),
+            m.users.clone(),
+            StormSpec {
+                connections: 60,
+                threads: 2,
+            },
+        )
+        .unwrap();
+        let names: Vec<&str> = out.metrics.iter().map(|m| m.name).collect();
+        assert_eq!(names, ["connects/s", "connect p50", "connect p99"]);
+        assert!(
+            out.metrics.iter().all(|m| m.value > 0.0),
+            "{:?}",
+            out.metrics
+        );
+        assert!(out.metrics[1].value <= out.metrics[2].value);
+    }
+
+    #[test]
+    fn refused_connects_are_counted_and_fail_the_storm() {
+        let m = Material::mint(2).unwrap();
+        // Thread 1 connects as the refused user; thread 0 is fine.
+        let e = run_storm(
+            jwt_server(vec![m.users[1].public_key()]),
+            m.users.clone(),
+            StormSpec {
+                connections: 10,
+                threads: 2,
+            },
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.0,
+            "5 of 10 connects failed (first: thread 1, connection 0: server error: \
+             'Authorization Violation')"
+        );
+        // A refusing server is not hammered for the whole run: each thread
+        // gives up after a bounded number of failures.
+        let e = run_storm(
+            jwt_server(vec![m.users[0].public_key(), m.users[1].public_key()]),
+            m.users.clone(),
+            StormSpec {
+                connections: 1000,
+                threads: 2,
+            },
+        )
+        .unwrap_err();
+        assert!(
+            e.0.starts_with(&format!(
+                "{} of {} connects failed",
+                2 * MAX_FAILURES_PER_THREAD,
+                2 * MAX_FAILURES_PER_THREAD
+            )),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn jwt_connect_needs_a_nonce() {
+        let m = Material::mint(1).unwrap();
+        let plain = crate::fake::start(crate::fake::Fault::None).addr;
+        let e = run_storm(
+            plain,
+            m.users.clone(),
+            StormSpec {
+                connections: 1,
+                threads: 1,
+            },
+        )
+        .unwrap_err();
+        assert!(e.0.contains("no nonce in INFO"), "{e}");
+        // Without JWT users the same server is a plain storm's target.
+        run_storm(
+            plain,
+            Vec::new(),
+            StormSpec {
+                connections: 5,
+                threads: 1,
+            },
+        )
+        .unwrap();
+    }
 }

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::client::ConnectOpts;
+use crate::client::{Auth, ConnectOpts};
 use crate::fake::{self, Fault};
 use crate::pin::Pinner;
 use crate::server::Server;
@@ -19,7 +19,7 @@ fn run_kind(kind: Kind, fault: Fault) -> Result<Outcome> {
     let mut server = target_for(fault);
     let opts = ConnectOpts {
         addr: server.addr,
-        creds: None,
+        auth: Auth::None,
         name: "fault-test".into(),
         tls: None,
     };
@@ -28,6 +28,8 @@ fn run_kind(kind: Kind, fault: Fault) -> Result<Outcome> {
         summary: String::new(),
         auth: false,
         tls: false,
+        jwt: false,
+        baseline: None,
         kind,
         time_limit: Duration::from_secs(30),
         natrix_shards: None,
@@ -38,6 +40,7 @@ fn run_kind(kind: Kind, fault: Fault) -> Result<Outcome> {
         opts,
         pinner: Pinner::default(),
         deadline: Instant::now() + sc.time_limit,
+        jwt_users: Vec::new(),
     };
     sc.run(&mut target)
 }

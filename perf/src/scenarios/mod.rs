@@ -9,12 +9,14 @@ mod memory;
 mod reqrep;
 mod throughput;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
-use crate::client::ConnectOpts;
+use crate::client::{Auth, ConnectOpts};
 use crate::error::{Error, Result};
+use crate::jwt;
 use crate::pin::Pinner;
 use crate::procstat::CpuUsage;
 use crate::server::{Permissions, Server, ServerConfig, BENCH_PASS, BENCH_USER};
@@ -123,6 +125,9 @@ pub struct Target<'a> {
     pub pinner: Pinner,
     /// Every loop in a scenario gives up (with an error) at this instant.
     pub deadline: Instant,
+    /// JWT scenarios: the minted users, one per connecting client thread
+    /// of a connection storm (`opts` authenticates as the first).
+    pub jwt_users: Vec<Arc<jwt::User>>,
 }
 
 #[derive(Clone, Debug)]
@@ -142,6 +147,12 @@ pub struct Scenario {
     pub auth: bool,
     /// Clients connect over TLS; the server requires it.
     pub tls: bool,
+    /// Operator mode: the server trusts the run's minted operator and
+    /// clients connect with user JWTs.
+    pub jwt: bool,
+    /// The same load without authentication, which the report sets this
+    /// scenario's numbers against.
+    pub baseline: Option<String>,
     pub kind: Kind,
     pub time_limit: Duration,
     /// Run natrix with `--shards N` for this scenario (overrides
@@ -159,14 +170,27 @@ impl Scenario {
         };
         ServerConfig {
             auth: self.auth.then(|| Permissions::bench_set(subjects)),
-            // The certificate files are per run; the runner fills them in.
+            // The certificate files and the operator's JWTs are per run;
+            // the runner fills them in.
             tls: None,
+            operator: None,
         }
     }
 
-    pub fn credentials(&self) -> Option<(String, String)> {
-        self.auth
-            .then(|| (BENCH_USER.to_string(), BENCH_PASS.to_string()))
+    /// How clients authenticate: user/password for `*_auth`, the first
+    /// minted user for JWT scenarios (given the run's users), else not.
+    pub fn auth(&self, jwt_users: &[Arc<jwt::User>]) -> Result<Auth> {
+        if self.jwt {
+            return match jwt_users.first() {
+                Some(u) => Ok(Auth::Jwt(u.clone())),
+                None => Err(Error(format!("{}: no JWT users minted", self.name))),
+            };
+        }
+        Ok(if self.auth {
+            Auth::UserPass(BENCH_USER.to_string(), BENCH_PASS.to_string())
+        } else {
+            Auth::None
+        })
     }
 
     pub fn run(&self, target: &mut Target<'_>) -> Result<Outcome> {
@@ -285,6 +309,8 @@ pub fn catalog(profile: Profile, latency_rate: Option<u64>, scale_n: usize) -> V
                 summary,
                 auth,
                 tls: false,
+                jwt: false,
+                baseline: None,
                 kind: Kind::Throughput(spec.clone()),
                 time_limit: limit,
                 natrix_shards: None,
@@ -302,6 +328,29 @@ pub fn catalog(profile: Profile, latency_rate: Option<u64>, scale_n: usize) -> V
             summary: format!("{summary}; {tls_note}"),
             auth: false,
             tls: true,
+            jwt: false,
+            baseline: None,
+            kind: Kind::Throughput(spec.clone()),
+            time_limit: limit,
+            natrix_shards: None,
+            scaling: false,
+        });
+    }
+
+    // Throughput with every publisher and subscriber authenticated by a
+    // user JWT (operator mode), to set against the same load without auth.
+    for base in ["pubsub_1to1", "pub_256b"] {
+        let (_, summary, spec) = throughput
+            .iter()
+            .find(|(name, _, _)| *name == base)
+            .expect("JWT scenarios derive from catalog entries");
+        out.push(Scenario {
+            name: format!("{base}_jwt"),
+            summary: format!("{summary}; clients authenticate with a user JWT (operator mode)"),
+            auth: false,
+            tls: false,
+            jwt: true,
+            baseline: Some(base.to_string()),
             kind: Kind::Throughput(spec.clone()),
             time_limit: limit,
             natrix_shards: None,
@@ -344,6 +393,8 @@ pub fn catalog(profile: Profile, latency_rate: Option<u64>, scale_n: usize) -> V
             summary: format!("{summary}; {UNPACED_NOTE}"),
             auth: false,
             tls: false,
+            jwt: false,
+            baseline: None,
             kind: Kind::Throughput(spec),
             time_limit: limit,
             natrix_shards: None,
@@ -378,6 +429,8 @@ pub fn catalog(profile: Profile, latency_rate: Option<u64>, scale_n: usize) -> V
             },
             auth: false,
             tls,
+            jwt: false,
+            baseline: None,
             kind: Kind::Latency(LatencySpec {
                 rate,
                 duration: Duration::from_secs(secs),
@@ -395,8 +448,31 @@ pub fn catalog(profile: Profile, latency_rate: Option<u64>, scale_n: usize) -> V
         summary: format!("{storm} connects: INFO, CONNECT+PING, PONG, close; 4 client threads"),
         auth: false,
         tls: false,
+        jwt: false,
+        baseline: None,
         kind: Kind::Storm(StormSpec {
             connections: storm,
+            threads: 4,
+        }),
+        time_limit: limit,
+        natrix_shards: None,
+        scaling: false,
+    });
+
+    let jwt_storm = n(20_000, 5_000, 300) as usize;
+    out.push(Scenario {
+        name: "conn_storm_jwt".into(),
+        summary: format!(
+            "{jwt_storm} connects with a user JWT (operator mode): INFO with nonce, \
+             CONNECT with jwt and the nonce's signature, PING, PONG, close; \
+             4 client threads, one user each"
+        ),
+        auth: false,
+        tls: false,
+        jwt: true,
+        baseline: Some("conn_storm".into()),
+        kind: Kind::Storm(StormSpec {
+            connections: jwt_storm,
             threads: 4,
         }),
         time_limit: limit,
@@ -410,6 +486,8 @@ pub fn catalog(profile: Profile, latency_rate: Option<u64>, scale_n: usize) -> V
         summary: format!("server RSS growth per idle connection with {idle} connections open"),
         auth: false,
         tls: false,
+        jwt: false,
+        baseline: None,
         kind: Kind::Idle(IdleSpec {
             connections: idle,
             threads: 4,
@@ -438,6 +516,8 @@ pub fn catalog(profile: Profile, latency_rate: Option<u64>, scale_n: usize) -> V
         ),
         auth: false,
         tls: false,
+        jwt: false,
+        baseline: None,
         kind: Kind::Burst(burst),
         time_limit: limit,
         natrix_shards: Some(1),
@@ -445,6 +525,11 @@ pub fn catalog(profile: Profile, latency_rate: Option<u64>, scale_n: usize) -> V
     });
 
     out.extend(scaling_scenarios(profile, scale_n, limit));
+    // Not in the CI smoke run until natrix takes operator mode (`operator`,
+    // `resolver`, `resolver_preload` in its config).
+    if profile == Smoke {
+        out.retain(|s| !s.jwt);
+    }
     out
 }
 
@@ -471,6 +556,8 @@ fn scaling_scenarios(profile: Profile, k: usize, limit: Duration) -> Vec<Scenari
         summary: format!("{summary}; unpaced"),
         auth: false,
         tls: false,
+        jwt: false,
+        baseline: None,
         kind,
         time_limit: limit,
         natrix_shards: None,
@@ -623,10 +710,12 @@ mod tests {
             cfg.auth.unwrap().publish.last().unwrap(),
             THROUGHPUT_SUBJECT
         );
-        assert!(auth.credentials().is_some());
+        assert!(
+            matches!(auth.auth(&[]), Ok(Auth::UserPass(u, p)) if u == BENCH_USER && p == BENCH_PASS)
+        );
         let plain = all.iter().find(|s| s.name == "queue_1to4").unwrap();
         assert_eq!(plain.config(), ServerConfig::default());
-        assert!(plain.credentials().is_none());
+        assert!(matches!(plain.auth(&[]), Ok(Auth::None)));
     }
 
     #[test]
@@ -644,6 +733,35 @@ mod tests {
             }
             assert_eq!(all.iter().filter(|s| s.tls).count(), 3);
         }
+    }
+
+    #[test]
+    fn jwt_scenarios_mirror_their_baselines_and_skip_smoke() {
+        let users = jwt::Material::mint(2).unwrap().users;
+        for profile in [Profile::Quick, Profile::Full] {
+            let all = catalog(profile, None, 8);
+            let jwt: Vec<&Scenario> = all.iter().filter(|s| s.jwt).collect();
+            let names: Vec<&str> = jwt.iter().map(|s| s.name.as_str()).collect();
+            assert_eq!(names, ["pubsub_1to1_jwt", "pub_256b_jwt", "conn_storm_jwt"]);
+            for sc in jwt {
+                let base = sc.baseline.as_deref().unwrap();
+                assert_eq!(sc.name, format!("{base}_jwt"));
+                let base = all.iter().find(|s| s.name == base).unwrap();
+                assert!(!base.jwt && !base.auth && !base.tls && !sc.auth && !sc.tls);
+                assert_eq!(sc.config(), base.config(), "the runner adds the operator");
+                match (&sc.kind, &base.kind) {
+                    (Kind::Storm(a), Kind::Storm(b)) => assert_eq!(a.threads, b.threads),
+                    (a, b) => assert_eq!(format!("{a:?}"), format!("{b:?}")),
+                }
+                match sc.auth(&users) {
+                    Ok(Auth::Jwt(u)) => assert!(Arc::ptr_eq(&u, &users[0])),
+                    other => panic!("{other:?}"),
+                }
+                assert!(sc.auth(&[]).is_err());
+            }
+            assert!(all.iter().filter(|s| !s.jwt).all(|s| s.baseline.is_none()));
+        }
+        assert!(!catalog(Profile::Smoke, None, 8).iter().any(|s| s.jwt));
     }
 
     #[test]
