@@ -289,22 +289,25 @@ fn validate_account(a: &AccountClaims) -> Result<(), String> {
         if subj.is_empty() || !subject::valid_subscribe(subj.as_bytes()) {
             return Err(format!("export {i} has an invalid subject {subj:?}"));
         }
-        if !a.limits.wildcards && !subject::valid_literal(subj.as_bytes()) {
+        if a.limits.exports != NO_LIMIT
+            && !a.limits.wildcards
+            && !subject::valid_literal(subj.as_bytes())
+        {
             return Err(format!(
-                "export {subj:?} has wildcards, which the account's limits do not allow"
+                "the account contains wildcard exports that are not allowed by the operator ({subj:?})"
             ));
         }
     }
     if a.limits.imports >= 0 && a.imports.len() as i64 > a.limits.imports {
         return Err(format!(
-            "{} imports exceed the account's limit of {}",
+            "the account contains more imports than allowed by the operator ({} > {})",
             a.imports.len(),
             a.limits.imports
         ));
     }
     if a.limits.exports >= 0 && a.exports.len() as i64 > a.limits.exports {
         return Err(format!(
-            "{} exports exceed the account's limit of {}",
+            "the account contains more exports than allowed by the operator ({} > {})",
             a.exports.len(),
             a.limits.exports
         ));
