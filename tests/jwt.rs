@@ -831,3 +831,72 @@ fn account_updates_revoke_users_and_tighten_limits_at_once() {
         c3.sync();
     });
 }
+
+/// Tokens made by the Go jwt library (tests/fixtures/gojwt/main.go), not by
+/// natrix: an operator, an account with a signing key and a connection
+/// limit of 2, a user of the signing key and a bearer user.
+const GO_CONF: &str = include_str!("fixtures/gojwt/server.conf");
+const GO_WORKER_CREDS: &str = include_str!("fixtures/gojwt/worker.creds");
+const GO_BEARER_JWT: &str = include_str!("fixtures/gojwt/bearer.jwt");
+
+#[test]
+fn tokens_made_by_the_go_library_work_as_in_the_reference() {
+    with_timeout(LIMIT, || {
+        let srv = Server::with_config(GO_CONF, &[]);
+        let port = srv.port();
+        let creds = natrix::security::jwt::parse_creds(GO_WORKER_CREDS).unwrap();
+        let worker = KeyPair::from_seed(&creds.seed).unwrap();
+        let (mut w, line) = connect_jwt(port, &creds.jwt, Some(&worker));
+        assert_eq!(line, "PONG");
+        w.send(b"PUB billing 0\r\n\r\nSUB orders.secret 1\r\nSUB orders.> 2\r\nSUB _INBOX.> 3\r\n");
+        assert_eq!(
+            w.next_line(),
+            "-ERR 'Permissions Violation for Publish to \"billing\"'"
+        );
+        assert_eq!(
+            w.next_line(),
+            "-ERR 'Permissions Violation for Subscription to \"orders.secret\"'"
+        );
+        w.sync();
+        w.send(b"SUB orders.a 4\r\nSUB orders.b 5\r\n");
+        assert_eq!(w.next_line(), "-ERR 'maximum subscriptions exceeded'");
+        w.sync();
+
+        let (mut b, line) = connect_jwt(port, GO_BEARER_JWT.trim(), None);
+        assert_eq!(line, "PONG");
+        b.send(b"PUB orders.new 2\r\nhi\r\n");
+        b.sync();
+        assert_eq!(w.next_line(), "MSG orders.new 2 2");
+        assert_eq!(w.next_line(), "hi");
+
+        // The account allows two connections.
+        let (_c, line) = connect_jwt(port, GO_BEARER_JWT.trim(), None);
+        assert_eq!(line, "-ERR 'maximum account active connections exceeded'");
+
+        // And async-nats connects with the creds file as written by Go.
+        drop(b);
+        let path = srv.write_file("worker.creds", GO_WORKER_CREDS);
+        let url = srv.url();
+        tokio::runtime::Runtime::new()
+            .unwrap()
+            .block_on(async move {
+                let mut last = None;
+                for _ in 0..50 {
+                    let opts = async_nats::ConnectOptions::with_credentials_file(path.clone())
+                        .await
+                        .expect("creds file reads");
+                    match opts.connect(url.clone()).await {
+                        Ok(nc) => {
+                            nc.publish("orders.x", "y".into()).await.unwrap();
+                            nc.flush().await.unwrap();
+                            return;
+                        }
+                        // The bearer connection may still be closing.
+                        Err(e) => last = Some(e),
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                panic!("async-nats could not connect: {last:?}");
+            });
+    });
+}

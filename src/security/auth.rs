@@ -14,8 +14,8 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use crate::config::{Permissions, ServerConfig, GLOBAL_ACCOUNT};
-use crate::security::operator::{self, JwtFailure, OperatorAuth, Presented};
 use crate::security::dn::Dn;
+use crate::security::operator::{self, JwtFailure, OperatorAuth, Presented};
 
 /// Who a connection authenticated as.
 #[derive(Clone, Debug, PartialEq, Default)]
