@@ -900,3 +900,42 @@ fn tokens_made_by_the_go_library_work_as_in_the_reference() {
             });
     });
 }
+
+#[test]
+fn trusted_keys_stand_in_for_an_operator_jwt() {
+    with_timeout(LIMIT, || {
+        let op = KeyPair::new_operator();
+        let acc = KeyPair::new_account();
+        let acc_jwt = account_jwt(&op, &acc, json!({}));
+        let conf = format!(
+            "trusted_keys: [\"{}\"]\nresolver: MEMORY\nresolver_preload: {{\n  {}: {acc_jwt}\n}}\n",
+            op.public_key(),
+            acc.public_key()
+        );
+        let srv = Server::with_config(&conf, &[]);
+        let mut c = login(srv.port(), &acc, &KeyPair::new_user(), json!({}));
+        c.send(b"SUB t 1\r\nPUB t 1\r\nx\r\n");
+        assert_eq!(c.next_line(), "MSG t 1 1");
+        // An account of another operator is not trusted.
+        let other = KeyPair::new_account();
+        let u = KeyPair::new_user();
+        let (r, line) = connect_jwt(srv.port(), &user_jwt(&other, &u, json!({})), Some(&u));
+        assert_refused(&srv, r, line, "not found");
+    });
+}
+
+#[test]
+fn an_expiring_account_disconnects_its_users() {
+    with_timeout(LIMIT, || {
+        let s = Setup::new();
+        let acc = KeyPair::new_account();
+        let jwt = account_jwt_with(&s.op, &acc, json!({}), |c| c.exp = Some(now() + 3));
+        let srv = Server::with_config(&s.config(&[(&acc, &jwt)], ""), &[]);
+        let mut c = login(srv.port(), &acc, &KeyPair::new_user(), json!({}));
+        let rest = show(&c.read_until_closed(Duration::from_secs(8)));
+        assert!(
+            rest.contains("-ERR 'Account Authentication Expired'"),
+            "expected the account expiry error, got {rest}"
+        );
+    });
+}
