@@ -441,18 +441,64 @@ pub fn decode(token: &str) -> Result<Claims, JwtError> {
             header.typ, header.alg
         )));
     }
-    let claims: Claims = serde_json::from_slice(&part(c, "claims")?)
+    let mut raw: Value = serde_json::from_slice(&part(c, "claims")?)
         .map_err(|e| JwtError::Malformed(format!("claims: {e}")))?;
+    // Version 1 tokens keep `type` (and `tags`, `issuer_account`) at the
+    // top level and sign only the claims part; they are read into the
+    // version 2 shape, as the Go library migrates them.
+    let v1 = raw.get("type").is_some_and(|t| !t.is_null());
+    if v1 {
+        migrate_v1(&mut raw);
+    }
+    let claims: Claims =
+        serde_json::from_value(raw).map_err(|e| JwtError::Malformed(format!("claims: {e}")))?;
     let sig = part(s, "signature")?;
     let issuer = nkeys::KeyPair::from_public_key(&claims.iss)
         .map_err(|_| JwtError::BadIssuer(claims.iss.clone()))?;
-    let signed = &token[..h.len() + 1 + c.len()];
+    let signed = if v1 {
+        c
+    } else {
+        &token[..h.len() + 1 + c.len()]
+    };
     issuer
         .verify(signed.as_bytes(), &sig)
         .map_err(|_| JwtError::BadSignature {
             issuer: claims.iss.clone(),
         })?;
     Ok(claims)
+}
+
+/// Moves a version 1 token's top-level fields into its `nats` object. User
+/// limits a version 1 token leaves out are unlimited (version 2 reads
+/// them as 0).
+fn migrate_v1(raw: &mut Value) {
+    let Some(obj) = raw.as_object_mut() else {
+        return;
+    };
+    let kind = obj.remove("type").unwrap_or(Value::Null);
+    let tags = obj.remove("tags");
+    let issuer_account = obj.remove("issuer_account");
+    let nats = obj
+        .entry("nats")
+        .or_insert_with(|| Value::Object(Default::default()));
+    if !nats.is_object() {
+        *nats = Value::Object(Default::default());
+    }
+    let n = nats.as_object_mut().expect("made an object");
+    let is_user = kind.as_str() == Some("user");
+    n.insert("type".into(), kind);
+    n.insert("version".into(), Value::from(1));
+    if let Some(t) = tags {
+        n.insert("tags".into(), t);
+    }
+    if let Some(ia) = issuer_account {
+        n.insert("issuer_account".into(), ia);
+    }
+    if is_user {
+        for k in ["subs", "data", "payload"] {
+            n.entry(k).or_insert(Value::from(NO_LIMIT));
+        }
+    }
 }
 
 /// Encodes and signs `claims` with `issuer` (whose public key must be
@@ -702,6 +748,38 @@ mod tests {
     const GO_USER: &str = "UA55LLKVTBBXPGUFYNFTD7MA7BVGC7G6FLN2MA5LX2PAWITBU57R2HIH";
     const GO_USER_JWT: &str = "eyJ0eXAiOiJKV1QiLCJhbGciOiJlZDI1NTE5LW5rZXkifQ.eyJleHAiOjE4MDAwMDAwMDAsImp0aSI6IkU0Wk9WRVFTSUNITFVLNlUyN0tSWURKUVRHRE5MUVBGWkdDNkQ0T0pQTUtES0pGWEdIU1EiLCJpYXQiOjE3OTYwMDMyMTcsImlzcyI6IkFDVUxBNURPVzdKRkpVWkJJTkFNT0xSTjJYVUZSQ0JQTlJZWlJaV002TTNRU0FWNVhNWkUzQTVPIiwibmFtZSI6InUiLCJzdWIiOiJVQTU1TExLVlRCQlhQR1VGWU5GVEQ3TUE3QlZHQzdHNkZMTjJNQTVMWDJQQVdJVEJVNTdSMkhJSCIsIm5hdHMiOnsicHViIjp7ImFsbG93IjpbIm9yZGVycy5cdTAwM2UiXX0sInN1YiI6eyJkZW55IjpbInNlY3JldC5cdTAwM2UiXX0sInN1YnMiOjEwLCJkYXRhIjotMSwicGF5bG9hZCI6LTEsImlzc3Vlcl9hY2NvdW50IjoiQUJJWU9YV0ZPVUNOV0NDT0tYWFVFSUNMWkhaVE1CNFZFVDY1VlZTU0hYUkVUUFVBRk1CVlRHSFQiLCJ0eXBlIjoidXNlciIsInZlcnNpb24iOjJ9fQ.VVQvJYzzczib-E4VdTAMeguqL_zQs6aDHSm2KCTXAFuRxHWLwu8pnNUzgLfPvC2ATrV861cGqiXaPnxkm3wQAw";
     const GO_CREDS: &str = "-----BEGIN NATS USER JWT-----\neyJ0eXAiOiJKV1QiLCJhbGciOiJlZDI1NTE5LW5rZXkifQ.eyJleHAiOjE4MDAwMDAwMDAsImp0aSI6IkU0Wk9WRVFTSUNITFVLNlUyN0tSWURKUVRHRE5MUVBGWkdDNkQ0T0pQTUtES0pGWEdIU1EiLCJpYXQiOjE3OTYwMDMyMTcsImlzcyI6IkFDVUxBNURPVzdKRkpVWkJJTkFNT0xSTjJYVUZSQ0JQTlJZWlJaV002TTNRU0FWNVhNWkUzQTVPIiwibmFtZSI6InUiLCJzdWIiOiJVQTU1TExLVlRCQlhQR1VGWU5GVEQ3TUE3QlZHQzdHNkZMTjJNQTVMWDJQQVdJVEJVNTdSMkhJSCIsIm5hdHMiOnsicHViIjp7ImFsbG93IjpbIm9yZGVycy5cdTAwM2UiXX0sInN1YiI6eyJkZW55IjpbInNlY3JldC5cdTAwM2UiXX0sInN1YnMiOjEwLCJkYXRhIjotMSwicGF5bG9hZCI6LTEsImlzc3Vlcl9hY2NvdW50IjoiQUJJWU9YV0ZPVUNOV0NDT0tYWFVFSUNMWkhaVE1CNFZFVDY1VlZTU0hYUkVUUFVBRk1CVlRHSFQiLCJ0eXBlIjoidXNlciIsInZlcnNpb24iOjJ9fQ.VVQvJYzzczib-E4VdTAMeguqL_zQs6aDHSm2KCTXAFuRxHWLwu8pnNUzgLfPvC2ATrV861cGqiXaPnxkm3wQAw\n------END NATS USER JWT------\n\n************************* IMPORTANT *************************\nNKEY Seed printed below can be used to sign and prove identity.\nNKEYs are sensitive and should be treated as secrets.\n\n-----BEGIN USER NKEY SEED-----\nSUAMJNH2ANLPHG4A3G4OIMIR5TSY5GPQVCENS5OUDU7IWN7YS5RKROQPRE\n------END USER NKEY SEED------\n\n*************************************************************";
+
+    #[test]
+    fn version_1_tokens_are_read_in_the_version_2_shape() {
+        // Version 1: `type` at the top level, alg "ed25519", and the
+        // signature covers the claims part only.
+        let acc = KeyPair::new_account();
+        let user = KeyPair::new_user();
+        let body = json!({
+            "jti": "J1", "iat": 1_553_840_615, "iss": acc.public_key(),
+            "sub": user.public_key(), "name": "old", "type": "user",
+            "issuer_account": "AXYZ",
+            "nats": {"pub": {"allow": ["a.>"]}}
+        });
+        let header = base64_url_encode(br#"{"typ":"jwt","alg":"ed25519"}"#);
+        let claims = base64_url_encode(body.to_string().as_bytes());
+        let sig = base64_url_encode(&acc.sign(claims.as_bytes()).unwrap());
+        let token = format!("{header}.{claims}.{sig}");
+        let c = decode(&token).unwrap();
+        assert_eq!(c.kind(), Kind::User);
+        assert_eq!(c.version(), 1);
+        let u: UserClaims = c.typed().unwrap();
+        assert_eq!(u.issuer_account, "AXYZ");
+        assert_eq!(u.permissions.publish.allow.0, vec!["a.>"]);
+        // Limits a version 1 user leaves out are unlimited.
+        assert_eq!((u.subs, u.data, u.payload), (NO_LIMIT, NO_LIMIT, NO_LIMIT));
+        // A version 2 style signature over header.claims does not verify.
+        let sig2 = base64_url_encode(&acc.sign(format!("{header}.{claims}").as_bytes()).unwrap());
+        assert!(matches!(
+            decode(&format!("{header}.{claims}.{sig2}")),
+            Err(JwtError::BadSignature { .. })
+        ));
+    }
 
     #[test]
     fn tokens_made_by_the_go_library() {
