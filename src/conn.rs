@@ -470,7 +470,7 @@ impl Client {
         let ip = self.addr.ip().to_string();
         let info = self.shard.info.borrow();
         let own = self.max_payload.get();
-        if own != info.max_payload as i64 {
+        if own != info.max_payload {
             // The reference announces the client's own limit (-1 for none).
             let mut i = (**info).clone();
             i.max_payload = own;
