@@ -35,7 +35,7 @@ use crate::options::Options;
 use crate::proto::encode::{self, push_err, push_msg};
 use crate::proto::{parse, Limits, Op, ParseError, Parsed};
 use crate::security::account::{self, AccountId};
-use crate::security::auth::{AuthFailure, Credentials, Identity};
+use crate::security::auth::{AuthFailure, AuthStep, Credentials, Identity};
 use crate::security::authz::CompiledPerms;
 use crate::security::operator::JwtFailure;
 use crate::security::tls::{TlsConn, TlsSettings};
@@ -397,7 +397,9 @@ impl Client {
         let opts = self.shard.options();
         let auth = &opts.security.auth;
         let creds = self.creds.borrow().clone().unwrap_or_default();
-        let res = auth.authenticate(
+        // Never blocks the shard: an account the resolver would have to be
+        // asked for again is taken as it was at CONNECT.
+        let res = auth.authenticate_now(
             &creds.as_credentials(),
             self.nonce.as_deref().map(str::as_bytes),
         );
@@ -1380,7 +1382,7 @@ async fn handle(client: &Rc<Client>, shard: &Rc<Shard>, op: Op<'_>, opts: &Optio
         }
     }
     match op {
-        Op::Connect(json) => connect(client, json, opts),
+        Op::Connect(json) => connect(client, json, opts).await,
         Op::Pub {
             subject,
             reply,
@@ -1629,7 +1631,12 @@ impl Client {
     }
 }
 
-fn connect(client: &Rc<Client>, json: &[u8], opts: &Options) {
+/// Handles CONNECT. When the user's account must be asked of the resolver
+/// (a URL or directory resolver, not in memory), the question runs on the
+/// shard's blocking pool and this waits for it: the read loop awaits each
+/// operation, so nothing the client sent after CONNECT runs before its
+/// authentication is decided, while the shard serves everyone else.
+async fn connect(client: &Rc<Client>, json: &[u8], opts: &Options) {
     let co: ConnectOpts = match serde_json::from_slice(json) {
         Ok(c) => c,
         Err(e) => {
@@ -1679,10 +1686,27 @@ fn connect(client: &Rc<Client>, json: &[u8], opts: &Options) {
         cert_dn: client.tls.as_ref().and_then(|t| t.borrow().peer_dn()),
     };
     let auth = &opts.security.auth;
-    match auth.authenticate(
-        &saved.as_credentials(),
-        client.nonce.as_deref().map(str::as_bytes),
-    ) {
+    let nonce = client.nonce.clone();
+    let nonce = nonce.as_deref().map(str::as_bytes);
+    let res = match auth.authenticate_start(&saved.as_credentials(), nonce) {
+        AuthStep::Done(r) => r,
+        AuthStep::Fetch(pending) => {
+            let started = Instant::now();
+            let answer = glommio::executor().spawn_blocking(pending.fetcher()).await;
+            let took = started.elapsed();
+            if took > Duration::from_secs(1) {
+                crate::warn!("Account [{}] fetch took {took:?}", pending.account());
+            } else {
+                crate::debug!("Account [{}] fetch took {took:?}", pending.account());
+            }
+            if client.is_closed() {
+                // Gone (or timed out) while the resolver was asked.
+                return;
+            }
+            pending.finish(answer, &saved.as_credentials(), nonce)
+        }
+    };
+    match res {
         Ok(id) => {
             client.auth_deadline.set(None);
             if !client.bind(&id) {

@@ -16,13 +16,16 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use glommio::channels::channel_mesh::MeshBuilder;
-use glommio::{LocalExecutorBuilder, Placement};
+use glommio::{LocalExecutorBuilder, Placement, PoolPlacement};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::monitor::Monitor;
 use crate::options::{self, Options};
 use crate::proto::encode::ServerInfo;
 use crate::shard::{self, Control, Global, ShardSpec};
+
+/// Threads per shard for blocking work (account resolver fetches).
+const BLOCKING_THREADS: usize = 4;
 
 /// The main thread's handle on one shard's control channel.
 struct ShardControl {
@@ -250,6 +253,10 @@ pub fn run(opts: Options, reload: impl Fn() -> Result<Options, String>) -> Resul
         };
         let h = LocalExecutorBuilder::new(place)
             .name(&format!("natrix-shard-{i}"))
+            // Blocking work of a shard (asking an account resolver, see
+            // conn.rs connect): a few threads, so one slow account server
+            // answer does not hold up the next CONNECT's.
+            .blocking_thread_pool_placement(PoolPlacement::Unbound(BLOCKING_THREADS))
             .io_memory(opts.io_memory)
             .spawn(move || shard::run(spec))
             .map_err(|e| format!("cannot start shard {i}: {e}"))?;

@@ -28,7 +28,7 @@
 //! refused unless the block leaves them disabled, so a config never appears
 //! to work while silently dropping part of its meaning.
 
-mod check;
+pub(crate) mod check;
 mod lex;
 mod model;
 mod parse;
@@ -39,8 +39,9 @@ use std::sync::Arc;
 
 pub use model::{
     Account, AccountLimits, Authorization, ConnectionType, DirResolverKind, Export, ExportKind,
-    Import, ImportKind, OperatorSource, Permissions, Resolver, ResponsePermission, ResponseType,
-    ServerConfig, ServiceLatency, ShardsConfig, SubjectPermission, TlsConfig, User, GLOBAL_ACCOUNT,
+    Import, ImportKind, OperatorSource, Permissions, Resolver, ResolverCache, ResponsePermission,
+    ResponseType, ServerConfig, ServiceLatency, ShardsConfig, SubjectPermission, TlsConfig, User,
+    GLOBAL_ACCOUNT,
 };
 pub use parse::{parse_value_file, parse_value_str};
 

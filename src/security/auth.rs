@@ -107,6 +107,62 @@ fn is_empty(s: Option<&str>) -> bool {
     s.is_none_or(str::is_empty)
 }
 
+fn presented<'a>(c: &Credentials<'a>, nonce: Option<&'a [u8]>) -> Presented<'a> {
+    Presented {
+        jwt: c.jwt,
+        sig: c.sig,
+        nonce: nonce.unwrap_or_default(),
+        ip: c.ip,
+    }
+}
+
+/// Where [`AuthConfig::authenticate_start`] got to. Lives on the stack
+/// once per CONNECT, so its size does not matter.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum AuthStep {
+    Done(Result<Identity, AuthFailure>),
+    /// The user's account must be asked of the resolver first.
+    Fetch(PendingAuth),
+}
+
+/// A CONNECT waiting for its account from the resolver.
+#[derive(Debug)]
+pub struct PendingAuth {
+    op: Arc<OperatorAuth>,
+    pending: operator::Pending,
+}
+
+impl PendingAuth {
+    /// The account asked for.
+    pub fn account(&self) -> &str {
+        self.pending.account()
+    }
+
+    /// The resolver question, to run where blocking is allowed.
+    pub fn fetcher(
+        &self,
+    ) -> impl FnOnce() -> Result<String, operator::ResolveError> + Send + 'static {
+        let resolver = self.op.resolver.clone();
+        let key = self.pending.account().to_string();
+        move || resolver.fetch(&key)
+    }
+
+    /// The rest of the chain with the resolver's answer.
+    pub fn finish(
+        self,
+        answer: Result<String, operator::ResolveError>,
+        c: &Credentials<'_>,
+        nonce: Option<&[u8]>,
+    ) -> Result<Identity, AuthFailure> {
+        let now = operator::now();
+        let acc = self.op.verify_answer(self.pending.account(), answer, now);
+        self.op
+            .finish(self.pending, acc, &presented(c, nonce), now)
+            .map_err(AuthFailure::Jwt)
+    }
+}
+
 /// Why authentication failed; logged, never sent to the client.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AuthFailure {
@@ -267,25 +323,65 @@ impl AuthConfig {
     }
 
     /// Checks a CONNECT's credentials. `nonce` is the INFO nonce as sent.
+    /// In operator mode this may ask the account resolver and block: a
+    /// shard uses [`AuthConfig::authenticate_start`] instead.
     pub fn authenticate(
         &self,
         c: &Credentials<'_>,
         nonce: Option<&[u8]>,
     ) -> Result<Identity, AuthFailure> {
-        if let Some(op) = &self.operator {
-            let p = Presented {
-                jwt: c.jwt,
-                sig: c.sig,
-                nonce: nonce.unwrap_or_default(),
-                ip: c.ip,
-            };
-            return op
-                .authenticate(&p, operator::now())
-                .map_err(AuthFailure::Jwt);
+        match self.authenticate_start(c, nonce) {
+            AuthStep::Done(r) => r,
+            AuthStep::Fetch(p) => {
+                let answer = p.fetcher()();
+                p.finish(answer, c, nonce)
+            }
         }
-        let mut id = self.authenticate_config(c, nonce)?;
-        id.limits = self.limits_of(&id.account);
-        Ok(id)
+    }
+
+    /// Like [`AuthConfig::authenticate`] but never blocks: an operator-mode
+    /// account that is not at hand is reported as not found (not asked).
+    pub fn authenticate_now(
+        &self,
+        c: &Credentials<'_>,
+        nonce: Option<&[u8]>,
+    ) -> Result<Identity, AuthFailure> {
+        match self.authenticate_start(c, nonce) {
+            AuthStep::Done(r) => r,
+            AuthStep::Fetch(p) => {
+                let answer = Err(operator::ResolveError::NotFound(
+                    "nothing: not asked now (the account is not in memory)".into(),
+                ));
+                p.finish(answer, c, nonce)
+            }
+        }
+    }
+
+    /// Checks a CONNECT's credentials as far as possible without blocking:
+    /// either the answer, or an account the resolver must be asked for
+    /// (off the shard) before [`PendingAuth::finish`].
+    pub fn authenticate_start(&self, c: &Credentials<'_>, nonce: Option<&[u8]>) -> AuthStep {
+        if let Some(op) = &self.operator {
+            let p = presented(c, nonce);
+            let now = operator::now();
+            let pending = match op.begin(&p, now) {
+                Ok(pd) => pd,
+                Err(e) => return AuthStep::Done(Err(AuthFailure::Jwt(e))),
+            };
+            return match op.account_at_hand(pending.account(), now) {
+                Some(acc) => {
+                    AuthStep::Done(op.finish(pending, acc, &p, now).map_err(AuthFailure::Jwt))
+                }
+                None => AuthStep::Fetch(PendingAuth {
+                    op: op.clone(),
+                    pending,
+                }),
+            };
+        }
+        AuthStep::Done(self.authenticate_config(c, nonce).map(|mut id| {
+            id.limits = self.limits_of(&id.account);
+            id
+        }))
     }
 
     fn authenticate_config(

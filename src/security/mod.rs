@@ -15,6 +15,8 @@
 //! - `jwt`: NATS JWTs (decode, verify, typed claims) and `.creds` files.
 //! - `operator`: operator mode: trusted operators, the account resolver,
 //!   verified JWT accounts and the CONNECT-time chain for JWT users.
+//! - `resolver`: account resolvers beyond MEMORY: URL, full and cache
+//!   directories, and the in-memory cache in front of them.
 //!
 //! Nothing here runs per message: the message path sees only the compiled
 //! permissions and account id a connection was bound to.
@@ -26,4 +28,5 @@ pub mod dn;
 pub mod explain;
 pub mod jwt;
 pub mod operator;
+pub mod resolver;
 pub mod tls;

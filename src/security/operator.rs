@@ -24,7 +24,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 
@@ -39,22 +39,39 @@ use crate::config::{
 };
 use crate::subject;
 
-/// Where account JWTs come from. A backend is one type implementing this;
-/// the MEMORY resolver ([`MemoryResolver`]) is the first.
+/// Where account JWTs come from. A backend is one type implementing this:
+/// MEMORY ([`MemoryResolver`]), and in [`super::resolver`] the URL and
+/// directory resolvers and the cache in front of them.
 pub trait AccountResolver: Send + Sync + fmt::Debug {
-    /// How the resolver is named in log lines ("MEMORY resolver").
+    /// How the resolver is named in log lines ("MEMORY resolver",
+    /// "URL resolver http://...").
     fn describe(&self) -> String;
-    /// The account JWT stored for `account` (a public account key).
+    /// The account JWT stored for `account` (a public account key). May
+    /// block (network, disk): the server calls it off the shards.
     fn fetch(&self, account: &str) -> Result<String, ResolveError>;
     /// Every account JWT known up front, to verify and compile at load.
     fn preloaded(&self) -> Vec<(String, String)>;
+    /// The answer for `account` when it is at hand without blocking (in
+    /// memory); `None`: ask [`AccountResolver::fetch`] off the shard.
+    fn at_hand(&self, _account: &str) -> Option<Result<String, ResolveError>> {
+        None
+    }
+    /// Keeps `jwt` as the account's (writable resolvers only).
+    fn store(&self, _account: &str, _jwt: &str) -> Result<(), String> {
+        Err(format!("the {} is read-only", self.describe()))
+    }
+    /// Forgets the account (resolvers that allow deletes only).
+    fn delete(&self, _account: &str) -> Result<(), String> {
+        Err(format!("the {} does not delete accounts", self.describe()))
+    }
 }
 
-/// Why a resolver gave no JWT.
+/// Why a resolver gave no JWT; each says what was asked and what it
+/// answered (the file looked for, the HTTP status, the timeout).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ResolveError {
     /// The resolver has nothing for that key.
-    NotFound,
+    NotFound(String),
     /// The resolver could not answer (I/O, timeout, HTTP status ...).
     Failed(String),
 }
@@ -62,8 +79,7 @@ pub enum ResolveError {
 impl fmt::Display for ResolveError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ResolveError::NotFound => f.write_str("no JWT stored for it"),
-            ResolveError::Failed(e) => f.write_str(e),
+            ResolveError::NotFound(e) | ResolveError::Failed(e) => f.write_str(e),
         }
     }
 }
@@ -91,7 +107,15 @@ impl AccountResolver for MemoryResolver {
         self.jwts
             .get(account)
             .cloned()
-            .ok_or(ResolveError::NotFound)
+            .ok_or_else(|| ResolveError::NotFound("no JWT preloaded for it".into()))
+    }
+
+    fn at_hand(&self, account: &str) -> Option<Result<String, ResolveError>> {
+        Some(self.fetch(account))
+    }
+
+    fn store(&self, _account: &str, _jwt: &str) -> Result<(), String> {
+        Err("the MEMORY resolver only holds resolver_preload (reload to change it)".into())
     }
 
     fn preloaded(&self) -> Vec<(String, String)> {
@@ -217,6 +241,7 @@ impl JwtAccount {
                 account: key.to_string(),
                 issuer: c.iss.clone(),
                 trusted: trust.describe(),
+                from: String::new(),
             });
         }
         match c.check_time(now) {
@@ -331,6 +356,8 @@ pub enum AccountFailure {
         account: String,
         issuer: String,
         trusted: String,
+        /// Where the JWT came from ("the URL resolver ..."), when known.
+        from: String,
     },
     Expired {
         account: String,
@@ -347,7 +374,7 @@ impl fmt::Display for AccountFailure {
                 answer,
             } => write!(
                 f,
-                "account {account} not found: the {resolver} has {answer}"
+                "account {account} not found: asked the {resolver}, which answered: {answer}"
             ),
             AccountFailure::Invalid { account, reason } => {
                 write!(f, "account {account} has an invalid JWT: {reason}")
@@ -356,10 +383,23 @@ impl fmt::Display for AccountFailure {
                 account,
                 issuer,
                 trusted,
-            } => write!(
-                f,
-                "account {account} not issued by a trusted operator: issuer {issuer}, {trusted}"
-            ),
+                from,
+            } => {
+                let by = match issuer.chars().next() {
+                    Some('O') => "operator key ",
+                    Some('A') => "account key ",
+                    _ => "",
+                };
+                let from = if from.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (JWT from the {from})")
+                };
+                write!(
+                    f,
+                    "account {account} not issued by a trusted operator{from}: signed by {by}{issuer}, {trusted}"
+                )
+            }
             AccountFailure::Expired { account, at } => {
                 write!(f, "account {account} expired at {}", unix_text(*at))
             }
@@ -463,7 +503,7 @@ pub struct Presented<'a> {
 #[derive(Debug)]
 pub struct OperatorAuth {
     pub trust: Trust,
-    pub resolver: Box<dyn AccountResolver>,
+    pub resolver: Arc<dyn AccountResolver>,
     pub system_account: Option<String>,
     /// `resolver_pinned_accounts`: when non-empty, only these accounts
     /// (and the system account) may connect.
@@ -471,6 +511,25 @@ pub struct OperatorAuth {
     /// Accounts verified at load, by key; failures kept to be named when a
     /// user of the account connects.
     accounts: BTreeMap<String, Result<Arc<JwtAccount>, AccountFailure>>,
+    /// Accounts the resolver gave after load, verified once per JWT: a
+    /// CONNECT whose account JWT is unchanged reuses the compiled one.
+    fetched: Mutex<HashMap<String, Arc<JwtAccount>>>,
+}
+
+/// A CONNECT's user JWT, checked up to the point where its account is
+/// needed ([`OperatorAuth::begin`]).
+#[derive(Clone, Debug)]
+pub struct Pending {
+    c: Claims,
+    uc: UserClaims,
+    account: String,
+}
+
+impl Pending {
+    /// The account the user belongs to.
+    pub fn account(&self) -> &str {
+        &self.account
+    }
 }
 
 impl OperatorAuth {
@@ -548,23 +607,22 @@ impl OperatorAuth {
                     .find(|s| !s.is_empty());
             }
         }
-        let resolver: Box<dyn AccountResolver> = match &cfg.resolver {
-            Some(crate::config::Resolver::Memory) => {
-                Box::new(MemoryResolver::new(cfg.resolver_preload.iter().cloned()))
+        // As the reference: a preload that does not decode stops the
+        // server.
+        for (key, token) in &cfg.resolver_preload {
+            if let Err(e) = jwt::decode(token).and_then(|c| c.typed::<AccountClaims>()) {
+                return Err(format!("resolver_preload: account {key}: {e}"));
             }
-            Some(crate::config::Resolver::Url(u)) => {
-                return Err(format!(
-                    "resolver URL({u}) is not supported by natrix yet (use MEMORY with resolver_preload)"
-                ))
-            }
-            Some(crate::config::Resolver::Dir { .. }) => {
-                return Err(
-                    "the full and cache directory resolvers are not supported by natrix yet (use MEMORY with resolver_preload)"
-                        .into(),
-                )
-            }
-            None => return Err("operator mode needs a resolver (for example resolver: MEMORY)".into()),
-        };
+        }
+        if matches!(cfg.resolver, Some(crate::config::Resolver::Dir { .. }))
+            && !trust.operators.is_empty()
+            && system_account.is_none()
+        {
+            // As the reference (the directory resolvers synchronize through
+            // the system account).
+            return Err("using nats based account resolver - the system account needs to be specified in configuration or the operator jwt".into());
+        }
+        let resolver = build_resolver(cfg, &trust)?;
         let mut pinned = cfg.resolver_pinned_accounts.clone();
         if !pinned.is_empty() {
             if let Some(sa) = &system_account {
@@ -577,23 +635,24 @@ impl OperatorAuth {
             system_account,
             pinned,
             accounts: BTreeMap::new(),
+            fetched: Mutex::new(HashMap::new()),
         };
         op.load_accounts(now())?;
         Ok(Some(op))
     }
 
-    /// Verifies every account the resolver holds up front. A preload that
-    /// does not decode stops the server, as in the reference; one that
-    /// decodes but cannot be used (untrusted, expired) is kept as a failure
-    /// and logged, so its users are refused with that cause.
+    /// Verifies every account the resolver holds up front (preloads, the
+    /// files of a full directory resolver). One that cannot be used
+    /// (untrusted, expired, not a JWT) is kept as a failure and logged, so
+    /// its users are refused with that cause.
     fn load_accounts(&mut self, now: i64) -> Result<(), String> {
+        let from = self.resolver.describe();
         for (key, token) in self.resolver.preloaded() {
-            if let Err(e) = jwt::decode(&token).and_then(|c| c.typed::<AccountClaims>()) {
-                return Err(format!("resolver_preload: account {key}: {e}"));
-            }
-            let res = JwtAccount::verify(&key, &token, &self.trust, now).map(Arc::new);
+            let res = JwtAccount::verify(&key, &token, &self.trust, now)
+                .map(Arc::new)
+                .map_err(|e| from_source(e, &from));
             if let Err(e) = &res {
-                crate::warn!("resolver_preload: {e}");
+                crate::warn!("account known at start is unusable: {e}");
             }
             self.accounts.insert(key, res);
         }
@@ -605,11 +664,16 @@ impl OperatorAuth {
         self.accounts.values().filter_map(|r| r.as_ref().ok())
     }
 
-    /// The account behind `key`: verified at load, or asked of the
-    /// resolver now.
-    pub fn account(&self, key: &str, now: i64) -> Result<Arc<JwtAccount>, AccountFailure> {
+    /// The account behind `key` when it is at hand without blocking:
+    /// verified at load, or in the resolver's memory. `None`: the resolver
+    /// must be asked ([`OperatorAuth::account`], off the shard).
+    pub fn account_at_hand(
+        &self,
+        key: &str,
+        now: i64,
+    ) -> Option<Result<Arc<JwtAccount>, AccountFailure>> {
         if let Some(r) = self.accounts.get(key) {
-            return match r {
+            return Some(match r {
                 Ok(a) => match a.exp {
                     Some(at) if now >= at => Err(AccountFailure::Expired {
                         account: key.to_string(),
@@ -618,21 +682,78 @@ impl OperatorAuth {
                     _ => Ok(a.clone()),
                 },
                 Err(e) => Err(e.clone()),
-            };
+            });
         }
-        match self.resolver.fetch(key) {
-            Ok(token) => JwtAccount::verify(key, &token, &self.trust, now).map(Arc::new),
-            Err(e) => Err(AccountFailure::NotFound {
+        if !is_public_key(key, 'A') {
+            // As the reference: only account keys are looked up.
+            return Some(Err(AccountFailure::NotFound {
                 account: key.to_string(),
                 resolver: self.resolver.describe(),
-                answer: e.to_string(),
-            }),
+                answer: "nothing: it is not a public account key, so it was not asked".into(),
+            }));
         }
+        let answer = self.resolver.at_hand(key)?;
+        Some(self.verify_answer(key, answer, now))
+    }
+
+    /// The account behind `key`, asking the resolver when it is not at
+    /// hand. May block: call it off the shards.
+    pub fn account(&self, key: &str, now: i64) -> Result<Arc<JwtAccount>, AccountFailure> {
+        if let Some(r) = self.account_at_hand(key, now) {
+            return r;
+        }
+        self.verify_answer(key, self.resolver.fetch(key), now)
+    }
+
+    /// What the resolver answered for `key`, as an account (verified once
+    /// per JWT), or the failure naming the resolver and its answer.
+    pub fn verify_answer(
+        &self,
+        key: &str,
+        answer: Result<String, ResolveError>,
+        now: i64,
+    ) -> Result<Arc<JwtAccount>, AccountFailure> {
+        let from = || self.resolver.describe();
+        let token = answer.map_err(|e| AccountFailure::NotFound {
+            account: key.to_string(),
+            resolver: from(),
+            answer: e.to_string(),
+        })?;
+        let token = token.trim();
+        let cached = lock(&self.fetched).get(key).cloned();
+        if let Some(a) = cached.filter(|a| a.jwt == token) {
+            return match a.exp {
+                Some(at) if now >= at => Err(AccountFailure::Expired {
+                    account: key.to_string(),
+                    at,
+                }),
+                _ => Ok(a),
+            };
+        }
+        let a = JwtAccount::verify(key, token, &self.trust, now)
+            .map(Arc::new)
+            .map_err(|e| from_source(e, &from()))?;
+        let mut fetched = lock(&self.fetched);
+        if fetched.len() >= 100_000 {
+            fetched.clear();
+        }
+        fetched.insert(key.to_string(), a.clone());
+        Ok(a)
     }
 
     /// Walks the reference's chain for a CONNECT: user JWT, its account,
-    /// issuer, bearer, nonce signature, revocation, source and times.
+    /// issuer, bearer, nonce signature, revocation, source and times. May
+    /// block on the resolver (see [`OperatorAuth::begin`] for the shard's
+    /// way).
     pub fn authenticate(&self, p: &Presented<'_>, now: i64) -> Result<Identity, JwtFailure> {
+        let pending = self.begin(p, now)?;
+        let acc = self.account(&pending.account, now);
+        self.finish(pending, acc, p, now)
+    }
+
+    /// The chain up to the account: the user JWT itself, its connection
+    /// types and the pinned accounts.
+    pub fn begin(&self, p: &Presented<'_>, now: i64) -> Result<Pending, JwtFailure> {
         let token = p.jwt.filter(|t| !t.is_empty()).ok_or(JwtFailure::NoJwt)?;
         let c = jwt::decode(token).map_err(|e| JwtFailure::Invalid(e.to_string()))?;
         let uc: UserClaims = c.typed().map_err(|e| JwtFailure::Invalid(e.to_string()))?;
@@ -662,9 +783,29 @@ impl OperatorAuth {
                 account: account_key,
             });
         }
-        let acc = self
-            .account(&account_key, now)
-            .map_err(JwtFailure::Account)?;
+        Ok(Pending {
+            c,
+            uc,
+            account: account_key,
+        })
+    }
+
+    /// The rest of the chain, once the account is known (or known not to
+    /// be usable).
+    pub fn finish(
+        &self,
+        pending: Pending,
+        acc: Result<Arc<JwtAccount>, AccountFailure>,
+        p: &Presented<'_>,
+        now: i64,
+    ) -> Result<Identity, JwtFailure> {
+        let Pending {
+            c,
+            uc,
+            account: account_key,
+        } = pending;
+        let user = c.sub.clone();
+        let acc = acc.map_err(JwtFailure::Account)?;
         let scope = match acc.signer(&c.iss) {
             None => {
                 return Err(JwtFailure::UnknownIssuer {
@@ -829,6 +970,86 @@ impl OperatorAuth {
             });
         }
         out
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Says where an unusable account JWT came from.
+fn from_source(e: AccountFailure, source: &str) -> AccountFailure {
+    match e {
+        AccountFailure::Untrusted {
+            account,
+            issuer,
+            trusted,
+            ..
+        } => AccountFailure::Untrusted {
+            account,
+            issuer,
+            trusted,
+            from: source.to_string(),
+        },
+        AccountFailure::Invalid { account, reason } => AccountFailure::Invalid {
+            account,
+            reason: format!("{reason} (JWT from the {source})"),
+        },
+        other => other,
+    }
+}
+
+/// The resolver of a configuration, with the cache in front of the ones
+/// that ask something outside the process; checks what the reference
+/// checks before it starts (the URL answers, a directory resolver has an
+/// operator, preloads go to a writable resolver).
+fn build_resolver(cfg: &ServerConfig, trust: &Trust) -> Result<Arc<dyn AccountResolver>, String> {
+    use super::resolver::{CachedResolver, DirResolver, UrlResolver, FETCH_TIMEOUT};
+    use crate::config::Resolver;
+    let cache = cfg.resolver_cache.unwrap_or_default();
+    let cached = |r: Arc<dyn AccountResolver>| -> Arc<dyn AccountResolver> {
+        if cache.ttl.is_zero() && cache.negative_ttl.is_zero() {
+            r
+        } else {
+            Arc::new(CachedResolver::new(r, cache))
+        }
+    };
+    match &cfg.resolver {
+        Some(Resolver::Memory) => Ok(Arc::new(MemoryResolver::new(
+            cfg.resolver_preload.iter().cloned(),
+        ))),
+        Some(Resolver::Url(u)) => {
+            if !cfg.resolver_preload.is_empty() {
+                return Err(
+                    "resolver preloads only available for writeable resolver types MEM/DIR/CACHE_DIR"
+                        .into(),
+                );
+            }
+            let r = UrlResolver::new(u, FETCH_TIMEOUT)?;
+            // As the reference: someone must be home at start.
+            r.check()?;
+            Ok(cached(Arc::new(r)))
+        }
+        Some(Resolver::Dir {
+            kind,
+            dir,
+            allow_delete,
+            limit,
+            ttl,
+            ..
+        }) => {
+            if trust.operators.is_empty() {
+                return Err("Could not start resolver: no operator key found (a directory resolver needs an operator JWT)".into());
+            }
+            let r = DirResolver::open(dir, *kind, *allow_delete, *limit, *ttl)?;
+            // As the reference: preloads are stored into the directory.
+            for (key, token) in &cfg.resolver_preload {
+                r.store(key, token)
+                    .map_err(|e| format!("resolver_preload: account {key}: {e}"))?;
+            }
+            Ok(cached(Arc::new(r)))
+        }
+        None => Err("operator mode needs a resolver (for example resolver: MEMORY)".into()),
     }
 }
 

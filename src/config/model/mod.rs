@@ -46,7 +46,7 @@ pub use accounts::{
 pub use auth::{
     Authorization, ConnectionType, Permissions, ResponsePermission, SubjectPermission, User,
 };
-pub use operator::{DirResolverKind, OperatorSource, Resolver};
+pub use operator::{DirResolverKind, OperatorSource, Resolver, ResolverCache};
 pub use server::ServerConfig;
 pub use shards::ShardsConfig;
 pub use tls::TlsConfig;

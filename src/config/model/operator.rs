@@ -53,6 +53,33 @@ pub enum DirResolverKind {
     Cache,
 }
 
+/// natrix-only `resolver_cache { ttl, negative_ttl, max_entries }`: how
+/// long the answers of a URL or directory resolver are kept in memory.
+/// The reference has no such block (it keeps a fetched account until an
+/// update arrives through the system account, and asks again for every
+/// CONNECT of an unknown one).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ResolverCache {
+    /// How long an account JWT the resolver gave is used without asking
+    /// again; zero turns the cache off.
+    pub ttl: Duration,
+    /// How long "not found" (or a failure to answer) is remembered, so an
+    /// unknown account cannot hammer the account server.
+    pub negative_ttl: Duration,
+    /// Most accounts remembered (least recently used ones go first).
+    pub max_entries: usize,
+}
+
+impl Default for ResolverCache {
+    fn default() -> Self {
+        ResolverCache {
+            ttl: Duration::from_secs(120),
+            negative_ttl: Duration::from_secs(2),
+            max_entries: 10_000,
+        }
+    }
+}
+
 impl Builder {
     pub(super) fn resolver(&mut self, n: &Node<'_>) -> Result<Resolver, ConfigError> {
         const EXPECTED: &str =
@@ -217,6 +244,33 @@ pub(super) fn operators(n: &Node<'_>) -> Result<Vec<OperatorSource>, ConfigError
     Ok(out)
 }
 
+pub(super) fn resolver_cache(n: &Node<'_>) -> Result<ResolverCache, ConfigError> {
+    const KEYS: &[&str] = &["ttl", "negative_ttl", "max_entries"];
+    let mut c = ResolverCache::default();
+    if let Value::Bool(on) = n.value() {
+        if !on {
+            c.ttl = Duration::ZERO;
+            c.negative_ttl = Duration::ZERO;
+        }
+        return Ok(c);
+    }
+    for field in n.entries()? {
+        let v = &field.node;
+        match field.name.as_str() {
+            "ttl" => c.ttl = duration_str(v)?,
+            "negative_ttl" => c.negative_ttl = duration_str(v)?,
+            "max_entries" => {
+                c.max_entries = v.int_as("resolver_cache max_entries")?;
+                if c.max_entries == 0 {
+                    return Err(v.err("resolver_cache max_entries must be at least 1"));
+                }
+            }
+            _ => field.unknown(KEYS)?,
+        }
+    }
+    Ok(c)
+}
+
 pub(super) fn resolver_preload(n: &Node<'_>) -> Result<Vec<(String, String)>, ConfigError> {
     if !matches!(n.value(), Value::Map(_)) {
         return Err(n.expected("a map of account public key to account JWT"));
@@ -321,6 +375,20 @@ mod tests {
             "operator: {jwt}\nauthorization {{ users [ {{user: a}} ] }}\nno_auth_user: a"
         ))
         .contains("operator mode"));
+
+        let c = ok("resolver_cache { ttl: \"10m\", negative_ttl: \"500ms\", max_entries: 5 }");
+        assert_eq!(
+            c.resolver_cache,
+            Some(ResolverCache {
+                ttl: secs(600),
+                negative_ttl: Duration::from_millis(500),
+                max_entries: 5
+            })
+        );
+        let c = ok("resolver_cache: false");
+        assert_eq!(c.resolver_cache.unwrap().ttl, Duration::ZERO);
+        assert!(err("resolver_cache { ttl: 5 }").contains("duration"));
+        assert!(err("resolver_cache { tll: \"1s\" }").contains("did you mean \"ttl\""));
 
         let c = ok("trusted: [\"OBYEOZQ46VZMFMNETBAW2H6VGDSOBLP67VUEZJ5LPR3PIZBWWRIY4UI4\"]");
         assert_eq!(c.trusted_keys.len(), 1);

@@ -14,7 +14,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::operator::{operators, resolver_preload};
+use super::operator::{operators, resolver_cache, resolver_preload, ResolverCache};
 use super::refused::{
     cluster, gateway, jetstream, leafnodes, mqtt, refuse_mappings, refuse_ocsp, websocket,
 };
@@ -110,6 +110,9 @@ pub struct ServerConfig {
     /// Account public key and account JWT, in file order.
     pub resolver_preload: Vec<(String, String)>,
     pub resolver_pinned_accounts: Vec<String>,
+    /// natrix-only: the in-memory cache in front of a URL or directory
+    /// resolver (`None`: the defaults).
+    pub resolver_cache: Option<ResolverCache>,
 
     pub server_tags: Vec<String>,
     pub connect_error_reports: i32,
@@ -174,6 +177,7 @@ impl Default for ServerConfig {
             resolver_tls: None,
             resolver_preload: Vec::new(),
             resolver_pinned_accounts: Vec::new(),
+            resolver_cache: None,
             server_tags: Vec::new(),
             connect_error_reports: DEFAULT_CONNECT_ERROR_REPORTS,
             reconnect_error_reports: DEFAULT_RECONNECT_ERROR_REPORTS,
@@ -265,6 +269,7 @@ const TOP_KEYS: &[&str] = &[
     "resolver_tls",
     "resolver_preload",
     "resolver_pinned_accounts",
+    "resolver_cache",
     "no_auth_user",
     "system_account",
     "system",
@@ -437,6 +442,7 @@ impl Builder {
             "resolver_tls" => cfg.resolver_tls = Some(tls(n, true)?),
             "resolver_preload" => cfg.resolver_preload = resolver_preload(n)?,
             "resolver_pinned_accounts" => cfg.resolver_pinned_accounts = n.strings()?,
+            "resolver_cache" => cfg.resolver_cache = Some(resolver_cache(n)?),
             "no_auth_user" => {
                 self.remember("no_auth_user", f);
                 cfg.no_auth_user = Some(n.string()?);
