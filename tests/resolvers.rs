@@ -15,76 +15,24 @@ use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
+use common::jwt::{account_jwt, operator_jwt, user_jwt};
 use common::{is_natrix, run_to_exit, shard_flags, with_timeout, Raw, Server, TempDir};
 use natrix::security::auth::base64_url_encode;
-use natrix::security::jwt::{encode, Claims};
 use natrix::security::operator::AccountResolver;
 use natrix::security::resolver::DirResolver;
 use nkeys::KeyPair;
-use serde_json::{json, Value};
+use serde_json::json;
 
 const LIMIT: Duration = Duration::from_secs(90);
 const BASE: &str = "/jwt/v1/accounts/";
-
-fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
-fn mint(issuer: &KeyPair, subject: &str, nats: Value) -> String {
-    let c = Claims {
-        jti: format!("J{}{}", &subject[..10], now()),
-        iat: now() - 5,
-        iss: issuer.public_key(),
-        sub: subject.to_string(),
-        name: "T".to_string(),
-        aud: None,
-        exp: None,
-        nbf: None,
-        nats,
-    };
-    encode(&c, issuer).expect("encode")
-}
-
-fn operator_jwt(op: &KeyPair) -> String {
-    mint(
-        op,
-        &op.public_key(),
-        json!({"type": "operator", "version": 2}),
-    )
-}
-
-fn account_jwt(issuer: &KeyPair, acc: &KeyPair) -> String {
-    mint(
-        issuer,
-        &acc.public_key(),
-        json!({
-            "type": "account", "version": 2,
-            "limits": {"subs": -1, "data": -1, "payload": -1, "imports": -1, "exports": -1,
-                       "wildcards": true, "conn": -1, "leaf": -1},
-            "default_permissions": {"pub": {}, "sub": {}},
-        }),
-    )
-}
-
-fn user_jwt(acc: &KeyPair, user: &KeyPair) -> String {
-    mint(
-        acc,
-        &user.public_key(),
-        json!({"type": "user", "version": 2, "pub": {}, "sub": {},
-               "subs": -1, "data": -1, "payload": -1}),
-    )
-}
 
 /// Connects a new user of `acc`, signing the nonce; sends CONNECT and
 /// PING and returns the client and the first line answered.
 fn connect_user(port: u16, acc: &KeyPair) -> (Raw, String) {
     let user = KeyPair::new_user();
-    let jwt = user_jwt(acc, &user);
+    let jwt = user_jwt(acc, &user, json!({}));
     let mut r = Raw::connect(port);
     let nonce = r.info["nonce"].as_str().expect("nonce").to_string();
     let sig = base64_url_encode(&user.sign(nonce.as_bytes()).unwrap());
@@ -213,10 +161,10 @@ fn url_resolver_serves_accounts_and_remembers_them() {
         let op = KeyPair::new_operator();
         let acc = KeyPair::new_account();
         let web = AccountServer::start();
-        web.put(&acc, &account_jwt(&op, &acc), Duration::ZERO);
+        web.put(&acc, &account_jwt(&op, &acc, json!({})), Duration::ZERO);
         let conf = format!(
             "operator: {}\nresolver: URL({})\n",
-            operator_jwt(&op),
+            operator_jwt(&op, json!({})),
             web.url()
         );
         let srv = Server::with_config(&conf, &[]);
@@ -254,7 +202,7 @@ fn url_resolver_serves_accounts_and_remembers_them() {
         let untrusted = KeyPair::new_account();
         web.put(
             &untrusted,
-            &account_jwt(&stranger, &untrusted),
+            &account_jwt(&stranger, &untrusted, json!({})),
             Duration::ZERO,
         );
         assert_refused(
@@ -276,11 +224,15 @@ fn url_resolver_timeouts_and_remembered_refusals() {
         let fine = KeyPair::new_account();
         let web = AccountServer::start();
         // Answers after the fetch timeout (1.9s in both servers).
-        web.put(&slow, &account_jwt(&op, &slow), Duration::from_millis(3000));
-        web.put(&fine, &account_jwt(&op, &fine), Duration::ZERO);
+        web.put(
+            &slow,
+            &account_jwt(&op, &slow, json!({})),
+            Duration::from_millis(3000),
+        );
+        web.put(&fine, &account_jwt(&op, &fine, json!({})), Duration::ZERO);
         let mut conf = format!(
             "operator: {}\nresolver: URL({})\n",
-            operator_jwt(&op),
+            operator_jwt(&op, json!({})),
             web.url()
         );
         if is_natrix() {
@@ -347,7 +299,7 @@ fn url_resolver_must_answer_at_start_and_takes_no_preloads() {
             .port();
         let conf = format!(
             "operator: {}\nresolver: URL(http://127.0.0.1:{port}{BASE})\n",
-            operator_jwt(&op)
+            operator_jwt(&op, json!({}))
         );
         let exit = run_to_exit("s.conf", &conf, &[], &[], Duration::from_secs(20));
         assert!(!exit.success(), "{}", exit.output);
@@ -357,10 +309,10 @@ fn url_resolver_must_answer_at_start_and_takes_no_preloads() {
         let acc = KeyPair::new_account();
         let conf = format!(
             "operator: {}\nresolver: URL({})\nresolver_preload: {{ {}: {} }}\n",
-            operator_jwt(&op),
+            operator_jwt(&op, json!({})),
             web.url(),
             acc.public_key(),
-            account_jwt(&op, &acc)
+            account_jwt(&op, &acc, json!({}))
         );
         let exit = run_to_exit("s.conf", &conf, &[], &[], Duration::from_secs(20));
         assert!(!exit.success(), "{}", exit.output);
@@ -392,10 +344,13 @@ fn full_dir_resolver_reads_files_in_the_reference_layout() {
         // As nats-server (and nsc) write it: <dir>/<account key>.jwt.
         std::fs::write(
             jwts.path().join(format!("{}.jwt", acc.public_key())),
-            account_jwt(&op, &acc),
+            account_jwt(&op, &acc, json!({})),
         )
         .unwrap();
-        let srv = Server::with_config(&dir_conf(&operator_jwt(&op), "full", jwts.path(), ""), &[]);
+        let srv = Server::with_config(
+            &dir_conf(&operator_jwt(&op, json!({})), "full", jwts.path(), ""),
+            &[],
+        );
         let (_r, line) = connect_user(srv.port(), &acc);
         assert_eq!(line, "PONG");
 
@@ -421,11 +376,11 @@ fn full_dir_resolver_reads_files_in_the_reference_layout() {
 fn dir_written_by_either_server_serves_the_other() {
     with_timeout(LIMIT, || {
         let op = KeyPair::new_operator();
-        let op_jwt = operator_jwt(&op);
+        let op_jwt = operator_jwt(&op, json!({}));
         // 1. The server under test stores resolver_preload into the
         //    directory; the file is what natrix's store reads.
         let acc = KeyPair::new_account();
-        let acc_jwt = account_jwt(&op, &acc);
+        let acc_jwt = account_jwt(&op, &acc, json!({}));
         let jwts = TempDir::new("jwtdir");
         let dir = jwts.path().join("store");
         let conf = format!(
@@ -448,7 +403,7 @@ fn dir_written_by_either_server_serves_the_other() {
         //    reference too) serves its users after a restart.
         let other = KeyPair::new_account();
         store
-            .store(&other.public_key(), &account_jwt(&op, &other))
+            .store(&other.public_key(), &account_jwt(&op, &other, json!({})))
             .unwrap();
         drop(store);
         let srv = Server::with_config(&dir_conf(&op_jwt, "full", &dir, ""), &[]);
@@ -468,11 +423,11 @@ fn cache_dir_resolver_keeps_at_most_limit_files() {
         let (a, b) = (KeyPair::new_account(), KeyPair::new_account());
         let conf = format!(
             "{}resolver_preload: {{\n  {}: {}\n  {}: {}\n}}\n",
-            dir_conf(&operator_jwt(&op), "cache", &dir, "  limit: 1\n"),
+            dir_conf(&operator_jwt(&op, json!({})), "cache", &dir, "  limit: 1\n"),
             a.public_key(),
-            account_jwt(&op, &a),
+            account_jwt(&op, &a, json!({})),
             b.public_key(),
-            account_jwt(&op, &b)
+            account_jwt(&op, &b, json!({}))
         );
         let _srv = Server::with_config(&conf, &[]);
         let files: Vec<_> = std::fs::read_dir(&dir)
@@ -491,7 +446,7 @@ fn dir_resolver_needs_an_operator_and_a_system_account() {
         let op = KeyPair::new_operator();
         let conf = format!(
             "operator: {}\nresolver {{ type: full, dir: \"{}\" }}\n",
-            operator_jwt(&op),
+            operator_jwt(&op, json!({})),
             jwts.path().display()
         );
         let exit = run_to_exit("s.conf", &conf, &[], &[], Duration::from_secs(20));
