@@ -754,10 +754,11 @@ fn an_expiring_account_disconnects_its_users() {
     with_timeout(LIMIT, || {
         let s = Setup::new();
         let acc = KeyPair::new_account();
-        let jwt = account_jwt_with(&s.op, &acc, json!({}), |c| c.exp = Some(now() + 3));
+        // Far enough ahead that a slow start still finds it valid.
+        let jwt = account_jwt_with(&s.op, &acc, json!({}), |c| c.exp = Some(now() + 5));
         let srv = Server::with_config(&s.config(&[(&acc, &jwt)], ""), &[]);
         let mut c = login(srv.port(), &acc, &KeyPair::new_user(), json!({}));
-        let rest = show(&c.read_until_closed(Duration::from_secs(8)));
+        let rest = show(&c.read_until_closed(Duration::from_secs(12)));
         assert!(
             rest.contains("-ERR 'Account Authentication Expired'"),
             "expected the account expiry error, got {rest}"
