@@ -241,6 +241,14 @@ struct ConnJson<'a> {
     subscriptions_list: Option<Vec<&'a str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     subscriptions_list_detail: Option<Vec<SubDetailJson<'a>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    jwt: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    issuer_key: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name_tag: Option<&'a str>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    tags: &'a [String],
 }
 
 /// A float as Go's `encoding/json` writes it: whole values without a
@@ -261,6 +269,12 @@ impl<'a> ConnJson<'a> {
     fn of(c: &'a ConnInfo, now: SystemTime, auth: bool, subs: bool, detail: bool) -> Self {
         let end = c.stop.unwrap_or(now);
         let has_subs = !c.subs.is_empty();
+        // As the reference: an open connection shows its user (the nkey
+        // for a JWT user) and JWT details only with auth; a closed one
+        // keeps its JWT details always, and as user only CONNECT's name.
+        let closed = c.stop.is_some();
+        let jwt_details = auth || closed;
+        let user = if closed { &c.connect_user } else { &c.user };
         ConnJson {
             cid: c.cid,
             kind: "Client",
@@ -285,13 +299,17 @@ impl<'a> ConnJson<'a> {
             version: c.version.as_deref(),
             tls_version: c.tls_version.as_deref(),
             tls_cipher_suite: c.tls_cipher.as_deref(),
-            authorized_user: (auth && !c.user.is_empty()).then_some(c.user.as_str()),
+            authorized_user: (auth && !user.is_empty()).then_some(user.as_str()),
             account: (auth && c.account != crate::config::GLOBAL_ACCOUNT)
                 .then_some(c.account.as_str()),
             subscriptions_list: (subs && !detail && has_subs)
                 .then(|| c.subs.iter().map(|s| s.subject.as_str()).collect()),
             subscriptions_list_detail: (detail && has_subs)
                 .then(|| c.subs.iter().map(|s| SubDetailJson::of(s, false)).collect()),
+            jwt: c.jwt.as_deref().filter(|_| jwt_details),
+            issuer_key: c.issuer_key.as_deref().filter(|_| jwt_details),
+            name_tag: c.name_tag.as_deref().filter(|_| jwt_details),
+            tags: if jwt_details { &c.tags } else { &[] },
         }
     }
 }
@@ -799,6 +817,12 @@ impl Monitor {
         if cid > 0 {
             limit = 1;
         }
+        // The reference answers an unknown account early: no server id,
+        // no total, and a null list.
+        let unknown_acc = !acc.is_empty()
+            && !crate::security::account::account_names()
+                .iter()
+                .any(|a| a == acc);
         let m = self.gather();
         let now = self.now();
         let in_acc = |c: &ConnInfo| acc.is_empty() || c.account == acc;
@@ -827,7 +851,7 @@ impl Monitor {
         } else {
             open.into_iter()
                 .chain(closed)
-                .filter(|c| user.is_empty() || c.user == user)
+                .filter(|c| user.is_empty() || c.connect_user == user)
                 .collect()
         };
         let end = |c: &ConnInfo| c.stop.unwrap_or(now);
@@ -877,7 +901,22 @@ impl Monitor {
             total: usize,
             offset: usize,
             limit: usize,
-            connections: Vec<ConnJson<'a>>,
+            connections: Option<Vec<ConnJson<'a>>>,
+        }
+        if unknown_acc {
+            return Ok(respond_json(
+                r,
+                &Connz {
+                    server_id: "",
+                    now: rfc3339(now),
+                    num_connections: 0,
+                    total: 0,
+                    offset,
+                    limit,
+                    connections: None,
+                },
+                true,
+            ));
         }
         Ok(respond_json(
             r,
@@ -888,7 +927,7 @@ impl Monitor {
                 total,
                 offset,
                 limit,
-                connections: page,
+                connections: Some(page),
             },
             true,
         ))
