@@ -1469,3 +1469,144 @@ fn connz_closed_connection_user_is_the_connect_user_name() {
         assert!(conns(&v)[0].get("authorized_user").is_none());
     });
 }
+
+/// An export or import list as sorted (field, value) strings, without the
+/// reference's system account imports (natrix has no system account).
+fn entries(v: &Value) -> Vec<String> {
+    let mut out: Vec<String> = v
+        .as_array()
+        .map(|a| a.as_slice())
+        .unwrap_or(&[])
+        .iter()
+        .filter(|e| e["account"] != "$SYS")
+        .map(|e| e.to_string())
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn accountz_detail_lists_config_exports_and_imports() {
+    with_timeout(LIMIT, || {
+        let srv = start_conf(
+            r#"
+accounts {
+  A { users = [ {user: a, password: a} ]
+      exports = [ {stream: "s.>"}, {service: "svc.a", response_type: stream},
+                  {stream: "priv.>", accounts: [B]} ] }
+  B { users = [ {user: b, password: b} ]
+      imports = [ {stream: {account: A, subject: "s.>"}, prefix: "fromA"},
+                  {service: {account: A, subject: "svc.a"}, to: "a.svc"},
+                  {stream: {account: A, subject: "priv.>"}} ] }
+  C { users = [ {user: c, password: c} ] }
+}
+"#,
+        );
+        let port = srv.monitor_port();
+        let a = &get_json(port, "/accountz?acc=A")["account_detail"];
+        assert_eq!(
+            entries(&a["exports"]),
+            [
+                r#"{"approved_accounts":["B"],"subject":"priv.>","type":"stream"}"#,
+                r#"{"response_type":"Streamed","subject":"svc.a","type":"service"}"#,
+                r#"{"subject":"s.>","type":"stream"}"#,
+            ]
+        );
+        assert!(entries(&a["imports"]).is_empty());
+        for k in ["jwt", "issuer_key", "name_tag", "tags", "decoded_jwt"] {
+            assert!(a.get(k).is_none(), "{k} for a config account: {a}");
+        }
+        let b = &get_json(port, "/accountz?acc=B")["account_detail"];
+        assert!(b.get("exports").is_none(), "{b}");
+        assert_eq!(
+            entries(&b["imports"]),
+            [
+                r#"{"account":"A","invalid":false,"local_subject":"fromA.s.>","share":false,"subject":"s.>","tracking":false,"type":"stream"}"#,
+                r#"{"account":"A","invalid":false,"local_subject":"priv.>","share":false,"subject":"priv.>","tracking":false,"type":"stream"}"#,
+                r#"{"account":"A","invalid":false,"share":false,"subject":"a.svc","to":"svc.a","tracking":false,"type":"service"}"#,
+            ]
+        );
+        let c = &get_json(port, "/accountz?acc=C")["account_detail"];
+        assert!(c.get("exports").is_none() && entries(&c["imports"]).is_empty());
+    });
+}
+
+#[test]
+fn accountz_detail_of_a_jwt_account() {
+    with_timeout(LIMIT, || {
+        use nkeys::KeyPair;
+        use serde_json::json;
+        let opk = KeyPair::new_operator();
+        let a = KeyPair::new_account();
+        let b = KeyPair::new_account();
+        let ja = op::account_jwt(
+            &opk,
+            &a,
+            "ACCA",
+            json!({"tags": ["prod", "eu"], "exports": [
+                {"name": "events", "subject": "s.>", "type": "stream"},
+                {"name": "svc", "subject": "svc", "type": "service"},
+            ]}),
+        );
+        let jb = op::account_jwt(
+            &opk,
+            &b,
+            "ACCB",
+            json!({"imports": [
+                {"name": "events", "subject": "s.>", "account": a.public_key(), "type": "stream"},
+                {"name": "svc", "subject": "svc", "account": a.public_key(), "type": "service"},
+            ]}),
+        );
+        let srv = start_conf(&op::config(&opk, &[(&a, &ja), (&b, &jb)]));
+        let port = srv.monitor_port();
+        let ua = KeyPair::new_user();
+        let _ca = op::login(
+            srv.port(),
+            &op::user_jwt(&a, &ua, "ua", json!({})),
+            &ua,
+            "ca",
+        );
+        let ub = KeyPair::new_user();
+        let _cb = op::login(
+            srv.port(),
+            &op::user_jwt(&b, &ub, "ub", json!({})),
+            &ub,
+            "cb",
+        );
+
+        let d = &get_json(port, &format!("/accountz?acc={}", a.public_key()))["account_detail"];
+        assert_eq!(s(d, "account_name"), a.public_key());
+        assert_eq!(s(d, "jwt"), ja);
+        assert_eq!(s(d, "issuer_key"), opk.public_key());
+        assert_eq!(s(d, "name_tag"), "ACCA");
+        assert_eq!(d["tags"], json!(["prod", "eu"]));
+        assert_eq!(d["expired"], false);
+        assert_eq!(d["complete"], true);
+        assert_eq!(u(d, "client_connections"), 1);
+        assert_eq!(d["decoded_jwt"]["sub"], a.public_key());
+        assert_eq!(d["decoded_jwt"]["name"], "ACCA");
+        assert_eq!(d["decoded_jwt"]["iss"], opk.public_key());
+        assert_eq!(
+            entries(&d["exports"]),
+            [
+                r#"{"response_type":"Singleton","subject":"svc","type":"service"}"#,
+                r#"{"subject":"s.>","type":"stream"}"#,
+            ]
+        );
+        let d = &get_json(port, &format!("/accountz?acc={}", b.public_key()))["account_detail"];
+        assert_eq!(s(d, "name_tag"), "ACCB");
+        assert!(d.get("tags").is_none() && d.get("exports").is_none(), "{d}");
+        let ak = a.public_key();
+        assert_eq!(
+            entries(&d["imports"]),
+            [
+                format!(
+                    r#"{{"account":"{ak}","invalid":false,"local_subject":"s.>","share":false,"subject":"s.>","tracking":false,"type":"stream"}}"#
+                ),
+                format!(
+                    r#"{{"account":"{ak}","invalid":false,"share":false,"subject":"svc","to":"svc","tracking":false,"type":"service"}}"#
+                ),
+            ]
+        );
+    });
+}

@@ -314,6 +314,105 @@ impl<'a> ConnJson<'a> {
     }
 }
 
+/// An export as the reference's `/accountz` writes it.
+#[derive(Serialize)]
+struct ExportJson<'a> {
+    subject: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    token_req: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response_type: Option<&'static str>,
+    #[serde(skip_serializing_if = "is_zero")]
+    account_token_position: u64,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    approved_accounts: &'a [String],
+}
+
+impl<'a> ExportJson<'a> {
+    fn of(e: &'a crate::config::Export) -> Self {
+        use crate::config::{ExportKind, ResponseType};
+        let (kind, response_type) = match &e.kind {
+            ExportKind::Stream => ("stream", None),
+            ExportKind::Service { response_type, .. } => (
+                "service",
+                Some(match response_type {
+                    ResponseType::Singleton => "Singleton",
+                    ResponseType::Stream => "Streamed",
+                    ResponseType::Chunked => "Chunked",
+                }),
+            ),
+        };
+        ExportJson {
+            subject: &e.subject,
+            kind,
+            // An empty approval list is what a token-required JWT export
+            // without activations becomes.
+            token_req: e.accounts.as_ref().is_some_and(|a| a.is_empty()),
+            response_type,
+            account_token_position: e.account_token_position.into(),
+            approved_accounts: e.accounts.as_deref().unwrap_or(&[]),
+        }
+    }
+}
+
+/// An import as the reference's `/accountz` writes it: a service import's
+/// `subject` is the local subject and `to` the exported one.
+#[derive(Serialize)]
+struct ImportJson<'a> {
+    subject: String,
+    account: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    to: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    local_subject: Option<String>,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    invalid: bool,
+    share: bool,
+    tracking: bool,
+}
+
+impl<'a> ImportJson<'a> {
+    fn of(i: &'a crate::config::Import) -> Self {
+        use crate::config::ImportKind;
+        match &i.kind {
+            ImportKind::Stream { prefix, to } => ImportJson {
+                subject: i.subject.clone(),
+                account: &i.account,
+                to: None,
+                local_subject: Some(crate::security::account::stream_import_local(
+                    &i.subject,
+                    prefix.as_deref(),
+                    to.as_deref(),
+                )),
+                kind: "stream",
+                invalid: false,
+                share: false,
+                tracking: false,
+            },
+            ImportKind::Service { to, share } => ImportJson {
+                subject: to.clone(),
+                account: &i.account,
+                to: Some(&i.subject),
+                local_subject: None,
+                kind: "service",
+                invalid: false,
+                share: *share,
+                tracking: false,
+            },
+        }
+    }
+}
+
+/// The claims of a JWT (its middle part), as JSON.
+fn decode_claims(jwt: &str) -> Option<Value> {
+    let part = jwt.split('.').nth(1)?;
+    let bytes = crate::security::auth::base64_decode(part)?;
+    serde_json::from_slice(&bytes).ok()
+}
+
 #[derive(Serialize)]
 struct SublistJson {
     num_subscriptions: u64,
@@ -1035,6 +1134,21 @@ impl Monitor {
         let m = self.gather();
         let a = m.accounts.get(acc).cloned().unwrap_or_default();
         let conns = m.open().filter(|c| c.account == acc).count();
+        let opts = self.options();
+        let cfg = opts.security.accounts.iter().find(|a| a.name == acc);
+        let exports: Vec<ExportJson> = cfg
+            .map(|a| a.exports.iter().map(ExportJson::of).collect())
+            .unwrap_or_default();
+        let imports: Vec<ImportJson> = cfg
+            .map(|a| a.imports.iter().map(ImportJson::of).collect())
+            .unwrap_or_default();
+        let now_unix = crate::security::operator::now();
+        let jwt_acc = opts
+            .security
+            .auth
+            .operator()
+            .and_then(|op| op.accounts().find(|a| a.key == acc).cloned());
+        let jwt_acc = jwt_acc.as_deref();
         #[derive(Serialize)]
         struct Detail<'a> {
             account_name: &'a str,
@@ -1045,6 +1159,20 @@ impl Monitor {
             leafnode_connections: u64,
             client_connections: usize,
             subscriptions: u64,
+            #[serde(skip_serializing_if = "Vec::is_empty")]
+            exports: Vec<ExportJson<'a>>,
+            #[serde(skip_serializing_if = "Vec::is_empty")]
+            imports: Vec<ImportJson<'a>>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            jwt: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            issuer_key: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            name_tag: Option<&'a str>,
+            #[serde(skip_serializing_if = "<[String]>::is_empty")]
+            tags: &'a [String],
+            #[serde(skip_serializing_if = "Option::is_none")]
+            decoded_jwt: Option<Value>,
             sublist_stats: SublistJson,
         }
         #[derive(Serialize)]
@@ -1065,12 +1193,19 @@ impl Monitor {
                 account_detail: Detail {
                     account_name: acc,
                     update_time: rfc3339(update),
-                    expired: false,
+                    expired: jwt_acc.and_then(|j| j.exp).is_some_and(|e| now_unix >= e),
                     complete: true,
                     jetstream_enabled: false,
                     leafnode_connections: 0,
                     client_connections: conns,
                     subscriptions: a.subscriptions,
+                    exports,
+                    imports,
+                    jwt: jwt_acc.map(|j| j.jwt.as_str()),
+                    issuer_key: jwt_acc.map(|j| j.issuer.as_str()),
+                    name_tag: jwt_acc.map(|j| j.name.as_str()).filter(|n| !n.is_empty()),
+                    tags: jwt_acc.map_or(&[], |j| &j.claims.tags.0),
+                    decoded_jwt: jwt_acc.and_then(|j| decode_claims(&j.jwt)),
                     sublist_stats: SublistJson::from(&a.sublist),
                 },
             },
