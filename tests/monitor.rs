@@ -1610,3 +1610,38 @@ fn accountz_detail_of_a_jwt_account() {
         );
     });
 }
+
+#[test]
+fn accountz_detail_of_a_jwt_account_from_a_directory_resolver() {
+    with_timeout(LIMIT, || {
+        use nkeys::KeyPair;
+        use serde_json::json;
+        let opk = KeyPair::new_operator();
+        let a = KeyPair::new_account();
+        let ja = op::account_jwt(&opk, &a, "DIRACC", json!({"tags": ["x"]}));
+        let dir = common::TempDir::new("accountz-dir");
+        std::fs::write(dir.path().join(format!("{}.jwt", a.public_key())), &ja).unwrap();
+        let srv = start_conf(&format!(
+            "operator: {}\nsystem_account: {}\nresolver {{ type: full, dir: \"{}\" }}\n",
+            op::operator_jwt(&opk),
+            KeyPair::new_account().public_key(),
+            dir.path().display()
+        ));
+        let ua = KeyPair::new_user();
+        let _ca = op::login(
+            srv.port(),
+            &op::user_jwt(&a, &ua, "ua", json!({})),
+            &ua,
+            "ca",
+        );
+        let d = &get_json(
+            srv.monitor_port(),
+            &format!("/accountz?acc={}", a.public_key()),
+        )["account_detail"];
+        assert_eq!(s(d, "jwt"), ja);
+        assert_eq!(s(d, "issuer_key"), opk.public_key());
+        assert_eq!(s(d, "name_tag"), "DIRACC");
+        assert_eq!(d["tags"], json!(["x"]));
+        assert_eq!(d["decoded_jwt"]["sub"], a.public_key());
+    });
+}

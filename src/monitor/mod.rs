@@ -1143,11 +1143,14 @@ impl Monitor {
             .map(|a| a.imports.iter().map(ImportJson::of).collect())
             .unwrap_or_default();
         let now_unix = crate::security::operator::now();
-        let jwt_acc = opts
-            .security
-            .auth
-            .operator()
-            .and_then(|op| op.accounts().find(|a| a.key == acc).cloned());
+        let jwt_acc = opts.security.auth.operator().and_then(|op| {
+            // Loaded at start, else as the resolver last answered
+            // (without asking it again).
+            op.accounts()
+                .find(|a| a.key == acc)
+                .cloned()
+                .or_else(|| op.account_at_hand(acc, now_unix).and_then(Result::ok))
+        });
         let jwt_acc = jwt_acc.as_deref();
         #[derive(Serialize)]
         struct Detail<'a> {
