@@ -1440,6 +1440,10 @@ fn connz_jwt_users_show_key_account_jwt_issuer_name_and_tags_with_auth() {
         // auth; its user is CONNECT's user name, so none here.
         c2.send(b"garbage\r\n");
         c2.read_until_closed(Duration::from_secs(5));
+        // The reference records it a moment after the socket closes.
+        assert!(common::wait_until(Duration::from_secs(5), || {
+            u(&get_json(port, "/connz?state=closed"), "total") >= 1
+        }));
         let v = get_json(port, "/connz?state=closed");
         let two = by_name(&v, "two");
         assert_eq!(s(two, "jwt"), j2);
@@ -1461,6 +1465,9 @@ fn connz_closed_connection_user_is_the_connect_user_name() {
         let mut amy = login(&srv, "amy", "pm");
         amy.send(b"garbage\r\n");
         amy.read_until_closed(Duration::from_secs(5));
+        assert!(common::wait_until(Duration::from_secs(5), || {
+            u(&get_json(port, "/connz?state=closed"), "total") >= 1
+        }));
         let v = get_json(port, "/connz?state=closed&auth=1&user=amy");
         assert_eq!(conns(&v).len(), 1, "{v}");
         assert_eq!(s(&conns(&v)[0], "authorized_user"), "amy");
