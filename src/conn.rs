@@ -210,6 +210,10 @@ pub struct Client {
     space: RefCell<Rc<Space>>,
     perms: RefCell<Option<Rc<CompiledPerms>>>,
     user: RefCell<String>,
+    /// For monitoring: CONNECT's user name and JWT, and the JWT user bound.
+    connect_user: RefCell<Option<String>>,
+    connect_jwt: RefCell<Option<String>>,
+    jwt_user: RefCell<Option<crate::security::auth::JwtUser>>,
     /// Limits bound at CONNECT (-1: none): subscriptions and payload, the
     /// stricter of user, account and server.
     max_subs: Cell<i64>,
@@ -324,6 +328,7 @@ impl Client {
             .as_ref()
             .map(|p| self.shard.compiled_perms(&id.name, p));
         *self.user.borrow_mut() = id.name.clone();
+        self.jwt_user.borrow_mut().clone_from(&id.jwt_user);
         if !id.name.is_empty() {
             *self.desc.borrow_mut() = format!(
                 "{} - cid:{} - user:{:?} account:{:?}",
@@ -594,6 +599,8 @@ impl Client {
             }
             None => (None, None),
         };
+        let ju = self.jwt_user.borrow();
+        let ju = ju.as_ref();
         ConnInfo {
             cid: self.id,
             ip: self.addr.ip().to_string(),
@@ -615,6 +622,11 @@ impl Client {
             tls_cipher,
             user: self.user.borrow().clone(),
             account,
+            connect_user: self.connect_user.borrow().clone().unwrap_or_default(),
+            jwt: self.connect_jwt.borrow().clone(),
+            issuer_key: ju.map(|j| j.issuer.clone()),
+            name_tag: ju.map(|j| j.name.clone()).filter(|n| !n.is_empty()),
+            tags: ju.map(|j| j.tags.clone()).unwrap_or_default(),
             subs,
             shard: self.shard.id,
         }
@@ -943,6 +955,9 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         space: RefCell::new(shard.space(account::GLOBAL)),
         perms: RefCell::new(None),
         user: RefCell::new(String::new()),
+        connect_user: RefCell::new(None),
+        connect_jwt: RefCell::new(None),
+        jwt_user: RefCell::new(None),
         max_subs: Cell::new(match opts.max_subscriptions {
             0 => -1,
             n => n as i64,
@@ -1659,6 +1674,8 @@ async fn connect(client: &Rc<Client>, json: &[u8], opts: &Options) {
     client.headers.set(co.headers);
     client.no_responders.set(co.no_responders);
     client.protocol.set(co.protocol);
+    *client.connect_user.borrow_mut() = co.user.clone().filter(|s| !s.is_empty());
+    *client.connect_jwt.borrow_mut() = co.jwt.clone().filter(|s| !s.is_empty());
     {
         let mut ncs = String::new();
         if let Some(v) = &co.version {

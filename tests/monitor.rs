@@ -1253,3 +1253,402 @@ fn natrix_only_https_port_without_tls_is_refused_naming_file_line_and_key() {
         out.output
     );
 }
+
+// ---- Operator mode: JWT users and accounts in /connz and /accountz ----
+//
+// JWTs are minted as in tests/jwt.rs (helpers copied from there).
+
+mod op {
+    use natrix::security::auth::base64_url_encode;
+    use natrix::security::jwt::{encode, Claims};
+    use nkeys::KeyPair;
+    use serde_json::{json, Value};
+    use std::time::{SystemTime, UNIX_EPOCH};
+
+    use super::common::Raw;
+
+    pub fn now() -> i64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
+    }
+
+    pub fn merge(base: &mut Value, extra: Value) {
+        match (base, extra) {
+            (Value::Object(b), Value::Object(e)) => {
+                for (k, v) in e {
+                    merge(b.entry(k).or_insert(Value::Null), v);
+                }
+            }
+            (b, e) => *b = e,
+        }
+    }
+
+    pub fn mint(issuer: &KeyPair, subject: &str, name: &str, nats: Value) -> String {
+        let c = Claims {
+            jti: format!("J{}", subject.get(..12).unwrap_or(subject)),
+            iat: now() - 5,
+            iss: issuer.public_key(),
+            sub: subject.to_string(),
+            name: name.to_string(),
+            aud: None,
+            exp: None,
+            nbf: None,
+            nats,
+        };
+        encode(&c, issuer).expect("encode")
+    }
+
+    pub fn operator_jwt(op: &KeyPair) -> String {
+        mint(
+            op,
+            &op.public_key(),
+            "OP",
+            json!({"type": "operator", "version": 2}),
+        )
+    }
+
+    pub fn account_jwt(op: &KeyPair, acc: &KeyPair, name: &str, extra: Value) -> String {
+        let mut nats = json!({
+            "type": "account", "version": 2,
+            "limits": {"subs": -1, "data": -1, "payload": -1, "imports": -1, "exports": -1,
+                       "wildcards": true, "conn": -1, "leaf": -1},
+            "default_permissions": {"pub": {}, "sub": {}},
+        });
+        merge(&mut nats, extra);
+        mint(op, &acc.public_key(), name, nats)
+    }
+
+    pub fn user_jwt(issuer: &KeyPair, user: &KeyPair, name: &str, extra: Value) -> String {
+        let mut nats = json!({
+            "type": "user", "version": 2,
+            "pub": {}, "sub": {}, "subs": -1, "data": -1, "payload": -1,
+        });
+        merge(&mut nats, extra);
+        mint(issuer, &user.public_key(), name, nats)
+    }
+
+    /// A server config trusting `op`, with `accounts` in a MEMORY resolver.
+    pub fn config(op: &KeyPair, accounts: &[(&KeyPair, &str)]) -> String {
+        let mut c = format!(
+            "operator: {}\nresolver: MEMORY\nresolver_preload: {{\n",
+            operator_jwt(op)
+        );
+        for (k, jwt) in accounts {
+            c.push_str(&format!("  {}: {}\n", k.public_key(), jwt));
+        }
+        c.push_str("}\n");
+        c
+    }
+
+    /// Connects with `jwt`, signing the nonce as `user`; must be accepted.
+    pub fn login(port: u16, jwt: &str, user: &KeyPair, name: &str) -> Raw {
+        let mut r = Raw::connect(port);
+        let nonce = r.info["nonce"].as_str().expect("nonce").to_string();
+        let co = json!({
+            "verbose": false, "pedantic": false, "name": name, "jwt": jwt,
+            "sig": base64_url_encode(&user.sign(nonce.as_bytes()).unwrap()),
+        });
+        r.send(format!("CONNECT {co}\r\nPING\r\n").as_bytes());
+        assert_eq!(r.next_line(), "PONG", "login refused");
+        r
+    }
+}
+
+fn by_name<'a>(v: &'a Value, name: &str) -> &'a Value {
+    conns(v)
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("{name} not in {v}"))
+}
+
+#[test]
+fn connz_jwt_users_show_key_account_jwt_issuer_name_and_tags_with_auth() {
+    with_timeout(LIMIT, || {
+        use nkeys::KeyPair;
+        use serde_json::json;
+        let opk = KeyPair::new_operator();
+        let acc = KeyPair::new_account();
+        let sk = KeyPair::new_account();
+        let acc_jwt = op::account_jwt(
+            &opk,
+            &acc,
+            "ACC",
+            json!({"signing_keys": [sk.public_key()]}),
+        );
+        let srv = start_conf(&op::config(&opk, &[(&acc, &acc_jwt)]));
+        let port = srv.monitor_port();
+        // One user issued by the account itself, with tags; one by a
+        // signing key of the account.
+        let u1 = KeyPair::new_user();
+        let j1 = op::user_jwt(&acc, &u1, "alice", json!({"tags": ["red", "blue"]}));
+        let _c1 = op::login(srv.port(), &j1, &u1, "one");
+        let u2 = KeyPair::new_user();
+        let j2 = op::user_jwt(&sk, &u2, "bob", json!({"issuer_account": acc.public_key()}));
+        let mut c2 = op::login(srv.port(), &j2, &u2, "two");
+
+        // Without auth none of it shows.
+        let v = get_json(port, "/connz");
+        for c in conns(&v) {
+            for k in [
+                "authorized_user",
+                "account",
+                "jwt",
+                "issuer_key",
+                "name_tag",
+                "tags",
+            ] {
+                assert!(c.get(k).is_none(), "{k} without auth: {c}");
+            }
+        }
+        let v = get_json(port, "/connz?auth=1");
+        let one = by_name(&v, "one");
+        assert_eq!(s(one, "authorized_user"), u1.public_key());
+        assert_eq!(s(one, "account"), acc.public_key());
+        assert_eq!(s(one, "jwt"), j1);
+        assert_eq!(s(one, "issuer_key"), acc.public_key());
+        assert_eq!(s(one, "name_tag"), "alice");
+        assert_eq!(one["tags"], json!(["red", "blue"]));
+        let two = by_name(&v, "two");
+        assert_eq!(s(two, "authorized_user"), u2.public_key());
+        assert_eq!(s(two, "account"), acc.public_key());
+        assert_eq!(s(two, "jwt"), j2);
+        assert_eq!(s(two, "issuer_key"), sk.public_key());
+        assert_eq!(s(two, "name_tag"), "bob");
+        assert!(two.get("tags").is_none(), "no tags: {two}");
+
+        // The account filter takes the account's public key; the user
+        // filter matches CONNECT's user name only, which JWT users lack.
+        let v = get_json(port, &format!("/connz?auth=1&acc={}", acc.public_key()));
+        assert_eq!(u(&v, "total"), 2);
+        let v = get_json(port, &format!("/connz?auth=1&user={}", u1.public_key()));
+        assert_eq!(u(&v, "total"), 2);
+        assert_eq!(conns(&v).len(), 0, "{v}");
+        // The reference means filters to need auth but checks before it
+        // reads them: they work without.
+        let v = get_json(port, &format!("/connz?acc={}", acc.public_key()));
+        assert_eq!(conns(&v).len(), 2, "{v}");
+        assert!(conns(&v).iter().all(|c| c.get("account").is_none()));
+        // An unknown account: answered early, without server id or list.
+        let v = get_json(port, "/connz?acc=nope");
+        assert_eq!(v["server_id"], "");
+        assert_eq!(u(&v, "total"), 0);
+        assert!(v["connections"].is_null(), "{v}");
+
+        // A closed connection keeps its JWT details, shown even without
+        // auth; its user is CONNECT's user name, so none here.
+        c2.send(b"garbage\r\n");
+        c2.read_until_closed(Duration::from_secs(5));
+        // The reference records it a moment after the socket closes.
+        assert!(common::wait_until(Duration::from_secs(5), || {
+            u(&get_json(port, "/connz?state=closed"), "total") >= 1
+        }));
+        let v = get_json(port, "/connz?state=closed");
+        let two = by_name(&v, "two");
+        assert_eq!(s(two, "jwt"), j2);
+        assert_eq!(s(two, "issuer_key"), sk.public_key());
+        assert_eq!(s(two, "name_tag"), "bob");
+        assert!(two.get("authorized_user").is_none() && two.get("account").is_none());
+        let v = get_json(port, "/connz?state=closed&auth=1");
+        let two = by_name(&v, "two");
+        assert!(two.get("authorized_user").is_none(), "{two}");
+        assert_eq!(s(two, "account"), acc.public_key());
+    });
+}
+
+#[test]
+fn connz_closed_connection_user_is_the_connect_user_name() {
+    with_timeout(LIMIT, || {
+        let srv = start_conf(AUTH_CONF);
+        let port = srv.monitor_port();
+        let mut amy = login(&srv, "amy", "pm");
+        amy.send(b"garbage\r\n");
+        amy.read_until_closed(Duration::from_secs(5));
+        assert!(common::wait_until(Duration::from_secs(5), || {
+            u(&get_json(port, "/connz?state=closed"), "total") >= 1
+        }));
+        let v = get_json(port, "/connz?state=closed&auth=1&user=amy");
+        assert_eq!(conns(&v).len(), 1, "{v}");
+        assert_eq!(s(&conns(&v)[0], "authorized_user"), "amy");
+        assert_eq!(s(&conns(&v)[0], "account"), "A");
+        let v = get_json(port, "/connz?state=closed");
+        assert!(conns(&v)[0].get("authorized_user").is_none());
+    });
+}
+
+/// An export or import list as sorted (field, value) strings, without the
+/// reference's system account imports (natrix has no system account).
+fn entries(v: &Value) -> Vec<String> {
+    let mut out: Vec<String> = v
+        .as_array()
+        .map(|a| a.as_slice())
+        .unwrap_or(&[])
+        .iter()
+        .filter(|e| e["account"] != "$SYS")
+        .map(|e| e.to_string())
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn accountz_detail_lists_config_exports_and_imports() {
+    with_timeout(LIMIT, || {
+        let srv = start_conf(
+            r#"
+accounts {
+  A { users = [ {user: a, password: a} ]
+      exports = [ {stream: "s.>"}, {service: "svc.a", response_type: stream},
+                  {stream: "priv.>", accounts: [B]} ] }
+  B { users = [ {user: b, password: b} ]
+      imports = [ {stream: {account: A, subject: "s.>"}, prefix: "fromA"},
+                  {service: {account: A, subject: "svc.a"}, to: "a.svc"},
+                  {stream: {account: A, subject: "priv.>"}} ] }
+  C { users = [ {user: c, password: c} ] }
+}
+"#,
+        );
+        let port = srv.monitor_port();
+        let a = &get_json(port, "/accountz?acc=A")["account_detail"];
+        assert_eq!(
+            entries(&a["exports"]),
+            [
+                r#"{"approved_accounts":["B"],"subject":"priv.>","type":"stream"}"#,
+                r#"{"response_type":"Streamed","subject":"svc.a","type":"service"}"#,
+                r#"{"subject":"s.>","type":"stream"}"#,
+            ]
+        );
+        assert!(entries(&a["imports"]).is_empty());
+        for k in ["jwt", "issuer_key", "name_tag", "tags", "decoded_jwt"] {
+            assert!(a.get(k).is_none(), "{k} for a config account: {a}");
+        }
+        let b = &get_json(port, "/accountz?acc=B")["account_detail"];
+        assert!(b.get("exports").is_none(), "{b}");
+        assert_eq!(
+            entries(&b["imports"]),
+            [
+                r#"{"account":"A","invalid":false,"local_subject":"fromA.s.>","share":false,"subject":"s.>","tracking":false,"type":"stream"}"#,
+                r#"{"account":"A","invalid":false,"local_subject":"priv.>","share":false,"subject":"priv.>","tracking":false,"type":"stream"}"#,
+                r#"{"account":"A","invalid":false,"share":false,"subject":"a.svc","to":"svc.a","tracking":false,"type":"service"}"#,
+            ]
+        );
+        let c = &get_json(port, "/accountz?acc=C")["account_detail"];
+        assert!(c.get("exports").is_none() && entries(&c["imports"]).is_empty());
+    });
+}
+
+#[test]
+fn accountz_detail_of_a_jwt_account() {
+    with_timeout(LIMIT, || {
+        use nkeys::KeyPair;
+        use serde_json::json;
+        let opk = KeyPair::new_operator();
+        let a = KeyPair::new_account();
+        let b = KeyPair::new_account();
+        let ja = op::account_jwt(
+            &opk,
+            &a,
+            "ACCA",
+            json!({"tags": ["prod", "eu"], "exports": [
+                {"name": "events", "subject": "s.>", "type": "stream"},
+                {"name": "svc", "subject": "svc", "type": "service"},
+            ]}),
+        );
+        let jb = op::account_jwt(
+            &opk,
+            &b,
+            "ACCB",
+            json!({"imports": [
+                {"name": "events", "subject": "s.>", "account": a.public_key(), "type": "stream"},
+                {"name": "svc", "subject": "svc", "account": a.public_key(), "type": "service"},
+            ]}),
+        );
+        let srv = start_conf(&op::config(&opk, &[(&a, &ja), (&b, &jb)]));
+        let port = srv.monitor_port();
+        let ua = KeyPair::new_user();
+        let _ca = op::login(
+            srv.port(),
+            &op::user_jwt(&a, &ua, "ua", json!({})),
+            &ua,
+            "ca",
+        );
+        let ub = KeyPair::new_user();
+        let _cb = op::login(
+            srv.port(),
+            &op::user_jwt(&b, &ub, "ub", json!({})),
+            &ub,
+            "cb",
+        );
+
+        let d = &get_json(port, &format!("/accountz?acc={}", a.public_key()))["account_detail"];
+        assert_eq!(s(d, "account_name"), a.public_key());
+        assert_eq!(s(d, "jwt"), ja);
+        assert_eq!(s(d, "issuer_key"), opk.public_key());
+        assert_eq!(s(d, "name_tag"), "ACCA");
+        assert_eq!(d["tags"], json!(["prod", "eu"]));
+        assert_eq!(d["expired"], false);
+        assert_eq!(d["complete"], true);
+        assert_eq!(u(d, "client_connections"), 1);
+        assert_eq!(d["decoded_jwt"]["sub"], a.public_key());
+        assert_eq!(d["decoded_jwt"]["name"], "ACCA");
+        assert_eq!(d["decoded_jwt"]["iss"], opk.public_key());
+        assert_eq!(
+            entries(&d["exports"]),
+            [
+                r#"{"response_type":"Singleton","subject":"svc","type":"service"}"#,
+                r#"{"subject":"s.>","type":"stream"}"#,
+            ]
+        );
+        let d = &get_json(port, &format!("/accountz?acc={}", b.public_key()))["account_detail"];
+        assert_eq!(s(d, "name_tag"), "ACCB");
+        assert!(d.get("tags").is_none() && d.get("exports").is_none(), "{d}");
+        let ak = a.public_key();
+        assert_eq!(
+            entries(&d["imports"]),
+            [
+                format!(
+                    r#"{{"account":"{ak}","invalid":false,"local_subject":"s.>","share":false,"subject":"s.>","tracking":false,"type":"stream"}}"#
+                ),
+                format!(
+                    r#"{{"account":"{ak}","invalid":false,"share":false,"subject":"svc","to":"svc","tracking":false,"type":"service"}}"#
+                ),
+            ]
+        );
+    });
+}
+
+#[test]
+fn accountz_detail_of_a_jwt_account_from_a_directory_resolver() {
+    with_timeout(LIMIT, || {
+        use nkeys::KeyPair;
+        use serde_json::json;
+        let opk = KeyPair::new_operator();
+        let a = KeyPair::new_account();
+        let ja = op::account_jwt(&opk, &a, "DIRACC", json!({"tags": ["x"]}));
+        let dir = common::TempDir::new("accountz-dir");
+        std::fs::write(dir.path().join(format!("{}.jwt", a.public_key())), &ja).unwrap();
+        let srv = start_conf(&format!(
+            "operator: {}\nsystem_account: {}\nresolver {{ type: full, dir: \"{}\" }}\n",
+            op::operator_jwt(&opk),
+            KeyPair::new_account().public_key(),
+            dir.path().display()
+        ));
+        let ua = KeyPair::new_user();
+        let _ca = op::login(
+            srv.port(),
+            &op::user_jwt(&a, &ua, "ua", json!({})),
+            &ua,
+            "ca",
+        );
+        let d = &get_json(
+            srv.monitor_port(),
+            &format!("/accountz?acc={}", a.public_key()),
+        )["account_detail"];
+        assert_eq!(s(d, "jwt"), ja);
+        assert_eq!(s(d, "issuer_key"), opk.public_key());
+        assert_eq!(s(d, "name_tag"), "DIRACC");
+        assert_eq!(d["tags"], json!(["x"]));
+        assert_eq!(d["decoded_jwt"]["sub"], a.public_key());
+    });
+}

@@ -241,6 +241,14 @@ struct ConnJson<'a> {
     subscriptions_list: Option<Vec<&'a str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     subscriptions_list_detail: Option<Vec<SubDetailJson<'a>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    jwt: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    issuer_key: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name_tag: Option<&'a str>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    tags: &'a [String],
 }
 
 /// A float as Go's `encoding/json` writes it: whole values without a
@@ -261,6 +269,12 @@ impl<'a> ConnJson<'a> {
     fn of(c: &'a ConnInfo, now: SystemTime, auth: bool, subs: bool, detail: bool) -> Self {
         let end = c.stop.unwrap_or(now);
         let has_subs = !c.subs.is_empty();
+        // As the reference: an open connection shows its user (the nkey
+        // for a JWT user) and JWT details only with auth; a closed one
+        // keeps its JWT details always, and as user only CONNECT's name.
+        let closed = c.stop.is_some();
+        let jwt_details = auth || closed;
+        let user = if closed { &c.connect_user } else { &c.user };
         ConnJson {
             cid: c.cid,
             kind: "Client",
@@ -285,15 +299,118 @@ impl<'a> ConnJson<'a> {
             version: c.version.as_deref(),
             tls_version: c.tls_version.as_deref(),
             tls_cipher_suite: c.tls_cipher.as_deref(),
-            authorized_user: (auth && !c.user.is_empty()).then_some(c.user.as_str()),
+            authorized_user: (auth && !user.is_empty()).then_some(user.as_str()),
             account: (auth && c.account != crate::config::GLOBAL_ACCOUNT)
                 .then_some(c.account.as_str()),
             subscriptions_list: (subs && !detail && has_subs)
                 .then(|| c.subs.iter().map(|s| s.subject.as_str()).collect()),
             subscriptions_list_detail: (detail && has_subs)
                 .then(|| c.subs.iter().map(|s| SubDetailJson::of(s, false)).collect()),
+            jwt: c.jwt.as_deref().filter(|_| jwt_details),
+            issuer_key: c.issuer_key.as_deref().filter(|_| jwt_details),
+            name_tag: c.name_tag.as_deref().filter(|_| jwt_details),
+            tags: if jwt_details { &c.tags } else { &[] },
         }
     }
+}
+
+/// An export as the reference's `/accountz` writes it.
+#[derive(Serialize)]
+struct ExportJson<'a> {
+    subject: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    token_req: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response_type: Option<&'static str>,
+    #[serde(skip_serializing_if = "is_zero")]
+    account_token_position: u64,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    approved_accounts: &'a [String],
+}
+
+impl<'a> ExportJson<'a> {
+    fn of(e: &'a crate::config::Export) -> Self {
+        use crate::config::{ExportKind, ResponseType};
+        let (kind, response_type) = match &e.kind {
+            ExportKind::Stream => ("stream", None),
+            ExportKind::Service { response_type, .. } => (
+                "service",
+                Some(match response_type {
+                    ResponseType::Singleton => "Singleton",
+                    ResponseType::Stream => "Streamed",
+                    ResponseType::Chunked => "Chunked",
+                }),
+            ),
+        };
+        ExportJson {
+            subject: &e.subject,
+            kind,
+            // An empty approval list is what a token-required JWT export
+            // without activations becomes.
+            token_req: e.accounts.as_ref().is_some_and(|a| a.is_empty()),
+            response_type,
+            account_token_position: e.account_token_position.into(),
+            approved_accounts: e.accounts.as_deref().unwrap_or(&[]),
+        }
+    }
+}
+
+/// An import as the reference's `/accountz` writes it: a service import's
+/// `subject` is the local subject and `to` the exported one.
+#[derive(Serialize)]
+struct ImportJson<'a> {
+    subject: String,
+    account: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    to: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    local_subject: Option<String>,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    invalid: bool,
+    share: bool,
+    tracking: bool,
+}
+
+impl<'a> ImportJson<'a> {
+    fn of(i: &'a crate::config::Import) -> Self {
+        use crate::config::ImportKind;
+        match &i.kind {
+            ImportKind::Stream { prefix, to } => ImportJson {
+                subject: i.subject.clone(),
+                account: &i.account,
+                to: None,
+                local_subject: Some(crate::security::account::stream_import_local(
+                    &i.subject,
+                    prefix.as_deref(),
+                    to.as_deref(),
+                )),
+                kind: "stream",
+                invalid: false,
+                share: false,
+                tracking: false,
+            },
+            ImportKind::Service { to, share } => ImportJson {
+                subject: to.clone(),
+                account: &i.account,
+                to: Some(&i.subject),
+                local_subject: None,
+                kind: "service",
+                invalid: false,
+                share: *share,
+                tracking: false,
+            },
+        }
+    }
+}
+
+/// The claims of a JWT (its middle part), as JSON.
+fn decode_claims(jwt: &str) -> Option<Value> {
+    let part = jwt.split('.').nth(1)?;
+    let bytes = crate::security::auth::base64_decode(part)?;
+    serde_json::from_slice(&bytes).ok()
 }
 
 #[derive(Serialize)]
@@ -799,6 +916,12 @@ impl Monitor {
         if cid > 0 {
             limit = 1;
         }
+        // The reference answers an unknown account early: no server id,
+        // no total, and a null list.
+        let unknown_acc = !acc.is_empty()
+            && !crate::security::account::account_names()
+                .iter()
+                .any(|a| a == acc);
         let m = self.gather();
         let now = self.now();
         let in_acc = |c: &ConnInfo| acc.is_empty() || c.account == acc;
@@ -827,7 +950,7 @@ impl Monitor {
         } else {
             open.into_iter()
                 .chain(closed)
-                .filter(|c| user.is_empty() || c.user == user)
+                .filter(|c| user.is_empty() || c.connect_user == user)
                 .collect()
         };
         let end = |c: &ConnInfo| c.stop.unwrap_or(now);
@@ -877,7 +1000,22 @@ impl Monitor {
             total: usize,
             offset: usize,
             limit: usize,
-            connections: Vec<ConnJson<'a>>,
+            connections: Option<Vec<ConnJson<'a>>>,
+        }
+        if unknown_acc {
+            return Ok(respond_json(
+                r,
+                &Connz {
+                    server_id: "",
+                    now: rfc3339(now),
+                    num_connections: 0,
+                    total: 0,
+                    offset,
+                    limit,
+                    connections: None,
+                },
+                true,
+            ));
         }
         Ok(respond_json(
             r,
@@ -888,7 +1026,7 @@ impl Monitor {
                 total,
                 offset,
                 limit,
-                connections: page,
+                connections: Some(page),
             },
             true,
         ))
@@ -996,6 +1134,24 @@ impl Monitor {
         let m = self.gather();
         let a = m.accounts.get(acc).cloned().unwrap_or_default();
         let conns = m.open().filter(|c| c.account == acc).count();
+        let opts = self.options();
+        let cfg = opts.security.accounts.iter().find(|a| a.name == acc);
+        let exports: Vec<ExportJson> = cfg
+            .map(|a| a.exports.iter().map(ExportJson::of).collect())
+            .unwrap_or_default();
+        let imports: Vec<ImportJson> = cfg
+            .map(|a| a.imports.iter().map(ImportJson::of).collect())
+            .unwrap_or_default();
+        let now_unix = crate::security::operator::now();
+        let jwt_acc = opts.security.auth.operator().and_then(|op| {
+            // Loaded at start, else as the resolver last answered
+            // (without asking it again).
+            op.accounts()
+                .find(|a| a.key == acc)
+                .cloned()
+                .or_else(|| op.account_at_hand(acc, now_unix).and_then(Result::ok))
+        });
+        let jwt_acc = jwt_acc.as_deref();
         #[derive(Serialize)]
         struct Detail<'a> {
             account_name: &'a str,
@@ -1006,6 +1162,20 @@ impl Monitor {
             leafnode_connections: u64,
             client_connections: usize,
             subscriptions: u64,
+            #[serde(skip_serializing_if = "Vec::is_empty")]
+            exports: Vec<ExportJson<'a>>,
+            #[serde(skip_serializing_if = "Vec::is_empty")]
+            imports: Vec<ImportJson<'a>>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            jwt: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            issuer_key: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            name_tag: Option<&'a str>,
+            #[serde(skip_serializing_if = "<[String]>::is_empty")]
+            tags: &'a [String],
+            #[serde(skip_serializing_if = "Option::is_none")]
+            decoded_jwt: Option<Value>,
             sublist_stats: SublistJson,
         }
         #[derive(Serialize)]
@@ -1026,12 +1196,19 @@ impl Monitor {
                 account_detail: Detail {
                     account_name: acc,
                     update_time: rfc3339(update),
-                    expired: false,
+                    expired: jwt_acc.and_then(|j| j.exp).is_some_and(|e| now_unix >= e),
                     complete: true,
                     jetstream_enabled: false,
                     leafnode_connections: 0,
                     client_connections: conns,
                     subscriptions: a.subscriptions,
+                    exports,
+                    imports,
+                    jwt: jwt_acc.map(|j| j.jwt.as_str()),
+                    issuer_key: jwt_acc.map(|j| j.issuer.as_str()),
+                    name_tag: jwt_acc.map(|j| j.name.as_str()).filter(|n| !n.is_empty()),
+                    tags: jwt_acc.map_or(&[], |j| &j.claims.tags.0),
+                    decoded_jwt: jwt_acc.and_then(|j| decode_claims(&j.jwt)),
                     sublist_stats: SublistJson::from(&a.sublist),
                 },
             },

@@ -41,6 +41,15 @@ pub struct ConnInfo {
     /// The authenticated user ("" without one).
     pub user: String,
     pub account: String,
+    /// The user name CONNECT gave ("" without one): the reference's
+    /// `user` filter, and `authorized_user` of a closed connection.
+    pub connect_user: String,
+    /// The JWT CONNECT gave, and for a JWT user its issuer (signing key
+    /// or account), name and tags.
+    pub jwt: Option<String>,
+    pub issuer_key: Option<String>,
+    pub name_tag: Option<String>,
+    pub tags: Vec<String>,
     pub subs: Vec<SubInfo>,
     /// The shard that owns (owned) the connection.
     pub shard: usize,

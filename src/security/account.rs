@@ -162,6 +162,9 @@ pub struct Security {
     pub auth: AuthConfig,
     pub streams: Vec<StreamEdge>,
     pub services: Vec<ServiceEdge>,
+    /// The accounts with their exports and imports (in operator mode, the
+    /// verified JWT accounts as config accounts), for monitoring.
+    pub accounts: Vec<crate::config::Account>,
 }
 
 /// How long a service response mapping lives without a threshold set.
@@ -238,6 +241,7 @@ impl Security {
                 }
             }
         }
+        s.accounts = accounts.to_vec();
         Ok(s)
     }
 }

@@ -56,6 +56,8 @@ pub struct JwtUser {
     pub iat: i64,
     pub bearer: bool,
     pub issuer: String,
+    /// The user JWT's `tags`, as written.
+    pub tags: Vec<String>,
 }
 
 /// Per-connection limits (-1: none), as the reference applies them to a

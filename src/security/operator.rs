@@ -907,6 +907,7 @@ impl OperatorAuth {
                 iat: c.iat,
                 bearer: grant.bearer_token,
                 issuer: c.iss.clone(),
+                tags: uc.tags.0.clone(),
             }),
         })
     }
