@@ -11,7 +11,7 @@
 mod common;
 
 use common::http::{self, get, get_json};
-use common::{shard_flags, with_timeout, Raw, Server};
+use common::{jwt, shard_flags, with_timeout, Raw, Server};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::time::Duration;
@@ -1255,105 +1255,14 @@ fn natrix_only_https_port_without_tls_is_refused_naming_file_line_and_key() {
 }
 
 // ---- Operator mode: JWT users and accounts in /connz and /accountz ----
-//
-// JWTs are minted as in tests/jwt.rs (helpers copied from there).
 
-mod op {
-    use natrix::security::auth::base64_url_encode;
-    use natrix::security::jwt::{encode, Claims};
-    use nkeys::KeyPair;
-    use serde_json::{json, Value};
-    use std::time::{SystemTime, UNIX_EPOCH};
-
-    use super::common::Raw;
-
-    pub fn now() -> i64 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_secs() as i64
-    }
-
-    pub fn merge(base: &mut Value, extra: Value) {
-        match (base, extra) {
-            (Value::Object(b), Value::Object(e)) => {
-                for (k, v) in e {
-                    merge(b.entry(k).or_insert(Value::Null), v);
-                }
-            }
-            (b, e) => *b = e,
-        }
-    }
-
-    pub fn mint(issuer: &KeyPair, subject: &str, name: &str, nats: Value) -> String {
-        let c = Claims {
-            jti: format!("J{}", subject.get(..12).unwrap_or(subject)),
-            iat: now() - 5,
-            iss: issuer.public_key(),
-            sub: subject.to_string(),
-            name: name.to_string(),
-            aud: None,
-            exp: None,
-            nbf: None,
-            nats,
-        };
-        encode(&c, issuer).expect("encode")
-    }
-
-    pub fn operator_jwt(op: &KeyPair) -> String {
-        mint(
-            op,
-            &op.public_key(),
-            "OP",
-            json!({"type": "operator", "version": 2}),
-        )
-    }
-
-    pub fn account_jwt(op: &KeyPair, acc: &KeyPair, name: &str, extra: Value) -> String {
-        let mut nats = json!({
-            "type": "account", "version": 2,
-            "limits": {"subs": -1, "data": -1, "payload": -1, "imports": -1, "exports": -1,
-                       "wildcards": true, "conn": -1, "leaf": -1},
-            "default_permissions": {"pub": {}, "sub": {}},
-        });
-        merge(&mut nats, extra);
-        mint(op, &acc.public_key(), name, nats)
-    }
-
-    pub fn user_jwt(issuer: &KeyPair, user: &KeyPair, name: &str, extra: Value) -> String {
-        let mut nats = json!({
-            "type": "user", "version": 2,
-            "pub": {}, "sub": {}, "subs": -1, "data": -1, "payload": -1,
-        });
-        merge(&mut nats, extra);
-        mint(issuer, &user.public_key(), name, nats)
-    }
-
-    /// A server config trusting `op`, with `accounts` in a MEMORY resolver.
-    pub fn config(op: &KeyPair, accounts: &[(&KeyPair, &str)]) -> String {
-        let mut c = format!(
-            "operator: {}\nresolver: MEMORY\nresolver_preload: {{\n",
-            operator_jwt(op)
-        );
-        for (k, jwt) in accounts {
-            c.push_str(&format!("  {}: {}\n", k.public_key(), jwt));
-        }
-        c.push_str("}\n");
-        c
-    }
-
-    /// Connects with `jwt`, signing the nonce as `user`; must be accepted.
-    pub fn login(port: u16, jwt: &str, user: &KeyPair, name: &str) -> Raw {
-        let mut r = Raw::connect(port);
-        let nonce = r.info["nonce"].as_str().expect("nonce").to_string();
-        let co = json!({
-            "verbose": false, "pedantic": false, "name": name, "jwt": jwt,
-            "sig": base64_url_encode(&user.sign(nonce.as_bytes()).unwrap()),
-        });
-        r.send(format!("CONNECT {co}\r\nPING\r\n").as_bytes());
-        assert_eq!(r.next_line(), "PONG", "login refused");
-        r
-    }
+/// Connects with `token`, signing the nonce as `user`, under client name
+/// `name`; must be accepted.
+fn jwt_login(port: u16, token: &str, user: &nkeys::KeyPair, name: &str) -> Raw {
+    let (r, line) =
+        jwt::connect_jwt_with(port, token, Some(user), serde_json::json!({"name": name}));
+    assert_eq!(line, "PONG", "login refused");
+    r
 }
 
 fn by_name<'a>(v: &'a Value, name: &str) -> &'a Value {
@@ -1368,25 +1277,35 @@ fn connz_jwt_users_show_key_account_jwt_issuer_name_and_tags_with_auth() {
     with_timeout(LIMIT, || {
         use nkeys::KeyPair;
         use serde_json::json;
-        let opk = KeyPair::new_operator();
+        let setup = jwt::Setup::new();
         let acc = KeyPair::new_account();
         let sk = KeyPair::new_account();
-        let acc_jwt = op::account_jwt(
-            &opk,
+        let acc_jwt = jwt::account_jwt_with(
+            &setup.op,
             &acc,
-            "ACC",
             json!({"signing_keys": [sk.public_key()]}),
+            jwt::named("ACC"),
         );
-        let srv = start_conf(&op::config(&opk, &[(&acc, &acc_jwt)]));
+        let srv = start_conf(&setup.config(&[(&acc, &acc_jwt)], ""));
         let port = srv.monitor_port();
         // One user issued by the account itself, with tags; one by a
         // signing key of the account.
         let u1 = KeyPair::new_user();
-        let j1 = op::user_jwt(&acc, &u1, "alice", json!({"tags": ["red", "blue"]}));
-        let _c1 = op::login(srv.port(), &j1, &u1, "one");
+        let j1 = jwt::user_jwt_with(
+            &acc,
+            &u1,
+            json!({"tags": ["red", "blue"]}),
+            jwt::named("alice"),
+        );
+        let _c1 = jwt_login(srv.port(), &j1, &u1, "one");
         let u2 = KeyPair::new_user();
-        let j2 = op::user_jwt(&sk, &u2, "bob", json!({"issuer_account": acc.public_key()}));
-        let mut c2 = op::login(srv.port(), &j2, &u2, "two");
+        let j2 = jwt::user_jwt_with(
+            &sk,
+            &u2,
+            json!({"issuer_account": acc.public_key()}),
+            jwt::named("bob"),
+        );
+        let mut c2 = jwt_login(srv.port(), &j2, &u2, "two");
 
         // Without auth none of it shows.
         let v = get_json(port, "/connz");
@@ -1543,40 +1462,40 @@ fn accountz_detail_of_a_jwt_account() {
     with_timeout(LIMIT, || {
         use nkeys::KeyPair;
         use serde_json::json;
-        let opk = KeyPair::new_operator();
+        let setup = jwt::Setup::new();
         let a = KeyPair::new_account();
         let b = KeyPair::new_account();
-        let ja = op::account_jwt(
-            &opk,
+        let ja = jwt::account_jwt_with(
+            &setup.op,
             &a,
-            "ACCA",
             json!({"tags": ["prod", "eu"], "exports": [
                 {"name": "events", "subject": "s.>", "type": "stream"},
                 {"name": "svc", "subject": "svc", "type": "service"},
             ]}),
+            jwt::named("ACCA"),
         );
-        let jb = op::account_jwt(
-            &opk,
+        let jb = jwt::account_jwt_with(
+            &setup.op,
             &b,
-            "ACCB",
             json!({"imports": [
                 {"name": "events", "subject": "s.>", "account": a.public_key(), "type": "stream"},
                 {"name": "svc", "subject": "svc", "account": a.public_key(), "type": "service"},
             ]}),
+            jwt::named("ACCB"),
         );
-        let srv = start_conf(&op::config(&opk, &[(&a, &ja), (&b, &jb)]));
+        let srv = start_conf(&setup.config(&[(&a, &ja), (&b, &jb)], ""));
         let port = srv.monitor_port();
         let ua = KeyPair::new_user();
-        let _ca = op::login(
+        let _ca = jwt_login(
             srv.port(),
-            &op::user_jwt(&a, &ua, "ua", json!({})),
+            &jwt::user_jwt_with(&a, &ua, json!({}), jwt::named("ua")),
             &ua,
             "ca",
         );
         let ub = KeyPair::new_user();
-        let _cb = op::login(
+        let _cb = jwt_login(
             srv.port(),
-            &op::user_jwt(&b, &ub, "ub", json!({})),
+            &jwt::user_jwt_with(&b, &ub, json!({}), jwt::named("ub")),
             &ub,
             "cb",
         );
@@ -1584,7 +1503,7 @@ fn accountz_detail_of_a_jwt_account() {
         let d = &get_json(port, &format!("/accountz?acc={}", a.public_key()))["account_detail"];
         assert_eq!(s(d, "account_name"), a.public_key());
         assert_eq!(s(d, "jwt"), ja);
-        assert_eq!(s(d, "issuer_key"), opk.public_key());
+        assert_eq!(s(d, "issuer_key"), setup.op.public_key());
         assert_eq!(s(d, "name_tag"), "ACCA");
         assert_eq!(d["tags"], json!(["prod", "eu"]));
         assert_eq!(d["expired"], false);
@@ -1592,7 +1511,7 @@ fn accountz_detail_of_a_jwt_account() {
         assert_eq!(u(d, "client_connections"), 1);
         assert_eq!(d["decoded_jwt"]["sub"], a.public_key());
         assert_eq!(d["decoded_jwt"]["name"], "ACCA");
-        assert_eq!(d["decoded_jwt"]["iss"], opk.public_key());
+        assert_eq!(d["decoded_jwt"]["iss"], setup.op.public_key());
         assert_eq!(
             entries(&d["exports"]),
             [
@@ -1623,21 +1542,21 @@ fn accountz_detail_of_a_jwt_account_from_a_directory_resolver() {
     with_timeout(LIMIT, || {
         use nkeys::KeyPair;
         use serde_json::json;
-        let opk = KeyPair::new_operator();
+        let setup = jwt::Setup::new();
         let a = KeyPair::new_account();
-        let ja = op::account_jwt(&opk, &a, "DIRACC", json!({"tags": ["x"]}));
+        let ja = jwt::account_jwt_with(&setup.op, &a, json!({"tags": ["x"]}), jwt::named("DIRACC"));
         let dir = common::TempDir::new("accountz-dir");
         std::fs::write(dir.path().join(format!("{}.jwt", a.public_key())), &ja).unwrap();
         let srv = start_conf(&format!(
             "operator: {}\nsystem_account: {}\nresolver {{ type: full, dir: \"{}\" }}\n",
-            op::operator_jwt(&opk),
+            setup.op_jwt,
             KeyPair::new_account().public_key(),
             dir.path().display()
         ));
         let ua = KeyPair::new_user();
-        let _ca = op::login(
+        let _ca = jwt_login(
             srv.port(),
-            &op::user_jwt(&a, &ua, "ua", json!({})),
+            &jwt::user_jwt_with(&a, &ua, json!({}), jwt::named("ua")),
             &ua,
             "ca",
         );
@@ -1646,7 +1565,7 @@ fn accountz_detail_of_a_jwt_account_from_a_directory_resolver() {
             &format!("/accountz?acc={}", a.public_key()),
         )["account_detail"];
         assert_eq!(s(d, "jwt"), ja);
-        assert_eq!(s(d, "issuer_key"), opk.public_key());
+        assert_eq!(s(d, "issuer_key"), setup.op.public_key());
         assert_eq!(s(d, "name_tag"), "DIRACC");
         assert_eq!(d["tags"], json!(["x"]));
         assert_eq!(d["decoded_jwt"]["sub"], a.public_key());

@@ -65,6 +65,11 @@ pub fn operator_jwt(op: &KeyPair, extra: Value) -> String {
     mint(op, &op.public_key(), "OP", nats, |_| {})
 }
 
+/// Sets the claims' `name` (for the `edit` of the `*_with` minters).
+pub fn named(name: &str) -> impl FnOnce(&mut Claims) + '_ {
+    move |c| c.name = name.to_string()
+}
+
 /// An account JWT with every limit unlimited, as nsc writes it, plus
 /// `extra`.
 pub fn account_jwt(issuer: &KeyPair, acc: &KeyPair, extra: Value) -> String {
