@@ -205,7 +205,8 @@ pub struct Client {
     /// The account and permissions this connection is bound to, set at
     /// CONNECT (and again on reload), never looked up per message.
     account: Cell<AccountId>,
-    /// The bound account's name, for the request info header.
+    /// The bound account's name, for the request info header and
+    /// monitoring (no registry lookup).
     account_name: RefCell<String>,
     space: RefCell<Rc<Space>>,
     perms: RefCell<Option<Rc<CompiledPerms>>>,
@@ -336,11 +337,7 @@ impl Client {
             );
         }
         let opts = self.shard.options();
-        let server_subs = match opts.max_subscriptions {
-            0 => -1,
-            n => n as i64,
-        };
-        let subs = crate::security::operator::min_limit(id.limits.subs, server_subs);
+        let subs = crate::security::operator::min_limit(id.limits.subs, opts.subs_limit());
         let payload =
             crate::security::operator::min_limit(id.limits.payload, opts.max_payload as i64);
         if id.limits.payload >= 0 && payload < id.limits.payload {
@@ -562,7 +559,7 @@ impl Client {
     /// closed one.
     pub fn info(&self, closed: Option<(SystemTime, CloseReason)>) -> ConnInfo {
         let wall = |t: Instant| self.started.0 + t.saturating_duration_since(self.started.1);
-        let account = account::account_name(self.account());
+        let account = self.account_name.borrow().clone();
         let mut subs: Vec<SubInfo> = self
             .subs
             .borrow()
@@ -958,10 +955,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         connect_user: RefCell::new(None),
         connect_jwt: RefCell::new(None),
         jwt_user: RefCell::new(None),
-        max_subs: Cell::new(match opts.max_subscriptions {
-            0 => -1,
-            n => n as i64,
-        }),
+        max_subs: Cell::new(opts.subs_limit()),
         max_payload: Cell::new(opts.max_payload as i64),
         account_slot: Cell::new(None),
         user_expires: Cell::new(None),

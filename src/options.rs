@@ -177,6 +177,15 @@ impl Options {
         })
     }
 
+    /// `max_subscriptions` as a per-connection limit: -1 for none (the
+    /// option's 0).
+    pub fn subs_limit(&self) -> i64 {
+        match self.max_subscriptions {
+            0 => -1,
+            n => n as i64,
+        }
+    }
+
     /// The monitoring listener's host.
     pub fn monitor_host(&self) -> String {
         self.http_host.clone().unwrap_or_else(|| self.host.clone())

@@ -19,19 +19,23 @@ pub fn civil(days: i64) -> (i64, u32, u32) {
     (y, m, d)
 }
 
-/// RFC 3339 in UTC with nanoseconds, trailing zeros trimmed (Go's
-/// `time.RFC3339Nano`, as `encoding/json` writes a `time.Time`).
-pub fn rfc3339(t: SystemTime) -> String {
-    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = d.as_secs() as i64;
+/// Unix seconds as `YYYY-MM-DDTHH:MM:SS` in UTC, without a zone suffix.
+pub fn civil_seconds(secs: i64) -> String {
     let (y, mo, da) = civil(secs.div_euclid(86_400));
     let sod = secs.rem_euclid(86_400);
-    let mut s = format!(
+    format!(
         "{y:04}-{mo:02}-{da:02}T{:02}:{:02}:{:02}",
         sod / 3600,
         sod / 60 % 60,
         sod % 60
-    );
+    )
+}
+
+/// RFC 3339 in UTC with nanoseconds, trailing zeros trimmed (Go's
+/// `time.RFC3339Nano`, as `encoding/json` writes a `time.Time`).
+pub fn rfc3339(t: SystemTime) -> String {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let mut s = civil_seconds(d.as_secs() as i64);
     let ns = d.subsec_nanos();
     if ns > 0 {
         let f = format!("{ns:09}");

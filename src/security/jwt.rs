@@ -59,14 +59,7 @@ impl std::error::Error for JwtError {}
 
 /// A unix time as `2026-11-30T01:02:03Z` (UTC), for messages.
 pub fn unix_text(t: i64) -> String {
-    let secs = t.rem_euclid(86_400);
-    let (y, m, d) = crate::timefmt::civil(t.div_euclid(86_400));
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
+    format!("{}Z", crate::timefmt::civil_seconds(t))
 }
 
 /// The kinds of claims NATS issues.
@@ -527,10 +520,10 @@ pub struct Creds {
     pub seed: String,
 }
 
-/// Reads a `.creds` file's text: the first block framed by dash lines
-/// holds the JWT, the next the user seed; advice text around them is
-/// skipped, as the clients do.
-pub fn parse_creds(text: &str) -> Result<Creds, JwtError> {
+/// The blocks of a decorated file (`.creds`, a decorated JWT): the lines
+/// between a `---...BEGIN...---` line and the next dash line, joined; text
+/// around them is skipped, as the clients do.
+fn framed_blocks(text: &str) -> Vec<String> {
     let mut blocks = Vec::new();
     let mut inside: Option<String> = None;
     for line in text.lines().map(str::trim) {
@@ -545,7 +538,13 @@ pub fn parse_creds(text: &str) -> Result<Creds, JwtError> {
             _ => {}
         }
     }
-    match blocks.as_slice() {
+    blocks
+}
+
+/// Reads a `.creds` file's text: the first framed block holds the JWT,
+/// the next the user seed.
+pub fn parse_creds(text: &str) -> Result<Creds, JwtError> {
+    match framed_blocks(text).as_slice() {
         [jwt, seed, ..] if !jwt.is_empty() && !seed.is_empty() => Ok(Creds {
             jwt: jwt.clone(),
             seed: seed.clone(),
@@ -554,6 +553,15 @@ pub fn parse_creds(text: &str) -> Result<Creds, JwtError> {
             "creds: expected a JWT block and a seed block".into(),
         )),
     }
+}
+
+/// Reads a JWT out of a file that may frame it like a `.creds` file: the
+/// first framed block, else the whole text.
+pub fn parse_decorated_jwt(text: &str) -> String {
+    framed_blocks(text)
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| text.trim().to_string())
 }
 
 #[cfg(test)]
@@ -735,6 +743,9 @@ mod tests {
             user.public_key()
         );
         assert!(parse_creds("no blocks here").is_err());
+        // An operator file may be decorated the same way, or bare.
+        assert_eq!(parse_decorated_jwt(&text), "eyJhbGciOi.eyJqdGki.sig");
+        assert_eq!(parse_decorated_jwt("  eyJa.eyJb.c\n"), "eyJa.eyJb.c");
     }
 
     // Made with the Go library the reference uses (github.com/nats-io/jwt/v2,

@@ -33,6 +33,7 @@ use super::jwt::{
     self, unix_text, AccountClaims, Claims, JwtError, OperatorClaims, SigningKey, StringList,
     UserClaims, NO_LIMIT,
 };
+use super::resolver::lock;
 use crate::config::{
     Account, Export, ExportKind, Import, ImportKind, OperatorSource, Permissions,
     ResponsePermission, ResponseType, ServerConfig, SubjectPermission,
@@ -550,7 +551,7 @@ impl OperatorAuth {
                 ),
                 OperatorSource::Inline(t) => ("inline operator JWT".to_string(), t.clone()),
             };
-            let token = decorated_jwt(&text);
+            let token = jwt::parse_decorated_jwt(&text);
             let c = jwt::decode(&token).map_err(|e| format!("{what}: {e}"))?;
             let oc: OperatorClaims = c.typed().map_err(|e| format!("{what}: {e}"))?;
             if !oc.signed_by(&c.sub, &c.iss) {
@@ -972,10 +973,6 @@ impl OperatorAuth {
         }
         out
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Says where an unusable account JWT came from.
@@ -1431,26 +1428,6 @@ pub fn now() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
-}
-
-/// Reads a JWT out of a file that may frame it like a `.creds` file.
-pub fn decorated_jwt(text: &str) -> String {
-    let mut inside = false;
-    let mut body = String::new();
-    for line in text.lines().map(str::trim) {
-        let frame = line.len() >= 6 && line.starts_with("---") && line.ends_with("---");
-        if frame {
-            if inside {
-                return body;
-            }
-            inside = line.contains("BEGIN");
-            continue;
-        }
-        if inside {
-            body.push_str(line);
-        }
-    }
-    text.trim().to_string()
 }
 
 fn parse_cidr(s: &str) -> Option<(IpAddr, u8)> {

@@ -34,7 +34,9 @@ const MAX_ANSWER: usize = 1 << 20;
 /// A `cache` directory resolver keeps this many accounts unless told.
 const DEFAULT_CACHE_LIMIT: usize = 1000;
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+/// A mutex's guard, poisoned or not: the data stays usable after a panic
+/// elsewhere.
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
