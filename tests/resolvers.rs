@@ -17,9 +17,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::jwt::{account_jwt, operator_jwt, user_jwt};
+use common::jwt::{account_jwt, connect_jwt, operator_jwt, user_jwt};
 use common::{is_natrix, run_to_exit, shard_flags, with_timeout, Raw, Server, TempDir};
-use natrix::security::auth::base64_url_encode;
 use natrix::security::operator::AccountResolver;
 use natrix::security::resolver::DirResolver;
 use nkeys::KeyPair;
@@ -32,15 +31,7 @@ const BASE: &str = "/jwt/v1/accounts/";
 /// PING and returns the client and the first line answered.
 fn connect_user(port: u16, acc: &KeyPair) -> (Raw, String) {
     let user = KeyPair::new_user();
-    let jwt = user_jwt(acc, &user, json!({}));
-    let mut r = Raw::connect(port);
-    let nonce = r.info["nonce"].as_str().expect("nonce").to_string();
-    let sig = base64_url_encode(&user.sign(nonce.as_bytes()).unwrap());
-    let co = json!({"verbose": false, "pedantic": false, "protocol": 1,
-                    "headers": true, "jwt": jwt, "sig": sig});
-    r.send(format!("CONNECT {co}\r\nPING\r\n").as_bytes());
-    let line = r.next_line();
-    (r, line)
+    connect_jwt(port, &user_jwt(acc, &user, json!({})), Some(&user))
 }
 
 fn assert_refused(srv: &Server, (mut r, line): (Raw, String), causes: &[&str]) {
