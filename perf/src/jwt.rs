@@ -6,7 +6,9 @@
 //! padding, where the header is `{"typ":"JWT","alg":"ed25519-nkey"}` and
 //! the signature is the issuer's ed25519 signature (an nkey) over the first
 //! two parts joined by the dot. Both servers get the same operator JWT and
-//! the account JWT preloaded into a memory resolver; clients present a user
+//! the account JWT preloaded into a memory resolver (or, for the URL
+//! resolver scenarios, many accounts served over HTTP by
+//! [`crate::accounts`]); clients present a user
 //! JWT in `CONNECT` with `sig`, their signature over the `nonce` of the
 //! server's `INFO` (see [`sign_nonce`]).
 //!
@@ -66,9 +68,23 @@ impl fmt::Debug for User {
 pub struct Material {
     pub operator_public: String,
     pub operator_jwt: String,
-    pub account_public: String,
-    pub account_jwt: String,
+    /// (account public key, account JWT), all issued by the operator.
+    pub accounts: Vec<(String, String)>,
+    /// User `i` is issued by account `i % accounts.len()`.
     pub users: Vec<Arc<User>>,
+}
+
+/// Where a server in operator mode looks accounts up.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Resolver {
+    /// `resolver: MEMORY` with these (account public key, JWT) in
+    /// `resolver_preload`.
+    Memory(Vec<(String, String)>),
+    /// `resolver: URL(base)`: every account is fetched from `base` on
+    /// first use. `natrix_cache: false` gives natrix (only: the reference
+    /// refuses the block) `resolver_cache: false`, so it asks the URL on
+    /// every `CONNECT`.
+    Url { base: String, natrix_cache: bool },
 }
 
 /// What a server's configuration needs to trust the minted chain.
@@ -77,16 +93,20 @@ pub struct OperatorConfig {
     pub operator_jwt: String,
     /// `system_account`, if one is named (the harness names none).
     pub system_account: Option<String>,
-    /// (account public key, account JWT) for `resolver_preload`.
-    pub preload: Vec<(String, String)>,
+    pub resolver: Resolver,
 }
 
 impl Material {
-    /// Fresh operator, account and `users` user identities.
+    /// Fresh operator, one account and `users` user identities.
     pub fn mint(users: usize) -> Result<Material> {
+        Material::mint_accounts(1, users)
+    }
+
+    /// Fresh operator, `accounts` accounts and `users` users spread over
+    /// them round-robin (user `i` belongs to account `i % accounts`).
+    pub fn mint_accounts(accounts: usize, users: usize) -> Result<Material> {
         let now = unix_now();
         let operator = KeyPair::new_operator();
-        let account = KeyPair::new_account();
         let operator_jwt = encode(
             &claims(
                 now,
@@ -97,23 +117,39 @@ impl Material {
             ),
             &operator,
         )?;
-        let account_jwt = encode(
-            &claims(
-                now,
-                &operator.public_key(),
-                &account.public_key(),
-                "natrix-bench-account",
-                concat!(
-                    r#"{"limits":{"subs":-1,"data":-1,"payload":-1,"imports":-1,"#,
-                    r#""exports":-1,"wildcards":true,"conn":-1,"leaf":-1},"#,
-                    r#""default_permissions":{"pub":{},"sub":{}},"#,
-                    r#""type":"account","version":2}"#
-                ),
-            ),
-            &operator,
-        )?;
+        let account_keys: Vec<KeyPair> = (0..accounts.max(1))
+            .map(|_| KeyPair::new_account())
+            .collect();
+        let accounts = account_keys
+            .iter()
+            .enumerate()
+            .map(|(i, account)| {
+                let name = if account_keys.len() == 1 {
+                    "natrix-bench-account".to_string()
+                } else {
+                    format!("natrix-bench-account-{i}")
+                };
+                let jwt = encode(
+                    &claims(
+                        now,
+                        &operator.public_key(),
+                        &account.public_key(),
+                        &name,
+                        concat!(
+                            r#"{"limits":{"subs":-1,"data":-1,"payload":-1,"imports":-1,"#,
+                            r#""exports":-1,"wildcards":true,"conn":-1,"leaf":-1},"#,
+                            r#""default_permissions":{"pub":{},"sub":{}},"#,
+                            r#""type":"account","version":2}"#
+                        ),
+                    ),
+                    &operator,
+                )?;
+                Ok((account.public_key(), jwt))
+            })
+            .collect::<Result<Vec<_>>>()?;
         let users = (0..users)
             .map(|i| {
+                let account = &account_keys[i % account_keys.len()];
                 let key = KeyPair::new_user();
                 let jwt = encode(
                     &claims(
@@ -126,7 +162,7 @@ impl Material {
                             r#""type":"user","version":2}"#
                         ),
                     ),
-                    &account,
+                    account,
                 )?;
                 Ok(Arc::new(User { jwt, key }))
             })
@@ -134,14 +170,14 @@ impl Material {
         Ok(Material {
             operator_public: operator.public_key(),
             operator_jwt,
-            account_public: account.public_key(),
-            account_jwt,
+            accounts,
             users,
         })
     }
 
     /// Writes the chain for inspection and for reproducing a run by hand
-    /// (`nats --creds user-0.creds …`): `operator.jwt`, `account.jwt` and a
+    /// (`nats --creds user-0.creds …`): `operator.jwt`, `account.jwt` (or
+    /// `account-<i>.jwt` per account when there are several) and a
     /// `user-<i>.creds` per user. The seeds are throwaway.
     pub fn write(&self, dir: &Path) -> Result<()> {
         fs::create_dir_all(dir).context(format_args!("create {}", dir.display()))?;
@@ -150,18 +186,30 @@ impl Material {
             fs::write(&path, text).context(format_args!("write {}", path.display()))
         };
         put("operator.jwt", &format!("{}\n", self.operator_jwt))?;
-        put("account.jwt", &format!("{}\n", self.account_jwt))?;
+        for (i, (_, jwt)) in self.accounts.iter().enumerate() {
+            let name = if self.accounts.len() == 1 {
+                "account.jwt".to_string()
+            } else {
+                format!("account-{i}.jwt")
+            };
+            put(&name, &format!("{jwt}\n"))?;
+        }
         for (i, u) in self.users.iter().enumerate() {
             put(&format!("user-{i}.creds"), &u.creds()?)?;
         }
         Ok(())
     }
 
+    /// Every account preloaded into a memory resolver.
     pub fn server_config(&self) -> OperatorConfig {
+        self.with_resolver(Resolver::Memory(self.accounts.clone()))
+    }
+
+    pub fn with_resolver(&self, resolver: Resolver) -> OperatorConfig {
         OperatorConfig {
             operator_jwt: self.operator_jwt.clone(),
             system_account: None,
-            preload: vec![(self.account_public.clone(), self.account_jwt.clone())],
+            resolver,
         }
     }
 }
@@ -332,7 +380,8 @@ mod tests {
     fn minted_chain_decodes_and_verifies() {
         let m = Material::mint(3).unwrap();
         assert!(m.operator_public.starts_with('O'));
-        assert!(m.account_public.starts_with('A'));
+        let (account_public, account_jwt) = &m.accounts[0];
+        assert!(account_public.starts_with('A'));
 
         let op = decode(&m.operator_jwt).unwrap();
         assert_eq!(op.header, HEADER);
@@ -342,9 +391,9 @@ mod tests {
             .claims
             .contains(r#""nats":{"type":"operator","version":2}"#));
 
-        let acc = decode(&m.account_jwt).unwrap();
+        let acc = decode(account_jwt).unwrap();
         assert_eq!(field(&acc.claims, "iss"), m.operator_public);
-        assert_eq!(field(&acc.claims, "sub"), m.account_public);
+        assert_eq!(field(&acc.claims, "sub"), *account_public);
         assert!(acc.claims.contains(r#""type":"account","version":2"#));
         assert!(acc.claims.contains(
             r#""limits":{"subs":-1,"data":-1,"payload":-1,"imports":-1,"exports":-1,"wildcards":true,"conn":-1,"leaf":-1}"#
@@ -354,7 +403,7 @@ mod tests {
         let mut jtis = vec![field(&op.claims, "jti"), field(&acc.claims, "jti")];
         for u in &m.users {
             let d = decode(&u.jwt).unwrap();
-            assert_eq!(field(&d.claims, "iss"), m.account_public);
+            assert_eq!(field(&d.claims, "iss"), *account_public);
             assert_eq!(field(&d.claims, "sub"), u.public_key());
             assert!(u.public_key().starts_with('U'));
             assert!(d.claims.contains(
@@ -368,10 +417,25 @@ mod tests {
 
         let cfg = m.server_config();
         assert_eq!(cfg.operator_jwt, m.operator_jwt);
-        assert_eq!(
-            cfg.preload,
-            [(m.account_public.clone(), m.account_jwt.clone())]
-        );
+        assert_eq!(cfg.resolver, Resolver::Memory(m.accounts.clone()));
+    }
+
+    #[test]
+    fn users_spread_over_accounts_round_robin() {
+        let m = Material::mint_accounts(3, 7).unwrap();
+        assert_eq!((m.accounts.len(), m.users.len()), (3, 7));
+        let mut keys: Vec<&str> = m.accounts.iter().map(|(k, _)| k.as_str()).collect();
+        keys.dedup();
+        assert_eq!(keys.len(), 3);
+        for (i, u) in m.users.iter().enumerate() {
+            let claims = decode(&u.jwt).unwrap().claims;
+            assert_eq!(field(&claims, "iss"), m.accounts[i % 3].0, "user {i}");
+        }
+        for (key, jwt) in &m.accounts {
+            let claims = decode(jwt).unwrap().claims;
+            assert_eq!(field(&claims, "iss"), m.operator_public);
+            assert_eq!(field(&claims, "sub"), *key);
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! natrix-bench: A/B benchmark harness for natrix against the reference
 //! nats-server. See perf/README.md.
 
+mod accounts;
 mod cli;
 mod client;
 mod error;

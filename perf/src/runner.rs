@@ -8,6 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hdrhistogram::Histogram;
 
+use crate::accounts::AccountServer;
 use crate::client::ConnectOpts;
 use crate::error::{Context, Error, Result};
 use crate::hgrm;
@@ -18,10 +19,11 @@ use crate::procstat;
 use crate::report::NATRIX;
 use crate::report::{self, LatencyFiles, Record, ReportInput, RunData, ScenarioInfo, Shape};
 use crate::scenarios::{
-    new_latency_histogram, Diagnostic, Kind, Outcome, Scenario, Target, LOSS, SLOW_CONSUMER,
+    new_latency_histogram, Diagnostic, Kind, Outcome, Scenario, Target, UrlResolver, LOSS,
+    SLOW_CONSUMER,
 };
 use crate::selftest::{self, SelfTestRow};
-use crate::server::{Server, ServerSpec};
+use crate::server::{Server, ServerConfig, ServerSpec};
 use crate::stats::fmt_num;
 use crate::tls;
 
@@ -58,14 +60,19 @@ pub fn execute(plan: &Plan) -> Result<bool> {
         None
     };
 
-    // One operator, account and set of users serve every JWT scenario.
-    let jwt = if plan.scenarios.iter().any(|s| s.jwt) {
+    // One operator, account and set of users serve every JWT scenario
+    // with a memory resolver; the URL resolver scenarios mint their own.
+    let jwt = if plan
+        .scenarios
+        .iter()
+        .any(|s| s.jwt && s.url_resolver.is_none())
+    {
         let m = jwt::Material::mint(JWT_USERS).context("mint JWTs")?;
         m.write(&out.join("jwt"))?;
         println!(
             "JWT: operator {}, account {}, {} users → {}",
             m.operator_public,
-            m.account_public,
+            m.accounts[0].0,
             m.users.len(),
             out.join("jwt").display()
         );
@@ -81,26 +88,38 @@ pub fn execute(plan: &Plan) -> Result<bool> {
     let mut histograms: BTreeMap<(String, &'static str), Histogram<u64>> = BTreeMap::new();
     let total = plan.scenarios.len();
     for (i, sc) in plan.scenarios.iter().enumerate() {
-        let config = out.join("configs").join(format!("{}.conf", sc.name));
         let mut server_config = sc.config();
         if sc.tls {
             server_config.tls = tls.as_ref().map(|m| m.server.clone());
         }
+        // A URL resolver scenario's accounts and the account server that
+        // serves them live as long as the scenario's runs.
+        let url = match sc.url_resolver {
+            Some(u) => Some(UrlRun::start(sc, u, out)?),
+            None => None,
+        };
+        let jwt = match &url {
+            Some(u) => Some(&u.material),
+            None => jwt.as_ref(),
+        };
         if sc.jwt {
-            server_config.operator = jwt.as_ref().map(jwt::Material::server_config);
+            server_config.operator = match (&url, jwt) {
+                (Some(u), _) => Some(u.operator_config()),
+                (None, m) => m.map(jwt::Material::server_config),
+            };
         }
-        fs::write(&config, server_config.render(&sc.name))
-            .context(format_args!("write {}", config.display()))?;
+        let configs = write_configs(out, sc, &server_config, &plan.servers)?;
         for round in 1..=plan.rounds {
-            for spec in &plan.servers {
+            for (spec, config) in plan.servers.iter().zip(&configs) {
                 let log = out
                     .join("logs")
                     .join(format!("{}.{}.r{round}.log", sc.name, spec.label));
                 let material = RunMaterial {
                     tls: tls.as_ref(),
-                    jwt: jwt.as_ref(),
+                    jwt,
+                    accounts: url.as_ref().map(|u| &u.server),
                 };
-                let result = run_one(sc, spec, &config, &log, &plan.pinner, material);
+                let result = run_one(sc, spec, config, &log, &plan.pinner, material);
                 println!(
                     "[{:>2}/{total}] {:<20} round {round}/{}  {:<9}  {}",
                     i + 1,
@@ -109,6 +128,13 @@ pub fn execute(plan: &Plan) -> Result<bool> {
                     spec.label,
                     summary_line(&result)
                 );
+                if let Some(d) = result
+                    .as_ref()
+                    .ok()
+                    .and_then(|o| o.diagnostics.iter().find(|d| d.name == ACCOUNT_REQUESTS))
+                {
+                    println!("{:>40}{}: {}", "", d.name, d.value);
+                }
                 let result = result.map(|mut o| {
                     if let Some(h) = o.latency.take() {
                         let merged = histograms
@@ -163,6 +189,75 @@ const JWT_USERS: usize = 8;
 pub struct RunMaterial<'a> {
     pub tls: Option<&'a tls::Material>,
     pub jwt: Option<&'a jwt::Material>,
+    /// URL resolver scenarios: the account server, whose request count
+    /// during the run becomes a diagnostic.
+    pub accounts: Option<&'a AccountServer>,
+}
+
+/// A URL resolver scenario's own operator, accounts (one user each) and
+/// the account server serving them.
+struct UrlRun {
+    material: jwt::Material,
+    server: AccountServer,
+    natrix_cache: bool,
+}
+
+impl UrlRun {
+    fn start(sc: &Scenario, u: UrlResolver, out: &Path) -> Result<UrlRun> {
+        let material = jwt::Material::mint_accounts(u.accounts, u.accounts)
+            .context(format_args!("{}: mint JWTs", sc.name))?;
+        let dir = out.join("jwt").join(&sc.name);
+        material.write(&dir)?;
+        let server = AccountServer::start(&material.accounts)?;
+        println!(
+            "{}: {} accounts with a user each → {}; account server {}",
+            sc.name,
+            material.accounts.len(),
+            dir.display(),
+            server.base_url()
+        );
+        Ok(UrlRun {
+            material,
+            server,
+            natrix_cache: u.natrix_cache,
+        })
+    }
+
+    fn operator_config(&self) -> jwt::OperatorConfig {
+        self.material.with_resolver(jwt::Resolver::Url {
+            base: self.server.base_url(),
+            natrix_cache: self.natrix_cache,
+        })
+    }
+}
+
+/// Writes the scenario's configuration: `<name>.conf` when every server
+/// gets the same text, else `<name>.<label>.conf` each (natrix-only
+/// settings go to a natrix binary only, never to a stand-in). Returns the
+/// path for each server, in `servers` order.
+fn write_configs(
+    out: &Path,
+    sc: &Scenario,
+    config: &ServerConfig,
+    servers: &[ServerSpec],
+) -> Result<Vec<PathBuf>> {
+    let texts: Vec<String> = servers
+        .iter()
+        .map(|s| config.render(&sc.name, s.takes_shards))
+        .collect();
+    let shared = texts.windows(2).all(|w| w[0] == w[1]);
+    let mut paths = Vec::with_capacity(servers.len());
+    for (spec, text) in servers.iter().zip(&texts) {
+        let name = if shared {
+            format!("{}.conf", sc.name)
+        } else {
+            format!("{}.{}.conf", sc.name, spec.label)
+        };
+        let path = out.join("configs").join(name);
+        fs::write(&path, text).context(format_args!("write {}", path.display()))?;
+        paths.push(path);
+    }
+    Ok(paths)
 }
 
 /// Starts the server, runs the scenario against it, stops it. The
@@ -186,6 +281,7 @@ pub fn run_one(
         Some(n) if spec.label == NATRIX => spec.with_shards(n),
         _ => spec.clone(),
     };
+    let requests_before = material.accounts.map(AccountServer::requests);
     let mut server =
         Server::start(&spec, config, log).context(format_args!("start {}", spec.label))?;
     let cpu_before = procstat::sample(server.pid());
@@ -206,6 +302,15 @@ pub fn run_one(
     let cpu_after = procstat::sample(server.pid());
     server.stop();
     let mut outcome = outcome.map_err(|e| with_server_log(e, log))?;
+    if let (Some(accounts), Some(before)) = (material.accounts, requests_before) {
+        // From before start (the base URL check at start-up included) to
+        // the stop.
+        let asked = accounts.requests() - before;
+        outcome.diagnostics.push(Diagnostic {
+            name: ACCOUNT_REQUESTS,
+            value: asked as f64,
+        });
+    }
     if let (Ok(before), Ok(after)) = (cpu_before, cpu_after) {
         let used = after.since(&before);
         outcome.diagnostics.push(Diagnostic {
@@ -235,6 +340,10 @@ fn with_server_log(e: Error, log: &Path) -> Error {
         None => e,
     }
 }
+
+/// Diagnostic: requests the account server answered during a URL
+/// resolver run.
+pub const ACCOUNT_REQUESTS: &str = "account server requests";
 
 /// Diagnostic: the server's CPU seconds (user + system) during a run.
 pub const SERVER_CPU: &str = "server CPU (s)";

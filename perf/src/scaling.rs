@@ -173,7 +173,8 @@ pub fn execute(plan: &ScalingPlan) -> Result<bool> {
     let mut step = 0;
     for sc in &plan.scenarios {
         let config = out.join("configs").join(format!("{}.conf", sc.name));
-        fs::write(&config, sc.config().render(&sc.name))
+        // Scaling scenarios carry no natrix-only settings: one config for both.
+        fs::write(&config, sc.config().render(&sc.name, false))
             .context(format_args!("write {}", config.display()))?;
         for set in &sets {
             step += 1;

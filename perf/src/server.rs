@@ -10,7 +10,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::error::{bail, Context, Result};
-use crate::jwt::OperatorConfig;
+use crate::jwt::{OperatorConfig, Resolver};
 use crate::tls::{conf_string, ServerCerts};
 
 pub const BENCH_USER: &str = "bench";
@@ -62,8 +62,8 @@ pub struct ServerConfig {
     pub auth: Option<Permissions>,
     /// Require TLS on client connections with this certificate and key.
     pub tls: Option<ServerCerts>,
-    /// Operator mode: trust this operator, with its account preloaded in
-    /// a memory resolver.
+    /// Operator mode: trust this operator and look accounts up in its
+    /// resolver.
     pub operator: Option<OperatorConfig>,
 }
 
@@ -112,9 +112,11 @@ impl Permissions {
 }
 
 impl ServerConfig {
-    /// NATS configuration syntax, accepted by nats-server and natrix alike.
-    /// Address and port are passed on the command line, not here.
-    pub fn render(&self, title: &str) -> String {
+    /// NATS configuration syntax, accepted by nats-server and natrix alike
+    /// except where `natrix` is set: natrix's copy may then carry
+    /// natrix-only settings (`resolver_cache`). Address and port are passed
+    /// on the command line, not here.
+    pub fn render(&self, title: &str, natrix: bool) -> String {
         let mut out = format!("# natrix-bench: {title}\n");
         if let Some(p) = &self.auth {
             let list = |v: &[String]| {
@@ -147,11 +149,21 @@ impl ServerConfig {
             if let Some(sys) = &op.system_account {
                 out.push_str(&format!("system_account: {sys}\n"));
             }
-            out.push_str("resolver: MEMORY\nresolver_preload: {\n");
-            for (account, jwt) in &op.preload {
-                out.push_str(&format!("  {account}: \"{jwt}\"\n"));
+            match &op.resolver {
+                Resolver::Memory(preload) => {
+                    out.push_str("resolver: MEMORY\nresolver_preload: {\n");
+                    for (account, jwt) in preload {
+                        out.push_str(&format!("  {account}: \"{jwt}\"\n"));
+                    }
+                    out.push_str("}\n");
+                }
+                Resolver::Url { base, natrix_cache } => {
+                    out.push_str(&format!("resolver: URL({base})\n"));
+                    if natrix && !natrix_cache {
+                        out.push_str("resolver_cache: false\n");
+                    }
+                }
             }
-            out.push_str("}\n");
         }
         if let Some(t) = &self.tls {
             out.push_str(&format!(
@@ -394,14 +406,18 @@ mod tests {
             tls: None,
             operator: None,
         };
-        let text = cfg.render("pub_16b_auth");
+        let text = cfg.render("pub_16b_auth", false);
         assert!(text.starts_with("# natrix-bench: pub_16b_auth\n"));
         assert!(text.contains("authorization {"));
         assert!(text.contains("{user: bench, password: bench, permissions: {"));
         assert!(text.contains("publish: { allow: [\"orders.*.created\", "));
         assert!(text.contains("\"bench.data\"] }"));
         assert_eq!(text.matches('{').count(), text.matches('}').count());
-        assert_eq!(ServerConfig::default().render("x"), "# natrix-bench: x\n");
+        assert_eq!(
+            ServerConfig::default().render("x", true),
+            "# natrix-bench: x\n"
+        );
+        assert_eq!(cfg.render("y", true), cfg.render("y", false));
     }
 
     #[test]
@@ -415,7 +431,7 @@ mod tests {
             operator: None,
         };
         assert_eq!(
-            cfg.render("pub_256b_tls"),
+            cfg.render("pub_256b_tls", true),
             "# natrix-bench: pub_256b_tls\n\
              tls {\n  cert_file: \"/out/tls/server-cert.pem\"\n  \
              key_file: \"/out/tls/server-key.pem\"\n}\n"
@@ -428,12 +444,12 @@ mod tests {
             operator: Some(OperatorConfig {
                 operator_jwt: "eyJop.eyJc.sig".into(),
                 system_account: None,
-                preload: vec![("ACCPUB".into(), "eyJacc.eyJc.sig".into())],
+                resolver: Resolver::Memory(vec![("ACCPUB".into(), "eyJacc.eyJc.sig".into())]),
             }),
             ..ServerConfig::default()
         };
         assert_eq!(
-            cfg.render("conn_storm_jwt"),
+            cfg.render("conn_storm_jwt", false),
             "# natrix-bench: conn_storm_jwt\n\
              operator: \"eyJop.eyJc.sig\"\n\
              resolver: MEMORY\n\
@@ -442,8 +458,34 @@ mod tests {
         let mut cfg = cfg;
         cfg.operator.as_mut().unwrap().system_account = Some("ASYS".into());
         assert!(cfg
-            .render("x")
+            .render("x", false)
             .contains("\nsystem_account: ASYS\nresolver: MEMORY\n"));
+    }
+
+    #[test]
+    fn url_resolver_cache_is_turned_off_only_in_natrix_config() {
+        let op = |natrix_cache| OperatorConfig {
+            operator_jwt: "eyJop.eyJc.sig".into(),
+            system_account: None,
+            resolver: Resolver::Url {
+                base: "http://127.0.0.1:4567/jwt/v1/accounts/".into(),
+                natrix_cache,
+            },
+        };
+        let cfg = |natrix_cache| ServerConfig {
+            operator: Some(op(natrix_cache)),
+            ..ServerConfig::default()
+        };
+        let shared = "# natrix-bench: u\n\
+                      operator: \"eyJop.eyJc.sig\"\n\
+                      resolver: URL(http://127.0.0.1:4567/jwt/v1/accounts/)\n";
+        assert_eq!(cfg(true).render("u", true), shared);
+        assert_eq!(cfg(true).render("u", false), shared);
+        assert_eq!(cfg(false).render("u", false), shared);
+        assert_eq!(
+            cfg(false).render("u", true),
+            format!("{shared}resolver_cache: false\n")
+        );
     }
 
     #[test]

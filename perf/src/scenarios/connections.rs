@@ -16,6 +16,11 @@ use super::{new_latency_histogram, Better, Diagnostic, Metric, Outcome, Target};
 pub struct StormSpec {
     pub connections: usize,
     pub threads: usize,
+    /// JWT storms: every connect takes the next user in turn over all
+    /// threads (connect `k` overall authenticates as user `k % users`),
+    /// instead of each thread keeping its own user. With one user per
+    /// account this spreads the connects over the accounts round-robin.
+    pub rotate_users: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -51,9 +56,10 @@ struct StormTally {
 /// fails the run. Each connect is timed from the TCP connect to the
 /// `PONG`. JWT scenarios give each client thread its own user, as each
 /// client process of a real deployment has its own credentials and keeps
-/// them across reconnects.
+/// them across reconnects, unless the spec rotates users over connects.
 pub fn storm(spec: &StormSpec, target: &mut Target<'_>) -> Result<Outcome> {
     let users = target.jwt_users.clone();
+    let (rotate, threads) = (spec.rotate_users, spec.threads.max(1));
     let start = Instant::now();
     let tallies = fan_out(
         spec.connections,
@@ -62,8 +68,12 @@ pub fn storm(spec: &StormSpec, target: &mut Target<'_>) -> Result<Outcome> {
         &target.opts,
         move |t, opts, n, deadline| {
             let mut opts = opts.clone();
+            let user = |i: usize| {
+                let k = if rotate { i * threads + t } else { t };
+                Auth::Jwt(users[k % users.len()].clone())
+            };
             if !users.is_empty() {
-                opts.auth = Auth::Jwt(users[t % users.len()].clone());
+                opts.auth = user(0);
             }
             let mut tally = StormTally {
                 ok: 0,
@@ -76,6 +86,9 @@ pub fn storm(spec: &StormSpec, target: &mut Target<'_>) -> Result<Outcome> {
                 if Instant::now() >= deadline {
                     tally.timed_out = true;
                     break;
+                }
+                if rotate && !users.is_empty() && i > 0 {
+                    opts.auth = user(i);
                 }
                 let began = Instant::now();
                 match Conn::connect(&opts, SMALL_BUF, deadline) {
@@ -307,7 +320,7 @@ where
 mod tests {
     use std::io::{BufRead, BufReader, Write};
     use std::net::{SocketAddr, TcpListener, TcpStream};
-    use std::sync::Arc;
+    use std::sync::{Arc, Mutex};
 
     use super::*;
     use crate::jwt::{self, Material};
@@ -319,19 +332,32 @@ mod tests {
     /// signed by the JWT's subject), refuses users in `deny` with the
     /// reference's `-ERR`, and answers `PING` once authenticated.
     fn jwt_server(deny: Vec<String>) -> SocketAddr {
+        jwt_server_seen(deny).0
+    }
+
+    /// [`jwt_server`], also recording the user key of every accepted
+    /// `CONNECT`.
+    fn jwt_server_seen(deny: Vec<String>) -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
         thread::spawn(move || {
             for (id, stream) in listener.incoming().enumerate() {
                 let Ok(stream) = stream else { continue };
-                let deny = deny.clone();
-                thread::spawn(move || serve(id, stream, &deny));
+                let (deny, log) = (deny.clone(), log.clone());
+                thread::spawn(move || serve(id, stream, &deny, &log));
             }
         });
-        addr
+        (addr, seen)
     }
 
-    fn serve(id: usize, mut out: TcpStream, deny: &[String]) -> Option<()> {
+    fn serve(
+        id: usize,
+        mut out: TcpStream,
+        deny: &[String],
+        seen: &Mutex<Vec<String>>,
+    ) -> Option<()> {
         let nonce = format!("n0nce-{id}_x");
         let info = format!(
             "INFO {{\"server_id\":\"fake\",\"auth_required\":true,\"nonce\":\"{nonce}\"}}\r\n"
@@ -354,12 +380,13 @@ mod tests {
                     let key = nkeys::KeyPair::from_public_key(&sub).ok()?;
                     key.verify(nonce.as_bytes(), &jwt::b64url_decode(&sig)?)
                         .ok()?;
-                    (!deny.contains(&sub)).then_some(())
+                    (!deny.contains(&sub)).then_some(sub)
                 })();
-                if verdict.is_none() {
+                let Some(sub) = verdict else {
                     out.write_all(b"-ERR 'Authorization Violation'\r\n").ok()?;
                     return Some(());
-                }
+                };
+                seen.lock().unwrap().push(sub);
                 authed = true;
             } else if line.starts_with("PING") && authed {
                 out.write_all(b"PONG\r\n").ok()?;
@@ -393,6 +420,7 @@ mod tests {
             StormSpec {
                 connections: 60,
                 threads: 2,
+                rotate_users: false,
             },
         )
         .unwrap();
@@ -407,6 +435,45 @@ mod tests {
     }
 
     #[test]
+    fn rotating_storm_spreads_connects_over_all_users() {
+        // One user per account, as the URL resolver storms mint them.
+        let m = Material::mint_accounts(5, 5).unwrap();
+        let (addr, seen) = jwt_server_seen(Vec::new());
+        run_storm(
+            addr,
+            m.users.clone(),
+            StormSpec {
+                connections: 20,
+                threads: 2,
+                rotate_users: true,
+            },
+        )
+        .unwrap();
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 20);
+        for u in &m.users {
+            let n = seen.iter().filter(|s| **s == u.public_key()).count();
+            assert_eq!(n, 4, "{u:?}");
+        }
+        // Without rotation each thread keeps its own user.
+        let (addr, seen) = jwt_server_seen(Vec::new());
+        run_storm(
+            addr,
+            m.users.clone(),
+            StormSpec {
+                connections: 20,
+                threads: 2,
+                rotate_users: false,
+            },
+        )
+        .unwrap();
+        let mut users = seen.lock().unwrap().clone();
+        users.sort();
+        users.dedup();
+        assert_eq!(users.len(), 2);
+    }
+
+    #[test]
     fn refused_connects_are_counted_and_fail_the_storm() {
         let m = Material::mint(2).unwrap();
         // Thread 1 connects as the refused user; thread 0 is fine.
@@ -416,6 +483,7 @@ mod tests {
             StormSpec {
                 connections: 10,
                 threads: 2,
+                rotate_users: false,
             },
         )
         .unwrap_err();
@@ -432,6 +500,7 @@ mod tests {
             StormSpec {
                 connections: 1000,
                 threads: 2,
+                rotate_users: false,
             },
         )
         .unwrap_err();
@@ -455,6 +524,7 @@ mod tests {
             StormSpec {
                 connections: 1,
                 threads: 1,
+                rotate_users: false,
             },
         )
         .unwrap_err();
@@ -466,6 +536,7 @@ mod tests {
             StormSpec {
                 connections: 5,
                 threads: 1,
+                rotate_users: false,
             },
         )
         .unwrap();

@@ -29,6 +29,7 @@ fn run_kind(kind: Kind, fault: Fault) -> Result<Outcome> {
         auth: false,
         tls: false,
         jwt: false,
+        url_resolver: None,
         baseline: None,
         kind,
         time_limit: Duration::from_secs(30),

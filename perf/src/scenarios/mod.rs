@@ -140,6 +140,17 @@ pub enum Kind {
     Burst(BurstSpec),
 }
 
+/// The URL resolver scenarios' accounts: the runner mints `accounts`
+/// accounts with one user each and serves them with
+/// [`crate::accounts::AccountServer`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UrlResolver {
+    pub accounts: usize,
+    /// natrix keeps its default `resolver_cache`; `false` turns it off
+    /// (natrix only: the reference has no such setting).
+    pub natrix_cache: bool,
+}
+
 #[derive(Clone, Debug)]
 pub struct Scenario {
     pub name: String,
@@ -150,6 +161,9 @@ pub struct Scenario {
     /// Operator mode: the server trusts the run's minted operator and
     /// clients connect with user JWTs.
     pub jwt: bool,
+    /// Operator mode with `resolver: URL(...)` in front of an account
+    /// server the runner starts for the scenario (needs `jwt`).
+    pub url_resolver: Option<UrlResolver>,
     /// The same load without authentication, which the report sets this
     /// scenario's numbers against.
     pub baseline: Option<String>,
@@ -310,6 +324,7 @@ pub fn catalog(profile: Profile, latency_rate: Option<u64>, scale_n: usize) -> V
                 auth,
                 tls: false,
                 jwt: false,
+                url_resolver: None,
                 baseline: None,
                 kind: Kind::Throughput(spec.clone()),
                 time_limit: limit,
@@ -329,6 +344,7 @@ pub fn catalog(profile: Profile, latency_rate: Option<u64>, scale_n: usize) -> V
             auth: false,
             tls: true,
             jwt: false,
+            url_resolver: None,
             baseline: None,
             kind: Kind::Throughput(spec.clone()),
             time_limit: limit,
@@ -350,6 +366,7 @@ pub fn catalog(profile: Profile, latency_rate: Option<u64>, scale_n: usize) -> V
             auth: false,
             tls: false,
             jwt: true,
+            url_resolver: None,
             baseline: Some(base.to_string()),
             kind: Kind::Throughput(spec.clone()),
             time_limit: limit,
@@ -394,6 +411,7 @@ pub fn catalog(profile: Profile, latency_rate: Option<u64>, scale_n: usize) -> V
             auth: false,
             tls: false,
             jwt: false,
+            url_resolver: None,
             baseline: None,
             kind: Kind::Throughput(spec),
             time_limit: limit,
@@ -430,6 +448,7 @@ pub fn catalog(profile: Profile, latency_rate: Option<u64>, scale_n: usize) -> V
             auth: false,
             tls,
             jwt: false,
+            url_resolver: None,
             baseline: None,
             kind: Kind::Latency(LatencySpec {
                 rate,
@@ -449,10 +468,12 @@ pub fn catalog(profile: Profile, latency_rate: Option<u64>, scale_n: usize) -> V
         auth: false,
         tls: false,
         jwt: false,
+        url_resolver: None,
         baseline: None,
         kind: Kind::Storm(StormSpec {
             connections: storm,
             threads: 4,
+            rotate_users: false,
         }),
         time_limit: limit,
         natrix_shards: None,
@@ -470,15 +491,62 @@ pub fn catalog(profile: Profile, latency_rate: Option<u64>, scale_n: usize) -> V
         auth: false,
         tls: false,
         jwt: true,
+        url_resolver: None,
         baseline: Some("conn_storm".into()),
         kind: Kind::Storm(StormSpec {
             connections: jwt_storm,
             threads: 4,
+            rotate_users: false,
         }),
         time_limit: limit,
         natrix_shards: None,
         scaling: false,
     });
+
+    // Connects whose account the server must first fetch from a URL
+    // resolver (an HTTP account server the harness runs), spread over many
+    // accounts so each is fetched at its first use and later connects of
+    // the same account meet whatever the server kept. Without natrix's
+    // cache every connect asks the account server; the reference runs
+    // unchanged in both (it keeps a fetched account until an update).
+    let url_storm = n(20_000, 5_000, 300) as usize;
+    const URL_ACCOUNTS: usize = 200;
+    for natrix_cache in [true, false] {
+        out.push(Scenario {
+            name: if natrix_cache {
+                "conn_storm_url"
+            } else {
+                "conn_storm_url_nocache"
+            }
+            .into(),
+            summary: format!(
+                "{url_storm} connects with user JWTs of {URL_ACCOUNTS} accounts, round-robin, \
+                 fetched by resolver: URL(...) from a local HTTP account server; \
+                 natrix {}; 4 client threads",
+                if natrix_cache {
+                    "with its default resolver_cache"
+                } else {
+                    "with resolver_cache: false"
+                }
+            ),
+            auth: false,
+            tls: false,
+            jwt: true,
+            url_resolver: Some(UrlResolver {
+                accounts: URL_ACCOUNTS,
+                natrix_cache,
+            }),
+            baseline: None,
+            kind: Kind::Storm(StormSpec {
+                connections: url_storm,
+                threads: 4,
+                rotate_users: true,
+            }),
+            time_limit: limit,
+            natrix_shards: None,
+            scaling: false,
+        });
+    }
 
     let idle = n(10_000, 10_000, 300) as usize;
     out.push(Scenario {
@@ -487,6 +555,7 @@ pub fn catalog(profile: Profile, latency_rate: Option<u64>, scale_n: usize) -> V
         auth: false,
         tls: false,
         jwt: false,
+        url_resolver: None,
         baseline: None,
         kind: Kind::Idle(IdleSpec {
             connections: idle,
@@ -517,6 +586,7 @@ pub fn catalog(profile: Profile, latency_rate: Option<u64>, scale_n: usize) -> V
         auth: false,
         tls: false,
         jwt: false,
+        url_resolver: None,
         baseline: None,
         kind: Kind::Burst(burst),
         time_limit: limit,
@@ -525,10 +595,11 @@ pub fn catalog(profile: Profile, latency_rate: Option<u64>, scale_n: usize) -> V
     });
 
     out.extend(scaling_scenarios(profile, scale_n, limit));
-    // The CI smoke run checks JWT connects end to end; the JWT throughput
-    // twins only matter in measured runs.
+    // The CI smoke run checks JWT connects end to end, with the memory and
+    // the URL resolver; the JWT throughput twins and the cache-off storm
+    // only matter in measured runs.
     if profile == Smoke {
-        out.retain(|s| !s.jwt || s.name == "conn_storm_jwt");
+        out.retain(|s| !s.jwt || s.name == "conn_storm_jwt" || s.name == "conn_storm_url");
     }
     out
 }
@@ -557,6 +628,7 @@ fn scaling_scenarios(profile: Profile, k: usize, limit: Duration) -> Vec<Scenari
         auth: false,
         tls: false,
         jwt: false,
+        url_resolver: None,
         baseline: None,
         kind,
         time_limit: limit,
@@ -682,6 +754,8 @@ mod tests {
             "pub_256b_tls",
             "reqrep_latency_tls",
             "conn_storm",
+            "conn_storm_url",
+            "conn_storm_url_nocache",
             "idle_mem_10k",
             "pubsub_16b_unpaced",
             "pubsub_4k_unpaced",
@@ -740,7 +814,10 @@ mod tests {
         let users = jwt::Material::mint(2).unwrap().users;
         for profile in [Profile::Quick, Profile::Full] {
             let all = catalog(profile, None, 8);
-            let jwt: Vec<&Scenario> = all.iter().filter(|s| s.jwt).collect();
+            let jwt: Vec<&Scenario> = all
+                .iter()
+                .filter(|s| s.jwt && s.url_resolver.is_none())
+                .collect();
             let names: Vec<&str> = jwt.iter().map(|s| s.name.as_str()).collect();
             assert_eq!(names, ["pubsub_1to1_jwt", "pub_256b_jwt", "conn_storm_jwt"]);
             for sc in jwt {
@@ -766,7 +843,39 @@ mod tests {
             .filter(|s| s.jwt)
             .map(|s| s.name)
             .collect();
-        assert_eq!(smoke, ["conn_storm_jwt"]);
+        assert_eq!(smoke, ["conn_storm_jwt", "conn_storm_url"]);
+    }
+
+    #[test]
+    fn url_resolver_storms_differ_only_in_natrix_cache() {
+        for profile in [Profile::Quick, Profile::Full] {
+            let all = catalog(profile, None, 8);
+            let get = |n: &str| all.iter().find(|s| s.name == n).unwrap();
+            let (cached, nocache) = (get("conn_storm_url"), get("conn_storm_url_nocache"));
+            let jwt = get("conn_storm_jwt");
+            for (sc, cache) in [(cached, true), (nocache, false)] {
+                assert!(sc.jwt && !sc.auth && !sc.tls && sc.baseline.is_none());
+                assert_eq!(
+                    sc.url_resolver,
+                    Some(UrlResolver {
+                        accounts: 200,
+                        natrix_cache: cache
+                    })
+                );
+                match (&sc.kind, &jwt.kind) {
+                    (Kind::Storm(a), Kind::Storm(b)) => {
+                        assert!(a.rotate_users && !b.rotate_users);
+                        assert_eq!((a.connections, a.threads), (b.connections, b.threads));
+                    }
+                    other => panic!("{other:?}"),
+                }
+            }
+            assert_eq!(all.iter().filter(|s| s.url_resolver.is_some()).count(), 2);
+        }
+        let smoke = catalog(Profile::Smoke, None, 8);
+        let url: Vec<&Scenario> = smoke.iter().filter(|s| s.url_resolver.is_some()).collect();
+        assert_eq!(url.len(), 1);
+        assert!(matches!(&url[0].kind, Kind::Storm(s) if s.connections == 300));
     }
 
     #[test]
