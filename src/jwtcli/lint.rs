@@ -92,18 +92,16 @@ fn check_permissions(perms: &Permissions, out: &mut Vec<String>) {
     }
 }
 
-fn expiry(what: &str, e: &Entity, now: i64, days: i64, out: &mut Vec<String>) {
+fn expiry(who: &str, e: &Entity, now: i64, days: i64, out: &mut Vec<String>) {
     if let Some(exp) = e.claims.exp.filter(|&x| x > 0) {
         if exp <= now {
             out.push(format!(
-                "{what} {}: expired at {} (reissue it with a later --exp)",
-                e.name,
+                "{who}: expired at {} (reissue it with a later --exp)",
                 local_text(exp)
             ));
         } else if exp - now <= days * 86_400 {
             out.push(format!(
-                "{what} {}: expires at {}, within {days} days (reissue it with a later --exp)",
-                e.name,
+                "{who}: expires at {}, within {days} days (reissue it with a later --exp)",
                 local_text(exp)
             ));
         }
@@ -115,10 +113,22 @@ pub fn lint(ctx: &Ctx, p: &Parsed) -> Result<(), CliError> {
     let days = p.int("expiring-days")?.unwrap_or(30);
     let op = ctx.store.operator(&op_name)?;
     let mut findings: Vec<String> = Vec::new();
-    expiry("operator", &op, ctx.now, days, &mut findings);
+    expiry(
+        &format!("operator {op_name}"),
+        &op,
+        ctx.now,
+        days,
+        &mut findings,
+    );
     let accounts = ctx.store.accounts(&op_name);
     for acc in &accounts {
-        expiry("account", acc, ctx.now, days, &mut findings);
+        expiry(
+            &format!("account {}", acc.name),
+            acc,
+            ctx.now,
+            days,
+            &mut findings,
+        );
         let ac: AccountClaims = match acc.claims.typed() {
             Ok(a) => a,
             Err(e) => {
@@ -136,7 +146,7 @@ pub fn lint(ctx: &Ctx, p: &Parsed) -> Result<(), CliError> {
             || !ac.default_permissions.subscribe.deny.0.is_empty();
         for user in ctx.store.users(&op_name, &acc.name) {
             let who = format!("user {} of account {}", user.name, acc.name);
-            expiry("user", &user, ctx.now, days, &mut findings);
+            expiry(&who, &user, ctx.now, days, &mut findings);
             let uc: UserClaims = match user.claims.typed() {
                 Ok(u) => u,
                 Err(e) => {
