@@ -1232,3 +1232,81 @@ fn words(line: &str) -> Vec<String> {
     }
     out
 }
+
+/// `natrix explain --creds` on what the tool made: every step of the chain,
+/// PASS or FAIL with the cause and the fix (the tool only; no server).
+#[test]
+fn explain_walks_the_chain_for_tool_made_creds() {
+    let e = Env::new();
+    e.ok(&["init", "--name", "o", "--config-out", "server.conf"]);
+    e.ok(&["add", "account", "--name", "A"]);
+    e.ok(&[
+        "issue",
+        "--account",
+        "A",
+        "--name",
+        "u",
+        "--allow-pub",
+        "data.>",
+        "--out",
+        "u.creds",
+    ]);
+    e.ok(&["generate", "config", "--config-out", "server.conf"]);
+    let out = e.run(&[
+        "explain",
+        "--creds",
+        "u.creds",
+        "-c",
+        "server.conf",
+        "--pub",
+        "data.x",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.starts_with("ALLOWED\n"), "{text}");
+    for step in [
+        "PASS user JWT",
+        "PASS account:",
+        "PASS operator:",
+        "PASS issuer: the account key",
+        "PASS revocation",
+        "PASS signature",
+        "PASS permission: publish to \"data.x\"",
+    ] {
+        assert!(text.contains(step), "{step}:\n{text}");
+    }
+    let out = e.run(&[
+        "explain",
+        "--creds",
+        "u.creds",
+        "-c",
+        "server.conf",
+        "--pub",
+        "other",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("  FAIL permission\n       cause: publish to \"other\""),
+        "{text}"
+    );
+    // Revoked: the chain fails at the revocation, naming the fix.
+    let u = natrix::security::jwt::decode(&e.read("stores/o/accounts/A/users/u.jwt")).unwrap();
+    e.ok(&["edit", "account", "--name", "A", "--revoke", "u"]);
+    e.ok(&["generate", "config", "--config-out", "server.conf"]);
+    let out = e.run(&[
+        "explain",
+        "--creds",
+        "u.creds",
+        "-c",
+        "server.conf",
+        "--connect",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("  FAIL revocation\n       cause: revoked at"),
+        "{text}"
+    );
+    assert!(text.contains(&format!("--rm-revoke {}", u.sub)), "{text}");
+}
