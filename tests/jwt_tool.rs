@@ -814,8 +814,6 @@ fn describe_shows_claims_and_hides_seeds() {
     // A tampered JWT is shown, with the signature named invalid.
     let t = e.read("stores/o/accounts/A/A.jwt");
     let mut parts: Vec<&str> = t.split('.').collect();
-    let other = natrix::security::jwt::decode(&e.read("stores/o/accounts/SYS/SYS.jwt")).unwrap();
-    let _ = other;
     let sig = e.read("stores/o/accounts/SYS/SYS.jwt");
     parts[2] = sig.split('.').nth(2).unwrap();
     let d = e.ok(&["describe", &parts.join(".")]);
@@ -949,6 +947,17 @@ fn a_store_made_by_the_go_library_is_read() {
     );
     let out = e.ok(&["lint"]);
     assert!(out.contains("no findings in operator GoOp"), "{out}");
+    // A seed file others may read still works, with a warning on stderr.
+    let op = natrix::security::jwt::decode(&e.read("stores/GoOp/GoOp.jwt")).unwrap();
+    let nk = e.path(&format!("keys/keys/O/{}/{}.nk", &op.sub[1..3], op.sub));
+    std::fs::set_permissions(&nk, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let out = e.run(&["jwt", "edit", "account", "--name", "Shop", "--subs", "50"]);
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("{} holds a seed and has mode 0640", nk.display())),
+        "{err}"
+    );
     // The server under test accepts the users of the Go store and ours.
     let srv = Server::with_config(&e.ok(&["generate", "config"]), &[]);
     block_on(async {

@@ -469,8 +469,7 @@ fn resign_account(
     let op = ctx.store.operator(op_name)?;
     let signer = ctx.operator_signer(&op, None)?;
     c.iss = signer.public_key();
-    let ac: AccountClaims = c.typed().map_err(|e| e.to_string())?;
-    let _ = ac;
+    c.typed::<AccountClaims>().map_err(|e| e.to_string())?;
     let token = ctx.sign(&mut c, &signer)?;
     let path = ctx.store.write_account(op_name, &acc.name, &token)?;
     println!("{}", path.display());
