@@ -340,6 +340,16 @@ fn full_resolver_config_and_push() {
     });
     let out = e.ok(&["lint", "--resolver-dir", dir.to_str().unwrap()]);
     assert!(out.contains("no findings"), "{out}");
+    // The running server's resolver holds what the store holds ...
+    let out = e.ok(&["lint", "--server", &srv.url()]);
+    assert!(out.contains("no findings"), "{out}");
+    // ... until the account changes and is not pushed again.
+    e.ok(&["edit", "account", "--name", "APP", "--conns", "3"]);
+    let (_, out, _) = e.fail(&["lint", "--server", &srv.url()]);
+    assert!(
+        out.contains("account APP: the server's resolver holds another version"),
+        "{out}"
+    );
 }
 
 #[test]
