@@ -44,6 +44,7 @@ pub struct Flags {
 
 pub const USAGE: &str = "\
 Usage: natrix [options]
+       natrix jwt <COMMAND> [OPTIONS]   (operator-mode JWTs; natrix jwt --help)
        natrix explain -c FILE (--user NAME | --nkey KEY) (--pub SUBJ | --sub SUBJ [--queue Q] | --connect [--password P])
 
 Server Options:

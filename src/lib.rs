@@ -12,12 +12,16 @@
 //! connection to an account (`account`) and to permissions compiled per
 //! shard (`authz`); `explain` answers offline why an operation would be
 //! allowed or denied.
+//!
+//! Tools: `jwtcli` is `natrix jwt`, which makes and edits operator-mode
+//! JWTs in an nsc-compatible store.
 
 pub mod cli;
 pub mod config;
 pub mod conn;
 pub mod fanout;
 pub mod fxhash;
+pub mod jwtcli;
 pub mod log;
 pub mod monitor;
 pub mod options;

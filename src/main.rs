@@ -172,6 +172,9 @@ fn main() -> ExitCode {
     if args.first().map(String::as_str) == Some("explain") {
         return natrix::security::explain::run(&args[1..]);
     }
+    if args.first().map(String::as_str) == Some("jwt") {
+        return natrix::jwtcli::run(&args[1..]);
+    }
     let flags = match cli::parse(&args) {
         Ok(f) => f,
         Err(e) => {

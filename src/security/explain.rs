@@ -378,7 +378,9 @@ fn explain_jwt(cfg: &ServerConfig, q: &Query) -> Report {
     let user_key = crate::security::jwt::decode(token)
         .map(|c| c.sub)
         .unwrap_or_else(|_| "(undecodable JWT)".into());
-    match op.authenticate(&p, operator::now()) {
+    let now = operator::now();
+    let mut steps = super::explain_chain::walk(&op, token, q.seed.as_deref(), now);
+    let mut r = match op.authenticate(&p, now) {
         Err(JwtFailure::MissingSignature { .. }) if sig.is_none() => {
             let mut r = Report::new(
                 false,
@@ -417,9 +419,32 @@ fn explain_jwt(cfg: &ServerConfig, q: &Query) -> Report {
                     crate::security::jwt::unix_text(t)
                 ));
             }
+            if steps.iter().all(|s| s.pass) {
+                let rule = r
+                    .text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("  rule:    "))
+                    .unwrap_or("")
+                    .to_string();
+                let what = match &q.op {
+                    Op::Connect => "connect".to_string(),
+                    Op::Pub(s) => format!("publish to {s:?}"),
+                    Op::Sub { subject, .. } => format!("subscribe to {subject:?}"),
+                };
+                steps.push(super::explain_chain::Step {
+                    name: "permission",
+                    pass: r.code == 0,
+                    detail: format!("{what}: {rule}"),
+                    fix: (r.code != 0).then(|| {
+                        "change the user's permissions: natrix jwt edit user --account ACC --name USER --allow-pub/--allow-sub SUBJECT (or the account's default permissions)".to_string()
+                    }),
+                });
+            }
             r
         }
-    }
+    };
+    r.text.push_str(&super::explain_chain::render(&steps));
+    r
 }
 
 /// The fix for each refusal cause.
@@ -985,6 +1010,57 @@ mod tests {
         assert_eq!(code, 1, "{text}");
         assert!(text.contains("not found"), "{text}");
         assert!(text.contains("hint: add the account JWT"), "{text}");
+    }
+
+    #[test]
+    fn operator_mode_steps_pass_or_fail_with_cause_and_fix() {
+        let (cfg, jwt, user) = operator_fixture(serde_json::json!({
+            "type": "user", "version": 2, "pub": {"allow": ["orders.>"]},
+            "subs": -1, "payload": -1, "data": -1
+        }));
+        let seed = user.seed().unwrap();
+        let (_, text) = report_on(
+            &cfg,
+            &["--jwt", &jwt, "--seed", &seed, "--pub", "orders.new"],
+        );
+        for step in [
+            "PASS user JWT:",
+            "PASS user validity: no expiry",
+            "PASS account:",
+            "PASS operator:",
+            "PASS account validity:",
+            "PASS issuer: the account key",
+            "PASS revocation: not revoked",
+            "PASS signature:",
+            "PASS permission: publish to \"orders.new\": allowed by allow rule",
+        ] {
+            assert!(text.contains(step), "{step} missing:\n{text}");
+        }
+        let (_, text) = report_on(&cfg, &["--jwt", &jwt, "--seed", &seed, "--pub", "billing"]);
+        assert!(
+            text.contains("  FAIL permission\n       cause: publish to \"billing\""),
+            "{text}"
+        );
+        assert!(
+            text.contains("fix:   change the user's permissions"),
+            "{text}"
+        );
+        // Unknown account: the chain stops there, naming the fix.
+        let (cfg2, _, _) = operator_fixture(serde_json::json!({}));
+        let (_, text) = report_on(&cfg2, &["--jwt", &jwt, "--seed", &seed, "--connect"]);
+        assert!(
+            text.contains("  FAIL account\n       cause: account A"),
+            "{text}"
+        );
+        assert!(text.contains("fix:   make the resolver know A"), "{text}");
+        assert!(!text.contains("PASS issuer"), "{text}");
+        // Another seed: the signature step fails.
+        let other = nkeys::KeyPair::new_user().seed().unwrap();
+        let (_, text) = report_on(&cfg, &["--jwt", &jwt, "--seed", &other, "--connect"]);
+        assert!(
+            text.contains("  FAIL signature\n       cause: the seed belongs to U"),
+            "{text}"
+        );
     }
 
     fn report(a: &[&str]) -> (u8, String) {

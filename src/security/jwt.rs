@@ -461,6 +461,26 @@ pub fn decode(token: &str) -> Result<Claims, JwtError> {
     Ok(claims)
 }
 
+/// The claims of a token without checking its signature, for tools that
+/// show a token and then say whether it verifies ([`decode`] is the
+/// check). Version 1 claims are read in the version 2 shape.
+pub fn peek(token: &str) -> Result<Claims, JwtError> {
+    let mut parts = token.trim().split('.');
+    let (Some(_), Some(c), Some(_), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(JwtError::Malformed("expected three parts".into()));
+    };
+    let body =
+        base64_decode(c).ok_or_else(|| JwtError::Malformed("claims is not base64url".into()))?;
+    let mut raw: Value =
+        serde_json::from_slice(&body).map_err(|e| JwtError::Malformed(format!("claims: {e}")))?;
+    if raw.get("type").is_some_and(|t| !t.is_null()) {
+        migrate_v1(&mut raw);
+    }
+    serde_json::from_value(raw).map_err(|e| JwtError::Malformed(format!("claims: {e}")))
+}
+
 /// Moves a version 1 token's top-level fields into its `nats` object. User
 /// limits a version 1 token leaves out are unlimited (version 2 reads
 /// them as 0).
@@ -511,6 +531,59 @@ pub fn encode(claims: &Claims, issuer: &nkeys::KeyPair) -> Result<String, String
     token.push('.');
     token.push_str(&base64_url_encode(&sig));
     Ok(token)
+}
+
+/// Signs `claims` as a freshly issued token: `iat` is `now` and `jti` the
+/// base32 SHA-512/256 of the claims without it, as the Go library makes
+/// it (so two issues of the same claims in the same second share an id).
+pub fn issue(claims: &mut Claims, issuer: &nkeys::KeyPair, now: i64) -> Result<String, String> {
+    claims.iat = now;
+    claims.jti.clear();
+    let body = serde_json::to_vec(claims).map_err(|e| e.to_string())?;
+    let digest = ring::digest::digest(&ring::digest::SHA512_256, &body);
+    claims.jti = base32_encode(digest.as_ref());
+    encode(claims, issuer)
+}
+
+/// RFC 4648 base32 without padding (the alphabet of nkeys and `jti`).
+pub fn base32_encode(data: &[u8]) -> String {
+    const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let mut out = String::with_capacity(data.len() * 8 / 5 + 1);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for &b in data {
+        acc = (acc << 8) | u32::from(b);
+        bits += 8;
+        while bits >= 5 {
+            bits -= 5;
+            out.push(ALPHABET[((acc >> bits) & 31) as usize] as char);
+        }
+    }
+    if bits > 0 {
+        out.push(ALPHABET[((acc << (5 - bits)) & 31) as usize] as char);
+    }
+    out
+}
+
+/// A JWT framed as the Go library's `DecorateJWT` frames it (`kind` is
+/// `operator`, `account`, `user` ...).
+pub fn decorate_jwt(kind: &str, token: &str) -> String {
+    let kind = kind.to_uppercase();
+    format!("-----BEGIN NATS {kind} JWT-----\n{token}\n------END NATS {kind} JWT------\n\n")
+}
+
+/// A `.creds` file's text, byte for byte as the Go library's
+/// `FormatUserConfig` (and so nsc) writes it: the decorated user JWT, the
+/// warning lines, the framed seed, the closing line.
+pub fn format_creds(user_jwt: &str, seed: &str) -> String {
+    format!(
+        "{}************************* IMPORTANT *************************\n\
+         NKEY Seed printed below can be used to sign and prove identity.\n\
+         NKEYs are sensitive and should be treated as secrets.\n\n\
+         -----BEGIN USER NKEY SEED-----\n{}\n------END USER NKEY SEED------\n\n\
+         *************************************************************\n",
+        decorate_jwt("user", user_jwt),
+        seed.trim()
+    )
 }
 
 /// The user JWT and seed of a `.creds` file.
@@ -759,6 +832,26 @@ mod tests {
     const GO_USER: &str = "UA55LLKVTBBXPGUFYNFTD7MA7BVGC7G6FLN2MA5LX2PAWITBU57R2HIH";
     const GO_USER_JWT: &str = "eyJ0eXAiOiJKV1QiLCJhbGciOiJlZDI1NTE5LW5rZXkifQ.eyJleHAiOjE4MDAwMDAwMDAsImp0aSI6IkU0Wk9WRVFTSUNITFVLNlUyN0tSWURKUVRHRE5MUVBGWkdDNkQ0T0pQTUtES0pGWEdIU1EiLCJpYXQiOjE3OTYwMDMyMTcsImlzcyI6IkFDVUxBNURPVzdKRkpVWkJJTkFNT0xSTjJYVUZSQ0JQTlJZWlJaV002TTNRU0FWNVhNWkUzQTVPIiwibmFtZSI6InUiLCJzdWIiOiJVQTU1TExLVlRCQlhQR1VGWU5GVEQ3TUE3QlZHQzdHNkZMTjJNQTVMWDJQQVdJVEJVNTdSMkhJSCIsIm5hdHMiOnsicHViIjp7ImFsbG93IjpbIm9yZGVycy5cdTAwM2UiXX0sInN1YiI6eyJkZW55IjpbInNlY3JldC5cdTAwM2UiXX0sInN1YnMiOjEwLCJkYXRhIjotMSwicGF5bG9hZCI6LTEsImlzc3Vlcl9hY2NvdW50IjoiQUJJWU9YV0ZPVUNOV0NDT0tYWFVFSUNMWkhaVE1CNFZFVDY1VlZTU0hYUkVUUFVBRk1CVlRHSFQiLCJ0eXBlIjoidXNlciIsInZlcnNpb24iOjJ9fQ.VVQvJYzzczib-E4VdTAMeguqL_zQs6aDHSm2KCTXAFuRxHWLwu8pnNUzgLfPvC2ATrV861cGqiXaPnxkm3wQAw";
     const GO_CREDS: &str = "-----BEGIN NATS USER JWT-----\neyJ0eXAiOiJKV1QiLCJhbGciOiJlZDI1NTE5LW5rZXkifQ.eyJleHAiOjE4MDAwMDAwMDAsImp0aSI6IkU0Wk9WRVFTSUNITFVLNlUyN0tSWURKUVRHRE5MUVBGWkdDNkQ0T0pQTUtES0pGWEdIU1EiLCJpYXQiOjE3OTYwMDMyMTcsImlzcyI6IkFDVUxBNURPVzdKRkpVWkJJTkFNT0xSTjJYVUZSQ0JQTlJZWlJaV002TTNRU0FWNVhNWkUzQTVPIiwibmFtZSI6InUiLCJzdWIiOiJVQTU1TExLVlRCQlhQR1VGWU5GVEQ3TUE3QlZHQzdHNkZMTjJNQTVMWDJQQVdJVEJVNTdSMkhJSCIsIm5hdHMiOnsicHViIjp7ImFsbG93IjpbIm9yZGVycy5cdTAwM2UiXX0sInN1YiI6eyJkZW55IjpbInNlY3JldC5cdTAwM2UiXX0sInN1YnMiOjEwLCJkYXRhIjotMSwicGF5bG9hZCI6LTEsImlzc3Vlcl9hY2NvdW50IjoiQUJJWU9YV0ZPVUNOV0NDT0tYWFVFSUNMWkhaVE1CNFZFVDY1VlZTU0hYUkVUUFVBRk1CVlRHSFQiLCJ0eXBlIjoidXNlciIsInZlcnNpb24iOjJ9fQ.VVQvJYzzczib-E4VdTAMeguqL_zQs6aDHSm2KCTXAFuRxHWLwu8pnNUzgLfPvC2ATrV861cGqiXaPnxkm3wQAw\n------END NATS USER JWT------\n\n************************* IMPORTANT *************************\nNKEY Seed printed below can be used to sign and prove identity.\nNKEYs are sensitive and should be treated as secrets.\n\n-----BEGIN USER NKEY SEED-----\nSUAMJNH2ANLPHG4A3G4OIMIR5TSY5GPQVCENS5OUDU7IWN7YS5RKROQPRE\n------END USER NKEY SEED------\n\n*************************************************************";
+
+    #[test]
+    fn creds_are_formatted_as_the_go_library_formats_them() {
+        // GO_CREDS is FormatUserConfig's output (without its final newline).
+        let c = parse_creds(GO_CREDS).unwrap();
+        assert_eq!(format_creds(&c.jwt, &c.seed), format!("{GO_CREDS}\n"));
+        assert_eq!(base32_encode(b"foobar"), "MZXW6YTBOI");
+        assert_eq!(base32_encode(b"f"), "MY");
+    }
+
+    #[test]
+    fn issued_tokens_get_a_content_id() {
+        let acc = KeyPair::new_account();
+        let mut c = claims(&acc, "UXXX", json!({"type": "user", "version": 2}));
+        let t = issue(&mut c, &acc, 1_800_000_000).unwrap();
+        let back = decode(&t).unwrap();
+        assert_eq!(back.iat, 1_800_000_000);
+        assert_eq!(back.jti.len(), 52);
+        assert_eq!(back, c);
+    }
 
     #[test]
     fn version_1_tokens_are_read_in_the_version_2_shape() {

@@ -11,7 +11,8 @@
 //! - `tls`: rustls settings, certificate loading and the per-connection
 //!   TLS state.
 //! - `explain`: `natrix explain`, the offline answer to why an operation
-//!   would be allowed or denied.
+//!   would be allowed or denied; `explain_chain` walks operator mode's
+//!   CONNECT checks for it, step by step.
 //! - `jwt`: NATS JWTs (decode, verify, typed claims) and `.creds` files.
 //! - `operator`: operator mode: trusted operators, the account resolver,
 //!   verified JWT accounts and the CONNECT-time chain for JWT users.
@@ -26,6 +27,7 @@ pub mod auth;
 pub mod authz;
 pub mod dn;
 pub mod explain;
+pub mod explain_chain;
 pub mod jwt;
 pub mod operator;
 pub mod resolver;

@@ -1515,7 +1515,7 @@ fn times_window(u: &UserClaims, now: i64) -> Option<Option<i64>> {
 
 /// Time zones from the system's zoneinfo files (TZif), enough to find the
 /// UTC offset at a moment.
-mod tz {
+pub mod tz {
     use std::path::Path;
 
     #[derive(Debug, Clone, Default)]
