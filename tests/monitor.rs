@@ -9,6 +9,10 @@
 //! subscription counts are checked as differences from a baseline.
 
 mod common;
+#[path = "monitor/more_endpoints.rs"]
+mod more_endpoints;
+#[path = "monitor/tls_conns.rs"]
+mod tls_conns;
 
 use common::http::{self, get, get_json};
 use common::{jwt, shard_flags, with_timeout, Raw, Server};

@@ -227,8 +227,8 @@ impl ConnInfo {
 }
 
 /// A certificate chain as `/connz` shows it: the subject as Go's
-/// `pkix.Name.String()` writes it (last RDN first), and hex SHA-256 of the
-/// subject public key info and of the whole certificate.
+/// `pkix.Name.String()` writes it, and hex SHA-256 of the subject public
+/// key info and of the whole certificate.
 pub fn peer_certs(chain: &[rustls::pki_types::CertificateDer<'_>]) -> Vec<PeerCert> {
     use x509_parser::prelude::{FromDer, X509Certificate};
     let hex = |b: &[u8]| {
@@ -242,40 +242,56 @@ pub fn peer_certs(chain: &[rustls::pki_types::CertificateDer<'_>]) -> Vec<PeerCe
         .iter()
         .filter_map(|der| {
             let (_, c) = X509Certificate::from_der(der.as_ref()).ok()?;
-            let rdns: Vec<String> = c
-                .subject()
-                .iter_rdn()
-                .map(|rdn| {
-                    rdn.iter()
-                        .map(|a| {
-                            let oid = a.attr_type().to_id_string();
-                            let key = match oid.as_str() {
-                                "2.5.4.3" => "CN",
-                                "2.5.4.5" => "SERIALNUMBER",
-                                "2.5.4.6" => "C",
-                                "2.5.4.7" => "L",
-                                "2.5.4.8" => "ST",
-                                "2.5.4.9" => "STREET",
-                                "2.5.4.10" => "O",
-                                "2.5.4.11" => "OU",
-                                "2.5.4.17" => "POSTALCODE",
-                                _ => oid.as_str(),
-                            }
-                            .to_string();
-                            let val = a.as_str().unwrap_or_default();
-                            format!("{key}={}", escape_dn(val))
-                        })
-                        .collect::<Vec<_>>()
-                        .join("+")
-                })
-                .collect();
             Some(PeerCert {
-                subject: rdns.into_iter().rev().collect::<Vec<_>>().join(","),
+                subject: go_name(c.subject()),
                 spki_sha256: hex(c.tbs_certificate.subject_pki.raw),
                 cert_sha256: hex(der.as_ref()),
             })
         })
         .collect()
+}
+
+/// A distinguished name as Go's `pkix.Name.String()`: the attributes Go
+/// knows by name in its fixed order (C, ST, L, STREET, POSTALCODE, O, OU,
+/// CN, SERIALNUMBER) after any others, each value its own RDN, the whole
+/// written last first.
+fn go_name(name: &x509_parser::x509::X509Name<'_>) -> String {
+    const KNOWN: [(&str, &str); 9] = [
+        ("2.5.4.6", "C"),
+        ("2.5.4.8", "ST"),
+        ("2.5.4.7", "L"),
+        ("2.5.4.9", "STREET"),
+        ("2.5.4.17", "POSTALCODE"),
+        ("2.5.4.10", "O"),
+        ("2.5.4.11", "OU"),
+        ("2.5.4.3", "CN"),
+        ("2.5.4.5", "SERIALNUMBER"),
+    ];
+    let attrs: Vec<(String, String)> = name
+        .iter_attributes()
+        .map(|a| {
+            let v = a.as_str().map(escape_dn).unwrap_or_else(|_| {
+                let hex: String = a.as_slice().iter().map(|b| format!("{b:02x}")).collect();
+                format!("#{hex}")
+            });
+            (a.attr_type().to_id_string(), v)
+        })
+        .collect();
+    let mut seq: Vec<String> = attrs
+        .iter()
+        .filter(|(oid, _)| KNOWN.iter().all(|(k, _)| k != oid))
+        .map(|(oid, v)| format!("{oid}={v}"))
+        .collect();
+    for (oid, short) in KNOWN {
+        seq.extend(
+            attrs
+                .iter()
+                .filter(|(o, _)| o == oid)
+                .map(|(_, v)| format!("{short}={v}")),
+        );
+    }
+    seq.reverse();
+    seq.join(",")
 }
 
 /// RFC 4514 escaping, as Go applies it to attribute values.
