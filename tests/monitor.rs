@@ -8,6 +8,8 @@
 //! The reference has a system account with internal subscriptions, so server-wide
 //! subscription counts are checked as differences from a baseline.
 
+#[path = "monitor/accounts_detail.rs"]
+mod accounts_detail;
 mod common;
 #[path = "monitor/more_endpoints.rs"]
 mod more_endpoints;
