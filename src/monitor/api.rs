@@ -144,3 +144,7 @@ fn event_options(endpoint: &str, account: bool) -> Option<&'static str> {
         _ => return None,
     })
 }
+
+#[cfg(test)]
+#[path = "api_tests.rs"]
+mod tests;

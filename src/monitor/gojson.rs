@@ -57,24 +57,45 @@ fn syntax_error(body: &[u8], e: &serde_json::Error) -> String {
         .sum::<usize>();
     let at = (line_start + e.column()).saturating_sub(1);
     let c = body.get(at).copied().unwrap_or(b' ');
-    let shown = if c.is_ascii_graphic() || c == b' ' {
+    let shown = if c.is_ascii_graphic() || c == b' ' || c >= 0x80 {
         format!("'{}'", c as char)
     } else {
         format!("'\\x{c:02x}'")
     };
     let msg = e.to_string();
-    let what = if msg.starts_with("trailing characters") {
-        "after top-level value"
+    let what = if msg.starts_with("expected ident") {
+        // Inside true, false or null: name the literal and the letter due.
+        let start = body[..at]
+            .iter()
+            .rposition(|b| matches!(b, b't' | b'f' | b'n'))
+            .unwrap_or(at);
+        let lit = match body.get(start) {
+            Some(b't') => "true",
+            Some(b'f') => "false",
+            _ => "null",
+        };
+        let due = lit.as_bytes().get(at - start).copied().unwrap_or(b'?') as char;
+        format!("in literal {lit} (expecting '{due}')")
+    } else if msg.starts_with("invalid number") {
+        if at > 0 && body[at - 1] == b'.' {
+            "after decimal point in numeric literal".into()
+        } else {
+            "in numeric literal".into()
+        }
+    } else if msg.starts_with("control character") {
+        "in string literal".into()
+    } else if msg.starts_with("trailing characters") {
+        "after top-level value".into()
     } else if msg.starts_with("expected `:`") {
-        "after object key"
+        "after object key".into()
     } else if msg.starts_with("key must be a string") || msg.starts_with("trailing comma") {
-        "looking for beginning of object key string"
+        "looking for beginning of object key string".into()
     } else if msg.starts_with("expected `,` or `}`") {
-        "after object key:value pair"
+        "after object key:value pair".into()
     } else if msg.starts_with("expected `,` or `]`") {
-        "after array element"
+        "after array element".into()
     } else {
-        "looking for beginning of value"
+        "looking for beginning of value".to_string()
     };
     format!("invalid character {shown} {what}")
 }
@@ -255,6 +276,49 @@ mod tests {
             err(r#"{"sort":"cid",}"#),
             "invalid character '}' looking for beginning of object key string"
         );
+        // More of Go's syntax error texts.
+        for (body, go) in [
+            (
+                "nope",
+                "invalid character 'o' in literal null (expecting 'u')",
+            ),
+            (
+                r#"{"a":tx}"#,
+                "invalid character 'x' in literal true (expecting 'r')",
+            ),
+            (
+                r#"{"a":fals}"#,
+                "invalid character '}' in literal false (expecting 'e')",
+            ),
+            (
+                r#"{"a":1,}"#,
+                "invalid character '}' looking for beginning of object key string",
+            ),
+            (
+                r#"{"a":[1,}"#,
+                "invalid character '}' looking for beginning of value",
+            ),
+            (r#"{"a" "b"}"#, "invalid character '\"' after object key"),
+            (
+                r#"{"a":"b" "c":1}"#,
+                "invalid character '\"' after object key:value pair",
+            ),
+            (r#"{"a":-}"#, "invalid character '}' in numeric literal"),
+            (
+                "{\"a\":\"\x01\"}",
+                "invalid character '\\x01' in string literal",
+            ),
+            (
+                r#"{"a":1.}"#,
+                "invalid character '}' after decimal point in numeric literal",
+            ),
+            (
+                "{a:1}",
+                "invalid character 'a' looking for beginning of object key string",
+            ),
+        ] {
+            assert_eq!(err(body), go, "{body}");
+        }
         assert_eq!(
             err("[]"),
             "json: cannot unmarshal array into Go value of type server.ConnzEventOptions"
