@@ -186,8 +186,8 @@ pub fn run_one(
         Some(n) if spec.label == NATRIX => spec.with_shards(n),
         _ => spec.clone(),
     };
-    let mut server =
-        Server::start(&spec, config, log).context(format_args!("start {}", spec.label))?;
+    let mut server = Server::start(&spec, config, log, sc.needs_monitor())
+        .context(format_args!("start {}", spec.label))?;
     let cpu_before = procstat::sample(server.pid());
     let opts = ConnectOpts {
         addr: server.addr,
