@@ -1,7 +1,12 @@
 //! What HTTP monitoring costs the message path: request/reply latency
 //! with many idle connections open, measured once quietly and once while
 //! a client polls `/connz` (the reference's default page, 1024
-//! connections) back to back. The metric is the p99 the polling adds.
+//! connections) in a loop. The metric is the p99 the polling adds.
+//!
+//! The loop polls at a fixed rate, so both servers do the same monitoring
+//! work: polled back to back, a server that answers `/connz` faster would
+//! be asked more often and pay for its speed. (A rate of 0 polls back to
+//! back; a poll that takes longer than the interval is followed at once.)
 //!
 //! Both phases run the same fixed-rate request/reply measurement as
 //! `reqrep_latency` (coordinated-omission corrected), against the same
@@ -32,6 +37,8 @@ pub struct ConnzPollSpec {
     pub latency: LatencySpec,
     /// `/connz?limit=` of each poll.
     pub page: usize,
+    /// Polls started per second (0: back to back).
+    pub polls_per_sec: u32,
 }
 
 /// Lets the server settle after the connections open, before measuring.
@@ -87,10 +94,11 @@ pub fn run(spec: &ConnzPollSpec, target: &mut Target<'_>) -> Result<Outcome> {
     let (quiet, _, _) = round_trips(&spec.latency, target).context("without polling")?;
     let stop = Arc::new(AtomicBool::new(false));
     let poller = {
-        let (stop, page, deadline) = (stop.clone(), spec.page, target.deadline);
+        let (stop, page, rate, deadline) =
+            (stop.clone(), spec.page, spec.polls_per_sec, target.deadline);
         thread::Builder::new()
             .name("connz-poller".into())
-            .spawn(move || poll_loop(http, page, &stop, deadline))
+            .spawn(move || poll_loop(http, page, rate, &stop, deadline))
             .expect("spawn poller")
     };
     let started = Instant::now();
@@ -160,9 +168,17 @@ fn connect_http(addr: SocketAddr) -> Result<BufReader<TcpStream>> {
     Ok(BufReader::new(s))
 }
 
-/// Polls `/connz` on one keep-alive connection until told to stop.
-fn poll_loop(addr: SocketAddr, page: usize, stop: &AtomicBool, deadline: Instant) -> Result<Polls> {
+/// Polls `/connz` on one keep-alive connection, `rate` times a second (0:
+/// back to back), until told to stop.
+fn poll_loop(
+    addr: SocketAddr,
+    page: usize,
+    rate: u32,
+    stop: &AtomicBool,
+    deadline: Instant,
+) -> Result<Polls> {
     let mut conn = connect_http(addr)?;
+    let start = Instant::now();
     let mut polls = Polls {
         count: 0,
         time: new_latency_histogram(),
@@ -172,6 +188,14 @@ fn poll_loop(addr: SocketAddr, page: usize, stop: &AtomicBool, deadline: Instant
     while !stop.load(Ordering::Acquire) {
         if Instant::now() >= deadline {
             bail!("polling /connz ran into the scenario's deadline");
+        }
+        if rate > 0 {
+            let due = start + Duration::from_secs(polls.count) / rate;
+            let now = Instant::now();
+            if now < due {
+                thread::sleep((due - now).min(Duration::from_millis(50)));
+                continue;
+            }
         }
         let t = Instant::now();
         let (listed, bytes) = poll_once(&mut conn, page)?;
