@@ -1302,18 +1302,11 @@ impl Shard {
             *per_account.entry(b.account).or_insert(0) += 1;
         }
         let mut matched = clients.len();
+        let mut page: Vec<ConnBrief> = Vec::new();
         let conns: Vec<ConnInfo> = match &q.open {
             ConnSelect::None => Vec::new(),
             ConnSelect::All => clients.iter().map(|c| c.conn_info(true, false)).collect(),
-            ConnSelect::Page {
-                filter,
-                sort,
-                keep,
-                subs,
-                auth,
-            } => {
-                let now = SystemTime::now();
-                let mut page: Vec<(ConnBrief, &Rc<dyn Session>)> = Vec::new();
+            ConnSelect::Page { filter, sort, keep } => {
                 matched = 0;
                 for (c, b) in clients.iter().zip(&briefs) {
                     if !filter.acc.is_empty() && !c.conn_in_account(&filter.acc) {
@@ -1321,18 +1314,24 @@ impl Shard {
                     }
                     matched += 1;
                     if c.conn_listed(filter) {
-                        page.push((*b, c));
+                        page.push(*b);
                     }
                 }
-                let keep = (*keep).min(page.len());
                 // The first `keep` in sort order, in no particular order:
-                // the monitoring thread sorts the merged page.
+                // the monitoring thread sorts the merged candidates.
+                let keep = (*keep).min(page.len());
                 if keep > 0 && keep < page.len() {
-                    page.select_nth_unstable_by(keep - 1, |a, b| sort.cmp(&a.0, &b.0, now));
+                    let now = SystemTime::now();
+                    page.select_nth_unstable_by(keep - 1, |a, b| sort.cmp(a, b, now));
                 }
                 page.truncate(keep);
-                page.iter()
-                    .map(|(_, c)| c.conn_info(*subs, *auth))
+                Vec::new()
+            }
+            ConnSelect::Cids { cids, subs, auth } => {
+                let by_id = self.clients.borrow();
+                cids.iter()
+                    .filter_map(|cid| by_id.get(cid))
+                    .map(|c| c.conn_info(*subs, *auth))
                     .collect()
             }
         };
@@ -1373,6 +1372,7 @@ impl Shard {
             id: self.id,
             num_conns: clients.len(),
             matched,
+            briefs: page,
             closed: if q.closed {
                 self.closed.borrow().iter().cloned().collect()
             } else {

@@ -109,14 +109,21 @@ fn serve(
         let Control::Snapshot(q, reply) = msg else {
             continue;
         };
+        // As a shard: a page's candidates as figures, then the page's
+        // connections by id.
+        let in_page = |c: &&ConnInfo| match &q.open {
+            ConnSelect::Page { filter, .. } => filter.acc.is_empty() || c.account == filter.acc,
+            _ => false,
+        };
+        let briefs: Vec<_> = all.iter().filter(in_page).map(ConnInfo::brief).collect();
         let conns: Vec<ConnInfo> = match &q.open {
-            ConnSelect::None => Vec::new(),
             ConnSelect::All => all.to_vec(),
-            ConnSelect::Page { filter, .. } => all
+            ConnSelect::Cids { cids, .. } => all
                 .iter()
-                .filter(|c| filter.acc.is_empty() || c.account == filter.acc)
+                .filter(|c| cids.contains(&c.cid))
                 .cloned()
                 .collect(),
+            _ => Vec::new(),
         };
         let counters = |name: &str, conns: u64| AccountCounters {
             name: name.into(),
@@ -127,7 +134,8 @@ fn serve(
         };
         let snap = ShardSnapshot {
             num_conns: all.len(),
-            matched: conns.len(),
+            matched: briefs.len(),
+            briefs,
             conns,
             accounts: vec![
                 counters("APIA", 2),
@@ -233,10 +241,24 @@ fn account_requests_are_confined_to_their_account() {
     let (m, seen) = monitor();
     let v = ok(&m, "CONNZ", Some("APIA"), r#"{"acc":"APIB"}"#);
     assert_eq!(v["total"], 2, "{v}");
-    match &seen.lock().unwrap().last().unwrap().open {
+    let cids: Vec<&Value> = v["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| &c["cid"])
+        .collect();
+    assert_eq!(cids, [&json!(1), &json!(2)]);
+    // The page is chosen within the account, then fetched by id.
+    let queries = seen.lock().unwrap();
+    match &queries[queries.len() - 2].open {
         ConnSelect::Page { filter, .. } => assert_eq!(filter.acc, "APIA"),
         other => panic!("{other:?}"),
     }
+    match &queries[queries.len() - 1].open {
+        ConnSelect::Cids { cids, .. } => assert_eq!(cids, &[1, 2]),
+        other => panic!("{other:?}"),
+    }
+    drop(queries);
     // SUBSZ lists the account's subscriptions, asked for or not.
     let v = ok(&m, "SUBSZ", Some("APIB"), "");
     let subs: Vec<&Value> = v["subscriptions_list"]

@@ -1,11 +1,14 @@
 //! `/connz`: open and recently closed client connections, filtered,
 //! sorted and paged as the reference does.
 //!
-//! The shards do the filtering and choose each page's candidates
-//! ([`ConnSelect::Page`]); this side merges them in the same order and
-//! cuts the page. A closed connection is remembered with everything
-//! (subscriptions included), so the closed list is filtered here.
+//! The shards do the filtering and send each page's candidates as cheap
+//! figures ([`ConnSelect::Page`]); this side merges them in the same
+//! order, cuts the page, and then asks for just the page's connections
+//! ([`ConnSelect::Cids`]). A closed connection is remembered with
+//! everything (subscriptions included), so the closed list is filtered
+//! here.
 
+use std::collections::HashMap;
 use std::time::SystemTime;
 
 use serde::Serialize;
@@ -13,7 +16,7 @@ use serde::Serialize;
 use super::gojson::Fields;
 use super::http::{Request, Response};
 use super::query::{decode_bool, decode_int, decode_u64};
-use super::snapshot::{ConnFilter, ConnInfo, ConnSelect, ConnSort, PeerCert, Query};
+use super::snapshot::{ConnBrief, ConnFilter, ConnInfo, ConnSelect, ConnSort, PeerCert, Query};
 use super::subsz::SubDetailJson;
 use super::{since, Monitor, DEFAULT_CONN_LIST};
 use crate::timefmt::{go_duration, rfc3339, uptime};
@@ -277,25 +280,22 @@ impl Monitor {
         let want_closed = matches!(state, State::Closed | State::All);
         // With a cid, closed states search the closed connections only.
         let list_open = want_open && !(o.cid > 0 && want_closed);
-        let q = Query {
+        let m = self.gather_for(Query {
             open: if want_open {
                 ConnSelect::Page {
-                    filter: filter.clone(),
+                    filter,
                     sort,
                     keep: if list_open {
                         offset.saturating_add(limit)
                     } else {
                         0
                     },
-                    subs: o.subs || o.subs_detail,
-                    auth: o.auth,
                 }
             } else {
                 ConnSelect::None
             },
             closed: want_closed,
-        };
-        let m = self.gather_for(q);
+        });
         let in_acc = |c: &ConnInfo| o.acc.is_empty() || c.account == o.acc;
         let closed: Vec<&ConnInfo> = if want_closed {
             m.closed().into_iter().filter(|c| in_acc(c)).collect()
@@ -308,22 +308,55 @@ impl Monitor {
             0
         };
         let total = open_total + closed.len();
-        let mut list: Vec<&ConnInfo> = m.open().collect();
-        if o.cid > 0 {
-            list.extend(closed.into_iter().filter(|c| c.cid == o.cid).take(1));
-        } else {
-            list.extend(
-                closed
-                    .into_iter()
-                    .filter(|c| o.user.is_empty() || c.connect_user == o.user)
-                    .filter(|_| o.mqtt_client.is_empty()),
-            );
-        }
-        list.sort_by(|a, b| sort.cmp(&a.brief(), &b.brief(), now));
+        // Candidates: open ones by their figures, closed ones in full.
+        let mut list: Vec<(ConnBrief, Option<&ConnInfo>)> = m
+            .shards
+            .iter()
+            .flat_map(|s| s.briefs.iter().map(|b| (*b, None)))
+            .collect();
+        let closed = closed.into_iter().filter(|c| {
+            if o.cid > 0 {
+                c.cid == o.cid
+            } else {
+                (o.user.is_empty() || c.connect_user == o.user) && o.mqtt_client.is_empty()
+            }
+        });
+        list.extend(
+            closed
+                .take(if o.cid > 0 { 1 } else { usize::MAX })
+                .map(|c| (c.brief(), Some(c))),
+        );
+        list.sort_by(|a, b| sort.cmp(&a.0, &b.0, now));
         let lo = offset.min(list.len());
         let hi = offset.saturating_add(limit).min(list.len());
-        let page: Vec<ConnJson> = list[lo..hi]
+        let page = &list[lo..hi];
+        // The page's open connections, in full, from the shards that hold
+        // them; one that closed meanwhile drops out of the page.
+        let wanted: Vec<u64> = page
             .iter()
+            .filter(|(_, c)| c.is_none())
+            .map(|(b, _)| b.cid)
+            .collect();
+        let mut open: HashMap<u64, ConnInfo> = HashMap::new();
+        if !wanted.is_empty() {
+            let full = self.gather_for(Query {
+                open: ConnSelect::Cids {
+                    cids: wanted,
+                    subs: o.subs || o.subs_detail,
+                    auth: o.auth,
+                },
+                closed: false,
+            });
+            open.extend(
+                full.shards
+                    .into_iter()
+                    .flat_map(|s| s.conns)
+                    .map(|c| (c.cid, c)),
+            );
+        }
+        let page: Vec<ConnJson> = page
+            .iter()
+            .filter_map(|(b, c)| c.or_else(|| open.get(&b.cid)))
             .map(|c| ConnJson::of(c, now, o.auth, o.subs, o.subs_detail))
             .collect();
         Ok(Connz {

@@ -4,12 +4,14 @@
 //! here is shared with the message path.
 //!
 //! A request says what it needs ([`Query`]), so the shard does no more
-//! than that: `/varz` needs counters only, and `/connz` a page. For a
-//! page, the shard filters and sorts cheap per-connection figures
-//! ([`ConnBrief`]) and builds full [`ConnInfo`]s only for the first
-//! `offset + limit` in the requested order; the monitoring thread merges
-//! those with the same comparator ([`ConnSort::cmp`]), which is exact
-//! because the order is total (ties fall back to the cid).
+//! than that: `/varz` needs counters only, and `/connz` a page, in two
+//! steps. First each shard filters cheap per-connection figures
+//! ([`ConnBrief`]) and sends the first `offset + limit` in the requested
+//! order; the monitoring thread merges them with the same comparator
+//! ([`ConnSort::cmp`]), which is exact because the order is total (ties
+//! fall back to the cid), and cuts the page. Then it asks for the page's
+//! connections by id, so full [`ConnInfo`]s are built for the page only,
+//! however many shards there are.
 
 use std::cmp::Ordering;
 use std::time::{Duration, SystemTime};
@@ -32,11 +34,16 @@ pub enum ConnSelect {
     None,
     /// Every one, with subscriptions.
     All,
-    /// The first `keep` matching `filter` in `sort` order.
+    /// The figures of the first `keep` matching `filter` in `sort` order
+    /// (into [`ShardSnapshot::briefs`]).
     Page {
         filter: ConnFilter,
         sort: ConnSort,
         keep: usize,
+    },
+    /// These connections (those this shard has), in full.
+    Cids {
+        cids: Vec<u64>,
         /// Fill in subscription lists.
         subs: bool,
         /// Fill in TLS peer certificates.
@@ -361,6 +368,8 @@ pub struct ShardSnapshot {
     pub matched: usize,
     /// The open connections the query selected.
     pub conns: Vec<ConnInfo>,
+    /// A page's candidates: their figures only.
+    pub briefs: Vec<ConnBrief>,
     /// Recently closed connections, oldest first (when asked for).
     pub closed: Vec<ConnInfo>,
     pub in_msgs: u64,
