@@ -25,7 +25,7 @@ fn data<T: Serialize>(v: Result<T, String>) -> ApiResult {
         .map_err(|e| (500, e.to_string()))
 }
 
-/// Options decoding fails with the reference's 400.
+/// Options that do not decode get the reference's 400.
 fn bad<T>(v: Result<T, String>) -> Result<T, (u16, String)> {
     v.map_err(|e| (400, e))
 }
@@ -47,7 +47,8 @@ impl Monitor {
     /// An endpoint the reference does not serve for that kind of request
     /// gets Ok(None) too: it has no subscription there, so no reply.
     /// `$SYS.REQ.ACCOUNT.PING.STATZ` is the account ping: its accounts
-    /// come from the body's `accounts`.
+    /// come from the body's `accounts`. A request the filter leaves out
+    /// builds nothing.
     pub fn api_data(&self, endpoint: &str, account: Option<&str>, opts: &[u8]) -> ApiResult {
         let Some(go_struct) = event_options(endpoint, account.is_some()) else {
             return Ok(None);
@@ -55,16 +56,16 @@ impl Monitor {
         let given = !opts.is_empty();
         let f = bad(gojson::parse(if given { opts } else { b"{}" }, go_struct))?;
         // Go decodes the whole body (the endpoint's options and the
-        // filter) before it looks at the filter.
+        // filter) before it looks at the filter, and builds nothing for a
+        // server the filter leaves out.
         let filter = bad(EventFilter::from_json(&f))?;
-        let built = self.decode_and_build(endpoint, account, &f);
-        if let Err((400, _)) = built {
-            return built;
-        }
+        let Some(req) = bad(ApiRequest::decode(endpoint, account, &f))? else {
+            return Ok(None);
+        };
         if given && !self.answers(&filter) {
             return Ok(None);
         }
-        built
+        self.build(req)
     }
 
     /// Whether this server is one the request's filter names.
@@ -79,50 +80,90 @@ impl Monitor {
         f.matches(&name, &self.info.host, "", &opts.server_tags, "")
     }
 
-    fn decode_and_build(&self, endpoint: &str, account: Option<&str>, f: &Fields) -> ApiResult {
-        match (account, endpoint) {
-            (None, "VARZ") => data(Ok(self.varz())),
-            (None, "CONNZ") => data(self.connz(&bad(ConnzOptions::from_json(f))?)),
-            (None, "SUBSZ") => data(self.subsz(&bad(SubszOptions::from_json(f))?)),
-            (None, "ACCOUNTZ") => data(self.accountz(&bad(AccountzOptions::from_json(f))?)),
-            (None, "HEALTHZ") => data(Ok(self.healthz(&bad(HealthzOptions::from_json(f))?))),
-            (None, "JSZ") => match self.jsz(&bad(JszOptions::from_json(f))?) {
+    fn build(&self, req: ApiRequest) -> ApiResult {
+        match req {
+            ApiRequest::Varz => data(Ok(self.varz())),
+            ApiRequest::Connz(o) => data(self.connz(&o)),
+            ApiRequest::Subsz(o) => data(self.subsz(&o)),
+            ApiRequest::Accountz(o) => data(self.accountz(&o)),
+            ApiRequest::Healthz(o) => data(Ok(self.healthz(&o))),
+            ApiRequest::Jsz(o) => match self.jsz(&o) {
                 Some(j) => data(Ok(j)),
                 None => Ok(None),
             },
-            (None, "ROUTEZ") => data(Ok(self.routez(&bad(RoutezOptions::from_json(f))?))),
-            (None, "GATEWAYZ") => data(Ok(self.gatewayz(&bad(GatewayzOptions::from_json(f))?))),
-            (None, "LEAFZ") => data(Ok(self.leafz(&bad(LeafzOptions::from_json(f))?))),
-            (Some(acc), "CONNZ") => {
-                let mut o = bad(ConnzOptions::from_json(f))?;
-                o.acc = acc.to_string();
-                data(self.connz(&o))
-            }
-            (Some(acc), "SUBSZ") => {
-                let mut o = bad(SubszOptions::from_json(f))?;
-                o.subs = true;
-                o.acc = acc.to_string();
-                data(self.subsz(&o))
-            }
-            (Some(_), "LEAFZ") => data(Ok(self.leafz(&bad(LeafzOptions::from_json(f))?))),
-            (Some(_), "JSZ") => {
-                bad(JszOptions::from_json(f))?;
-                data::<()>(Err("jetstream not enabled".into()))
-            }
-            (Some(acc), "INFO") => data(self.account_info(acc)),
-            (Some(acc), "STATZ") => {
-                let mut o = bad(AccstatzOptions::from_json(f))?;
-                if acc != "PING" {
-                    o.accounts = vec![acc.to_string()];
-                }
+            ApiRequest::AccountJsz => data::<()>(Err("jetstream not enabled".into())),
+            ApiRequest::Routez(o) => data(Ok(self.routez(&o))),
+            ApiRequest::Gatewayz(o) => data(Ok(self.gatewayz(&o))),
+            ApiRequest::Leafz(o) => data(Ok(self.leafz(&o))),
+            ApiRequest::Info(acc) => data(self.account_info(&acc)),
+            ApiRequest::Statz(o) => {
                 let stz = self.accstatz(&o);
                 if stz.is_empty() && !o.include_unused {
                     return Ok(None);
                 }
                 data(Ok(stz))
             }
-            _ => Ok(None),
         }
+    }
+}
+
+/// A decoded `$SYS` monitoring request.
+enum ApiRequest {
+    Varz,
+    Connz(ConnzOptions),
+    Subsz(SubszOptions),
+    Accountz(AccountzOptions),
+    Healthz(HealthzOptions),
+    Jsz(JszOptions),
+    /// An account's JetStream report: there is no JetStream.
+    AccountJsz,
+    Routez(RoutezOptions),
+    Gatewayz(GatewayzOptions),
+    Leafz(LeafzOptions),
+    Info(String),
+    Statz(AccstatzOptions),
+}
+
+impl ApiRequest {
+    /// The request for `endpoint` (None where the reference serves none),
+    /// its options from the body, confined to `account` for account
+    /// requests as the reference's handlers do.
+    fn decode(endpoint: &str, account: Option<&str>, f: &Fields) -> Result<Option<Self>, String> {
+        Ok(Some(match (account, endpoint) {
+            (None, "VARZ") => ApiRequest::Varz,
+            (None, "CONNZ") => ApiRequest::Connz(ConnzOptions::from_json(f)?),
+            (None, "SUBSZ") => ApiRequest::Subsz(SubszOptions::from_json(f)?),
+            (None, "ACCOUNTZ") => ApiRequest::Accountz(AccountzOptions::from_json(f)?),
+            (None, "HEALTHZ") => ApiRequest::Healthz(HealthzOptions::from_json(f)?),
+            (None, "JSZ") => ApiRequest::Jsz(JszOptions::from_json(f)?),
+            (None, "ROUTEZ") => ApiRequest::Routez(RoutezOptions::from_json(f)?),
+            (None, "GATEWAYZ") => ApiRequest::Gatewayz(GatewayzOptions::from_json(f)?),
+            (None, "LEAFZ") | (Some(_), "LEAFZ") => ApiRequest::Leafz(LeafzOptions::from_json(f)?),
+            (Some(acc), "CONNZ") => ApiRequest::Connz(ConnzOptions {
+                acc: acc.to_string(),
+                ..ConnzOptions::from_json(f)?
+            }),
+            (Some(acc), "SUBSZ") => ApiRequest::Subsz(SubszOptions {
+                subs: true,
+                acc: acc.to_string(),
+                ..SubszOptions::from_json(f)?
+            }),
+            (Some(_), "JSZ") => {
+                JszOptions::from_json(f)?;
+                ApiRequest::AccountJsz
+            }
+            (Some(acc), "INFO") => ApiRequest::Info(acc.to_string()),
+            (Some(acc), "STATZ") => {
+                let mut o = AccstatzOptions::from_json(f)?;
+                // `$SYS.REQ.ACCOUNT.PING.STATZ` is the account ping: the
+                // body names the accounts.
+                if acc != "PING" {
+                    o.accounts = vec![acc.to_string()];
+                }
+                ApiRequest::Statz(o)
+            }
+            _ => return Ok(None),
+        }))
     }
 }
 

@@ -321,7 +321,7 @@ fn account_requests_are_confined_to_their_account() {
 
 #[test]
 fn event_filter_decides_whether_this_server_answers() {
-    let (m, _) = monitor();
+    let (m, seen) = monitor();
     for body in [
         r#"{"server_name":"api-test"}"#,
         r#"{"host":"127.0.0"}"#,
@@ -342,6 +342,17 @@ fn event_filter_decides_whether_this_server_answers() {
         r#"{"tags":["ssd","gpu"]}"#,
         r#"{"domain":"hub"}"#,
     ] {
+        let asked = seen.lock().unwrap().len();
+        assert_eq!(
+            m.api_data("CONNZ", None, body.as_bytes()),
+            Ok(None),
+            "{body}"
+        );
+        assert_eq!(
+            seen.lock().unwrap().len(),
+            asked,
+            "nothing built for {body}"
+        );
         assert_eq!(
             m.api_data("VARZ", None, body.as_bytes()),
             Ok(None),
