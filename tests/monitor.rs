@@ -1,7 +1,9 @@
 //! HTTP monitoring, as nats-server 2.9.10 serves it: `/varz`, `/connz` and all its
 //! options, `/subsz` (and `/subscriptionsz`), `/accountz`, `/accstatz`, `/routez`,
 //! `/gatewayz`, `/leafz`, `/healthz`, the index page, 404, HEAD, JSONP, keep-alive,
-//! HTTPS and the base path. Every check here passes against the reference too
+//! HTTPS and the base path; in `monitor/`: `/jsz`, `/stacksz`, `/ipqueuesz`,
+//! `mqtt_client`, TLS connections and `/accountz`'s system account, latency and
+//! revocation fields. Every check here passes against the reference too
 //! (`NATRIX_TEST_BIN=/usr/sbin/nats-server`), except the tests named `natrix_only`
 //! (`/varz`'s `natrix` object and `/metrics`), which that leg skips.
 //!
