@@ -30,7 +30,7 @@ use glommio::net::TcpStream;
 use serde::Deserialize;
 
 use crate::fanout::{self, Msg, Outbound, Session, SubRef, Subscriber};
-use crate::monitor::snapshot::{ConnInfo, SubInfo};
+use crate::monitor::snapshot::{ConnBrief, ConnFilter, ConnInfo, SubInfo};
 use crate::options::Options;
 use crate::proto::encode::{self, push_err, push_msg};
 use crate::proto::{parse, Limits, Op, ParseError, Parsed};
@@ -558,12 +558,20 @@ impl Client {
     /// The connection as monitoring reports it; `stop` and `reason` for a
     /// closed one.
     pub fn info(&self, closed: Option<(SystemTime, CloseReason)>) -> ConnInfo {
+        self.info_with(closed, true)
+    }
+
+    /// The connection for monitoring; subscriptions listed only with
+    /// `with_subs` (they are counted always).
+    fn info_with(&self, closed: Option<(SystemTime, CloseReason)>, with_subs: bool) -> ConnInfo {
         let wall = |t: Instant| self.started.0 + t.saturating_duration_since(self.started.1);
         let account = self.account_name.borrow().clone();
+        let num_subs = self.subs.borrow().len();
         let mut subs: Vec<SubInfo> = self
             .subs
             .borrow()
             .values()
+            .filter(|_| with_subs)
             .map(|s| SubInfo {
                 account: account.clone(),
                 subject: String::from_utf8_lossy(&s.subject).into_owned(),
@@ -617,6 +625,7 @@ impl Client {
             version: self.version.borrow().clone(),
             tls_version,
             tls_cipher,
+            tls_peer_certs: Vec::new(),
             user: self.user.borrow().clone(),
             account,
             connect_user: self.connect_user.borrow().clone().unwrap_or_default(),
@@ -625,6 +634,7 @@ impl Client {
             name_tag: ju.map(|j| j.name.clone()).filter(|n| !n.is_empty()),
             tags: ju.map(|j| j.tags.clone()).unwrap_or_default(),
             subs,
+            num_subs,
             shard: self.shard.id,
         }
     }
@@ -793,8 +803,56 @@ impl Session for Client {
         }
     }
 
-    fn conn_info(&self) -> ConnInfo {
-        self.info(None)
+    fn conn_brief(&self) -> ConnBrief {
+        let wall = |t: Instant| self.started.0 + t.saturating_duration_since(self.started.1);
+        ConnBrief {
+            cid: self.id,
+            account: self.account.get(),
+            start: self.started.0,
+            last_activity: wall(self.last_activity.get()),
+            stop: None,
+            reason: None,
+            pending: self.pending(),
+            num_subs: self.subs.borrow().len(),
+            in_msgs: self.in_msgs.get(),
+            out_msgs: self.out_msgs.get(),
+            in_bytes: self.in_bytes.get(),
+            out_bytes: self.out_bytes.get(),
+        }
+    }
+
+    fn conn_in_account(&self, acc: &str) -> bool {
+        *self.account_name.borrow() == acc
+    }
+
+    fn conn_listed(&self, f: &ConnFilter) -> bool {
+        if f.cid != 0 {
+            return f.cid == self.id;
+        }
+        if !f.user.is_empty() && self.connect_user.borrow().as_deref().unwrap_or("") != f.user {
+            return false;
+        }
+        if !f.mqtt_client.is_empty() {
+            return false;
+        }
+        f.subject.is_empty()
+            || self
+                .subs
+                .borrow()
+                .values()
+                .any(|s| subject::collide(f.subject.as_bytes(), &s.subject))
+    }
+
+    fn conn_info(&self, subs: bool, auth: bool) -> ConnInfo {
+        let mut c = self.info_with(None, subs);
+        if auth {
+            if let Some(t) = &self.tls {
+                if let Some(chain) = t.borrow().conn.peer_certificates() {
+                    c.tls_peer_certs = crate::monitor::snapshot::peer_certs(chain);
+                }
+            }
+        }
+        c
     }
 }
 

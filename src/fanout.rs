@@ -63,8 +63,16 @@ pub trait Session {
     fn lame_duck(&self);
     /// New options took effect; `auth_changed` asks for re-authorization.
     fn reloaded(&self, opts: &Options, auth_changed: bool);
-    /// The connection as monitoring reports it.
-    fn conn_info(&self) -> crate::monitor::snapshot::ConnInfo;
+    /// Figures monitoring filters and sorts connections by; no allocation.
+    fn conn_brief(&self) -> crate::monitor::snapshot::ConnBrief;
+    /// Whether the connection is bound to account `acc`.
+    fn conn_in_account(&self, acc: &str) -> bool;
+    /// Whether a `/connz` listing with filter `f` shows the connection
+    /// (its account aside).
+    fn conn_listed(&self, f: &crate::monitor::snapshot::ConnFilter) -> bool;
+    /// The connection as monitoring reports it, with its subscriptions
+    /// listed and its TLS peer certificates (for `auth`) when asked.
+    fn conn_info(&self, subs: bool, auth: bool) -> crate::monitor::snapshot::ConnInfo;
 }
 
 /// A consumer's output buffer, as producers see it when they must wait.

@@ -73,6 +73,11 @@ pub struct Options {
     /// The config file's error for `https_port` without TLS, reported if
     /// the flags do not supply TLS either.
     pub https_config_error: Option<String>,
+    /// `system_account` of the config file (operator mode may name it in
+    /// the operator JWT instead: see [`Options::system_account`]).
+    pub system_account: Option<String>,
+    /// `server_tags`, as the reference keeps them: trimmed, lower case.
+    pub server_tags: Vec<String>,
 }
 
 impl Default for Options {
@@ -110,6 +115,8 @@ impl Default for Options {
             https_port: 0,
             http_base_path: String::new(),
             https_config_error: None,
+            system_account: None,
+            server_tags: Vec::new(),
         }
     }
 }
@@ -174,6 +181,12 @@ impl Options {
             https_port: c.https_port,
             http_base_path: c.http_base_path.clone(),
             https_config_error: c.https_without_tls.clone(),
+            system_account: c.system_account.clone(),
+            server_tags: c
+                .server_tags
+                .iter()
+                .map(|t| t.trim().to_lowercase())
+                .collect(),
         })
     }
 
@@ -184,6 +197,16 @@ impl Options {
             0 => -1,
             n => n as i64,
         }
+    }
+
+    /// The system account: the operator's in operator mode, else the
+    /// config file's `system_account`.
+    pub fn system_account(&self) -> Option<String> {
+        self.security
+            .auth
+            .operator()
+            .and_then(|op| op.system_account.clone())
+            .or_else(|| self.system_account.clone())
     }
 
     /// The monitoring listener's host.

@@ -52,14 +52,16 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Poll, Waker};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use glommio::channels::channel_mesh::{MeshBuilder, Receivers, Senders};
 use glommio::net::{AcceptedTcpStream, TcpListener, TcpStream};
 
 use crate::fanout::{self, Msg, Session, SubRef};
-use crate::monitor::snapshot::{AccountCounters, ConnInfo, ShardSnapshot, SublistStats};
+use crate::monitor::snapshot::{
+    AccountCounters, ConnBrief, ConnInfo, ConnSelect, Query, ShardSnapshot, SublistStats,
+};
 use crate::options::Options;
 use crate::proto::encode::ServerInfo;
 use crate::security::account::AccountId;
@@ -957,8 +959,8 @@ impl Shard {
                     Control::Shutdown(ack) => {
                         glommio::spawn_local(self.clone().shutdown(ack)).detach();
                     }
-                    Control::Snapshot(reply) => {
-                        let _ = reply.send(self.snapshot());
+                    Control::Snapshot(q, reply) => {
+                        let _ = reply.send(self.snapshot(&q));
                     }
                 }
             }
@@ -1038,7 +1040,7 @@ pub enum Control {
     /// it; acknowledged once the writers are done or after a bound.
     Shutdown(std::sync::mpsc::Sender<()>),
     /// Report counters and connections to monitoring.
-    Snapshot(std::sync::mpsc::Sender<ShardSnapshot>),
+    Snapshot(Query, std::sync::mpsc::Sender<ShardSnapshot>),
 }
 
 /// The outcome of routing one message.
@@ -1289,9 +1291,50 @@ impl Shard {
         closed.push_back(c);
     }
 
-    /// This shard's counters, connections and accounts, for monitoring.
-    fn snapshot(&self) -> ShardSnapshot {
-        let conns: Vec<ConnInfo> = self.client_list().iter().map(|c| c.conn_info()).collect();
+    /// This shard's counters, accounts and the connections `q` asks for,
+    /// for monitoring. A page is chosen from cheap figures first, so only
+    /// the connections it lists are copied in full.
+    fn snapshot(&self, q: &Query) -> ShardSnapshot {
+        let clients = self.client_list();
+        let mut per_account: HashMap<AccountId, u64> = HashMap::new();
+        let briefs: Vec<ConnBrief> = clients.iter().map(|c| c.conn_brief()).collect();
+        for b in &briefs {
+            *per_account.entry(b.account).or_insert(0) += 1;
+        }
+        let mut matched = clients.len();
+        let mut page: Vec<ConnBrief> = Vec::new();
+        let conns: Vec<ConnInfo> = match &q.open {
+            ConnSelect::None => Vec::new(),
+            ConnSelect::All => clients.iter().map(|c| c.conn_info(true, false)).collect(),
+            ConnSelect::Page { filter, sort, keep } => {
+                matched = 0;
+                for (c, b) in clients.iter().zip(&briefs) {
+                    if !filter.acc.is_empty() && !c.conn_in_account(&filter.acc) {
+                        continue;
+                    }
+                    matched += 1;
+                    if c.conn_listed(filter) {
+                        page.push(*b);
+                    }
+                }
+                // The first `keep` in sort order, in no particular order:
+                // the monitoring thread sorts the merged candidates.
+                let keep = (*keep).min(page.len());
+                if keep > 0 && keep < page.len() {
+                    let now = SystemTime::now();
+                    page.select_nth_unstable_by(keep - 1, |a, b| sort.cmp(a, b, now));
+                }
+                page.truncate(keep);
+                Vec::new()
+            }
+            ConnSelect::Cids { cids, subs, auth } => {
+                let by_id = self.clients.borrow();
+                cids.iter()
+                    .filter_map(|cid| by_id.get(cid))
+                    .map(|c| c.conn_info(*subs, *auth))
+                    .collect()
+            }
+        };
         let st = &self.stats;
         let mut accounts = Vec::new();
         let mut subscriptions = 0;
@@ -1313,7 +1356,7 @@ impl Shard {
             subscriptions += local.len() as u64;
             let ss = &space.stats;
             accounts.push(AccountCounters {
-                conns: conns.iter().filter(|c| c.account == name).count() as u64,
+                conns: per_account.get(&(id as AccountId)).copied().unwrap_or(0),
                 name,
                 total_conns: ss.total_conns.get(),
                 in_msgs: ss.in_msgs.get(),
@@ -1327,7 +1370,14 @@ impl Shard {
         }
         ShardSnapshot {
             id: self.id,
-            closed: self.closed.borrow().iter().cloned().collect(),
+            num_conns: clients.len(),
+            matched,
+            briefs: page,
+            closed: if q.closed {
+                self.closed.borrow().iter().cloned().collect()
+            } else {
+                Vec::new()
+            },
             conns,
             in_msgs: st.in_msgs.get(),
             out_msgs: st.out_msgs.get(),
@@ -1341,6 +1391,13 @@ impl Shard {
             stalled_ns: st.stalled_ns.get(),
             cpu_ns: thread_cpu_ns(),
             accounts,
+            mesh_pending: self
+                .peers
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i != self.id)
+                .map(|(i, p)| (i, p.batch.borrow().len()))
+                .collect(),
         }
     }
 

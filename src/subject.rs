@@ -46,6 +46,25 @@ pub fn matches(pattern: &[u8], subject: &[u8]) -> bool {
     }
 }
 
+/// Whether some literal subject is matched by both `a` and `b` (the
+/// reference's SubjectsCollide).
+pub fn collide(a: &[u8], b: &[u8]) -> bool {
+    let mut x = a.split(|&c| c == b'.');
+    let mut y = b.split(|&c| c == b'.');
+    loop {
+        match (x.next(), y.next()) {
+            (None, None) => return true,
+            (Some(b">"), Some(_)) | (Some(_), Some(b">")) => return true,
+            (Some(s), Some(t)) => {
+                if s != b"*" && t != b"*" && s != t {
+                    return false;
+                }
+            }
+            _ => return false,
+        }
+    }
+}
+
 /// Whether every subject `sub` (a pattern) matches is also matched by
 /// `pattern` (the reference's subjectIsSubsetMatch).
 pub fn subset(sub: &[u8], pattern: &[u8]) -> bool {
@@ -101,6 +120,16 @@ mod tests {
         assert!(matches(b">", b"a"));
         assert!(!matches(b"foo.bar", b"foo.*"));
         assert!(matches(b"foo.*", b"foo.*"));
+    }
+
+    #[test]
+    fn collisions() {
+        assert!(collide(b"a.b", b"a.*"));
+        assert!(collide(b"a.>", b"*.b.c"));
+        assert!(collide(b"a.*", b"*.b"));
+        assert!(!collide(b"a.b", b"a.c"));
+        assert!(!collide(b"a.*", b"a.b.c"));
+        assert!(!collide(b"a.>", b"a"));
     }
 
     #[test]

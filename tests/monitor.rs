@@ -1,14 +1,22 @@
 //! HTTP monitoring, as nats-server 2.9.10 serves it: `/varz`, `/connz` and all its
 //! options, `/subsz` (and `/subscriptionsz`), `/accountz`, `/accstatz`, `/routez`,
 //! `/gatewayz`, `/leafz`, `/healthz`, the index page, 404, HEAD, JSONP, keep-alive,
-//! HTTPS and the base path. Every check here passes against the reference too
+//! HTTPS and the base path; in `monitor/`: `/jsz`, `/stacksz`, `/ipqueuesz`,
+//! `mqtt_client`, TLS connections and `/accountz`'s system account, latency and
+//! revocation fields. Every check here passes against the reference too
 //! (`NATRIX_TEST_BIN=/usr/sbin/nats-server`), except the tests named `natrix_only`
 //! (`/varz`'s `natrix` object and `/metrics`), which that leg skips.
 //!
 //! The reference has a system account with internal subscriptions, so server-wide
 //! subscription counts are checked as differences from a baseline.
 
+#[path = "monitor/accounts_detail.rs"]
+mod accounts_detail;
 mod common;
+#[path = "monitor/more_endpoints.rs"]
+mod more_endpoints;
+#[path = "monitor/tls_conns.rs"]
+mod tls_conns;
 
 use common::http::{self, get, get_json};
 use common::{jwt, shard_flags, with_timeout, Raw, Server};

@@ -282,8 +282,8 @@ pub fn run_one(
         _ => spec.clone(),
     };
     let requests_before = material.accounts.map(AccountServer::requests);
-    let mut server =
-        Server::start(&spec, config, log).context(format_args!("start {}", spec.label))?;
+    let mut server = Server::start(&spec, config, log, sc.needs_monitor())
+        .context(format_args!("start {}", spec.label))?;
     let cpu_before = procstat::sample(server.pid());
     let opts = ConnectOpts {
         addr: server.addr,

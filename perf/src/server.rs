@@ -179,14 +179,18 @@ impl ServerConfig {
 pub struct Server {
     child: Child,
     pub addr: SocketAddr,
+    /// The HTTP monitoring port, when the scenario asked for one.
+    pub monitor_port: Option<u16>,
     log: PathBuf,
 }
 
 impl Server {
-    /// Launches the server on a free loopback port and waits until it
-    /// greets a client with `INFO`.
-    pub fn start(spec: &ServerSpec, config: &Path, log: &Path) -> Result<Server> {
+    /// Launches the server on a free loopback port (and with `monitor`,
+    /// HTTP monitoring on another) and waits until it greets a client with
+    /// `INFO`.
+    pub fn start(spec: &ServerSpec, config: &Path, log: &Path, monitor: bool) -> Result<Server> {
         let port = free_port()?;
+        let monitor_port = if monitor { Some(free_port()?) } else { None };
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
         let mut cmd = match &spec.cpus {
             // taskset execs the server, so the child pid is the server's.
@@ -199,6 +203,11 @@ impl Server {
         };
         cmd.args(["-a", "127.0.0.1", "-p", &port.to_string(), "-c"])
             .arg(config)
+            .args(
+                monitor_port
+                    .iter()
+                    .flat_map(|p| ["-m".to_string(), p.to_string()]),
+            )
             .args(&spec.extra_args)
             .envs(spec.env.iter().map(|(k, v)| (k, v)));
         let log_file = File::create(log).context(format_args!("create {}", log.display()))?;
@@ -211,6 +220,7 @@ impl Server {
         let mut server = Server {
             child,
             addr,
+            monitor_port,
             log: log.to_path_buf(),
         };
         server.wait_ready(Instant::now() + Duration::from_secs(10))?;
@@ -305,6 +315,7 @@ impl Server {
         Server {
             child,
             addr,
+            monitor_port: None,
             log: PathBuf::from("/dev/null"),
         }
     }

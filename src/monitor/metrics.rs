@@ -126,7 +126,7 @@ pub fn render(mon: &Monitor, m: &Merged) -> Response {
             "natrix_shard_connections",
             "gauge",
             "Client connections open on the shard.",
-            |s| s.conns.len() as f64,
+            |s| s.num_conns as f64,
         ),
         (
             "natrix_shard_connections_total",

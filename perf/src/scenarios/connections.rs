@@ -275,7 +275,7 @@ fn verify_alive(groups: Vec<Vec<Conn>>, pinner: &Pinner, deadline: Instant) -> R
 /// Splits `total` connections over `threads` threads, each running `work`
 /// with its index, its options (named after it) and its share, and gathers
 /// the results in thread order.
-fn fan_out<T, F>(
+pub(super) fn fan_out<T, F>(
     total: usize,
     threads: usize,
     pinner: &Pinner,

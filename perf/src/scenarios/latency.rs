@@ -73,6 +73,52 @@ impl Schedule {
 }
 
 pub fn run(spec: &LatencySpec, target: &mut Target<'_>) -> Result<Outcome> {
+    let (hist, lag, send_secs) = round_trips(spec, target)?;
+    let total = spec.total();
+    let us = |ns: u64| ns as f64 / 1000.0;
+    let mut metrics: Vec<Metric> = PERCENTILES
+        .iter()
+        .map(|&(name, q)| Metric {
+            name,
+            unit: "µs",
+            better: Better::Lower,
+            value: us(hist.value_at_quantile(q)),
+        })
+        .collect();
+    metrics.push(Metric {
+        name: "max",
+        unit: "µs",
+        better: Better::Lower,
+        value: us(hist.max()),
+    });
+    Ok(Outcome {
+        metrics,
+        diagnostics: vec![
+            Diagnostic {
+                name: "achieved req/s",
+                value: total as f64 / send_secs.max(1e-9),
+            },
+            Diagnostic {
+                name: "client send lag p99 (µs)",
+                value: us(lag.value_at_quantile(0.99)),
+            },
+            Diagnostic {
+                name: "client send lag max (µs)",
+                value: us(lag.max()),
+            },
+        ],
+        latency: Some(hist),
+        cpu: None,
+    })
+}
+
+/// One measured run: a responder and a requester at the spec's rate.
+/// Returns the round-trip histogram, the client's send-lag histogram and
+/// how long sending took.
+pub(super) fn round_trips(
+    spec: &LatencySpec,
+    target: &mut Target<'_>,
+) -> Result<(Histogram<u64>, Histogram<u64>, f64)> {
     let deadline = target.deadline;
     let mut responder = Conn::connect(&target.opts.named("bench-responder"), BIG_BUF, deadline)
         .context("responder")?;
@@ -116,44 +162,7 @@ pub fn run(spec: &LatencySpec, target: &mut Target<'_>) -> Result<Outcome> {
         .join()
         .expect("responder thread panicked")
         .context("responder")?;
-    let (hist, lag, send_secs) = measured?;
-
-    let total = spec.total();
-    let us = |ns: u64| ns as f64 / 1000.0;
-    let mut metrics: Vec<Metric> = PERCENTILES
-        .iter()
-        .map(|&(name, q)| Metric {
-            name,
-            unit: "µs",
-            better: Better::Lower,
-            value: us(hist.value_at_quantile(q)),
-        })
-        .collect();
-    metrics.push(Metric {
-        name: "max",
-        unit: "µs",
-        better: Better::Lower,
-        value: us(hist.max()),
-    });
-    Ok(Outcome {
-        metrics,
-        diagnostics: vec![
-            Diagnostic {
-                name: "achieved req/s",
-                value: total as f64 / send_secs.max(1e-9),
-            },
-            Diagnostic {
-                name: "client send lag p99 (µs)",
-                value: us(lag.value_at_quantile(0.99)),
-            },
-            Diagnostic {
-                name: "client send lag max (µs)",
-                value: us(lag.max()),
-            },
-        ],
-        latency: Some(hist),
-        cpu: None,
-    })
+    measured
 }
 
 /// Sends probe requests until one is answered, proving both subscriptions

@@ -6,6 +6,7 @@ mod connections;
 mod fault_tests;
 mod latency;
 mod memory;
+mod monitoring;
 mod reqrep;
 mod throughput;
 
@@ -24,6 +25,7 @@ use crate::server::{Permissions, Server, ServerConfig, BENCH_PASS, BENCH_USER};
 pub use connections::{IdleSpec, StormSpec};
 pub use latency::{new_latency_histogram, LatencySpec, LATENCY_SUBJECTS};
 pub use memory::BurstSpec;
+pub use monitoring::ConnzPollSpec;
 pub use reqrep::ReqRepSpec;
 pub use throughput::{Tally, ThroughputSpec, THROUGHPUT_SUBJECT};
 
@@ -138,6 +140,7 @@ pub enum Kind {
     Idle(IdleSpec),
     ReqRep(ReqRepSpec),
     Burst(BurstSpec),
+    ConnzPoll(ConnzPollSpec),
 }
 
 /// The URL resolver scenarios' accounts: the runner mints `accounts`
@@ -215,6 +218,7 @@ impl Scenario {
             Kind::Idle(spec) => connections::idle(spec, target),
             Kind::ReqRep(spec) => reqrep::run(spec, target),
             Kind::Burst(spec) => memory::run(spec, target),
+            Kind::ConnzPoll(spec) => monitoring::run(spec, target),
         };
         // A crash explains any client-side error better than the error does.
         target.server.check_alive()?;
@@ -222,9 +226,15 @@ impl Scenario {
     }
 
     /// Largest number of file descriptors the client needs at once.
+    /// The server must serve HTTP monitoring for this scenario.
+    pub fn needs_monitor(&self) -> bool {
+        matches!(self.kind, Kind::ConnzPoll(_))
+    }
+
     pub fn fds_needed(&self) -> usize {
         match &self.kind {
             Kind::Idle(spec) => spec.connections,
+            Kind::ConnzPoll(spec) => spec.connections + 64,
             Kind::Throughput(spec) => spec.publishers + spec.subscribers,
             Kind::ReqRep(spec) => spec.requesters + spec.responders,
             _ => 64,
@@ -594,15 +604,59 @@ pub fn catalog(profile: Profile, latency_rate: Option<u64>, scale_n: usize) -> V
         scaling: false,
     });
 
+    // Request/reply p99 with 10k idle connections, quiet and while a
+    // client polls /connz's default page: tens of seconds, so not in the
+    // smoke run.
+    let poll_rate = latency_rate.unwrap_or(2_000);
+    let poll_secs = match profile {
+        Full => 20,
+        _ => 5,
+    };
+    out.push(Scenario {
+        name: "connz_poll_10k".into(),
+        summary: format!(
+            "p99 that polling /connz?limit=1024 {CONNZ_POLLS} times a second adds to \
+             request/reply ({poll_rate} req/s, {poll_secs} s per phase) with 10000 idle \
+             connections"
+        ),
+        auth: false,
+        tls: false,
+        jwt: false,
+        url_resolver: None,
+        baseline: None,
+        kind: Kind::ConnzPoll(ConnzPollSpec {
+            connections: 10_000,
+            threads: 4,
+            latency: LatencySpec {
+                rate: poll_rate,
+                duration: Duration::from_secs(poll_secs),
+                payload: 16,
+            },
+            page: 1024,
+            polls_per_sec: CONNZ_POLLS,
+        }),
+        time_limit: Duration::from_secs(2 * poll_secs) + limit,
+        natrix_shards: None,
+        scaling: false,
+    });
+
     out.extend(scaling_scenarios(profile, scale_n, limit));
     // The CI smoke run checks JWT connects end to end, with the memory and
     // the URL resolver; the JWT throughput twins and the cache-off storm
-    // only matter in measured runs.
+    // only matter in measured runs. Monitoring needs 10k connections.
     if profile == Smoke {
-        out.retain(|s| !s.jwt || s.name == "conn_storm_jwt" || s.name == "conn_storm_url");
+        out.retain(|s| {
+            (!s.jwt || s.name == "conn_storm_jwt" || s.name == "conn_storm_url")
+                && !s.needs_monitor()
+        });
     }
     out
 }
+
+/// `/connz` polls a second in `connz_poll_10k`: well within what either
+/// server answers with 10k connections on two cores (the reference takes
+/// ~30 ms a poll there), so both do the same work.
+const CONNZ_POLLS: u32 = 10;
 
 /// The `scale_*` scenarios: several connections per role, all unpaced, so
 /// a server that spreads work over cores can use them.
