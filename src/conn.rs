@@ -221,6 +221,9 @@ pub struct Client {
     max_payload: Cell<i64>,
     /// The account this connection is counted in, for account limits.
     account_slot: Cell<Option<AccountId>>,
+    /// Bound to the system account; cleared once its first application
+    /// publish drew the warning.
+    system_user: Cell<bool>,
     /// When the user's or the account's authorization ends.
     user_expires: Cell<Option<SystemTime>>,
     account_expires: Cell<Option<SystemTime>>,
@@ -319,6 +322,12 @@ impl Client {
             return false;
         }
         self.account.set(acc);
+        self.system_user.set(
+            self.shard
+                .system
+                .as_ref()
+                .is_some_and(|s| s.account_id == acc),
+        );
         id.account.clone_into(&mut self.account_name.borrow_mut());
         *self.space.borrow_mut() = self.shard.space(acc);
         if !self.connected.get() {
@@ -417,6 +426,19 @@ impl Client {
                 crate::info!("{} - User Authentication Revoked: {e}", self.desc.borrow());
                 self.send_err("User Authentication Revoked");
                 self.close(CloseReason::Revocation, true);
+                return;
+            }
+            // An operator deleted the account: as the reference, its
+            // clients go as if it had expired.
+            Err(AuthFailure::Jwt(JwtFailure::Account(
+                e @ crate::security::operator::AccountFailure::Deleted { .. },
+            ))) => {
+                crate::info!(
+                    "{} - Account Authentication Expired: {e}",
+                    self.desc.borrow()
+                );
+                self.send_err("Account Authentication Expired");
+                self.close(CloseReason::AuthenticationExpired, true);
                 return;
             }
             // Like the reference, an update re-checks only revocations and
@@ -637,6 +659,68 @@ impl Client {
             num_subs,
             shard: self.shard.id,
         }
+    }
+
+    /// The system account's events for a client that just authenticated:
+    /// CONNECT in its account, and the account's connection count.
+    fn connect_events(&self) {
+        let Some(sys) = &self.shard.system else {
+            return;
+        };
+        if self.account.get() != account::GLOBAL {
+            if let Some((subject, body)) = sys.connect_event(&self.info(None)) {
+                self.shard
+                    .publish_internal(sys.account_id, &subject, None, &body);
+            }
+        }
+        sys.send(crate::system::SysIn::AccountConns {
+            name: self.account_name.borrow().clone(),
+            conns: account::account_connections(self.account.get()) as u64,
+        });
+    }
+
+    /// The troubleshooting guides' warning, once per connection: the
+    /// system account is for the server's events and requests; messages
+    /// of an application there mix with them and skip account isolation.
+    fn note_system_traffic(&self, subject: &[u8]) {
+        if subject.starts_with(b"$SYS.") || subject.starts_with(b"_INBOX.") {
+            return;
+        }
+        self.system_user.set(false);
+        crate::warn!(
+            "{} - publishes application traffic ({:?}) in the system account: it is meant for monitoring and managing the server; give applications their own account",
+            self.desc.borrow(),
+            String::from_utf8_lossy(subject)
+        );
+    }
+
+    /// DISCONNECT in the client's account, and its new connection count.
+    fn disconnect_events(&self, closed: &ConnInfo) {
+        let Some(sys) = &self.shard.system else {
+            return;
+        };
+        if let Some((subject, body)) = sys.disconnect_event(closed) {
+            self.shard
+                .publish_internal(sys.account_id, &subject, None, &body);
+        }
+        sys.send(crate::system::SysIn::AccountConns {
+            name: closed.account.clone(),
+            conns: account::account_connections(self.account.get()) as u64,
+        });
+    }
+
+    /// `$SYS.SERVER.<id>.CLIENT.AUTH.ERR` for a client refused.
+    fn auth_error_event(&self) {
+        let Some(sys) = &self.shard.system else {
+            return;
+        };
+        let info = self.info(Some((
+            SystemTime::now(),
+            CloseReason::AuthenticationViolation,
+        )));
+        let (subject, body) = sys.auth_error_event(&info);
+        self.shard
+            .publish_internal(sys.account_id, &subject, None, &body);
     }
 
     /// Marks the client closed. With `flush`, the writer first sends what is
@@ -1007,6 +1091,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         ping_sent: Cell::new(None),
         account: Cell::new(account::GLOBAL),
         account_name: RefCell::new(crate::config::GLOBAL_ACCOUNT.to_string()),
+        system_user: Cell::new(false),
         space: RefCell::new(shard.space(account::GLOBAL)),
         perms: RefCell::new(None),
         user: RefCell::new(String::new()),
@@ -1077,7 +1162,11 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     drop(stream);
     // Remembered for monitoring with its subscriptions, before they go.
     let reason = client.closed.get().unwrap_or(reason);
-    shard.record_closed(client.info(Some((SystemTime::now(), reason))));
+    let closed = client.info(Some((SystemTime::now(), reason)));
+    if client.connected.get() {
+        client.disconnect_events(&closed);
+    }
+    shard.record_closed(closed);
     // Cleanup: drop every subscription, then the client itself.
     let subs: Vec<Rc<Subscription>> = client.subs.borrow_mut().drain().map(|(_, s)| s).collect();
     for s in subs {
@@ -1435,9 +1524,11 @@ async fn handle(client: &Rc<Client>, shard: &Rc<Shard>, op: Op<'_>, opts: &Optio
                 }
                 *client.creds.borrow_mut() = Some(SavedCreds::default());
                 client.auth_deadline.set(None);
+                client.connect_events();
                 client.connected.set(true);
             }
             None => {
+                client.auth_error_event();
                 crate::info!(
                     "{} - Authorization Violation: operation before CONNECT",
                     client.desc.borrow()
@@ -1462,6 +1553,9 @@ async fn handle(client: &Rc<Client>, shard: &Rc<Shard>, op: Op<'_>, opts: &Optio
             }
             if !client.may_publish(subject) {
                 return;
+            }
+            if client.system_user.get() {
+                client.note_system_traffic(subject);
             }
             if let Some(r) = reply.filter(|r| is_reserved_reply(r)) {
                 let r = String::from_utf8_lossy(r);
@@ -1772,6 +1866,14 @@ async fn connect(client: &Rc<Client>, json: &[u8], opts: &Options) {
                 // Gone (or timed out) while the resolver was asked.
                 return;
             }
+            if answer.is_ok() {
+                if let Some(sys) = &client.shard.system {
+                    // Its exports and imports must route from now on.
+                    sys.send(crate::system::SysIn::AccountFetched(
+                        pending.account().to_string(),
+                    ));
+                }
+            }
             pending.finish(answer, &saved.as_credentials(), nonce)
         }
     };
@@ -1782,6 +1884,9 @@ async fn connect(client: &Rc<Client>, json: &[u8], opts: &Options) {
                 return;
             }
             *client.creds.borrow_mut() = Some(saved);
+            if !client.connected.get() {
+                client.connect_events();
+            }
         }
         Err(cause) => {
             // The client sees only the reference's text; the log says why.
@@ -1789,6 +1894,7 @@ async fn connect(client: &Rc<Client>, json: &[u8], opts: &Options) {
                 "{} - Authorization Violation: {cause}",
                 client.desc.borrow()
             );
+            client.auth_error_event();
             client.send_err("Authorization Violation");
             client.close(CloseReason::AuthenticationViolation, true);
             return;

@@ -73,9 +73,6 @@ pub struct Options {
     /// The config file's error for `https_port` without TLS, reported if
     /// the flags do not supply TLS either.
     pub https_config_error: Option<String>,
-    /// `system_account` of the config file (operator mode may name it in
-    /// the operator JWT instead: see [`Options::system_account`]).
-    pub system_account: Option<String>,
     /// `server_tags`, as the reference keeps them: trimmed, lower case.
     pub server_tags: Vec<String>,
 }
@@ -108,14 +105,17 @@ impl Default for Options {
             shard_cpus: Vec::new(),
             io_memory: IO_MEMORY,
             config_file: None,
-            security: Arc::new(Security::default()),
+            // As the reference: a default system account unless opted out.
+            security: Arc::new(Security {
+                system_account: Some(crate::config::SYSTEM_ACCOUNT.to_string()),
+                ..Security::default()
+            }),
             tls: None,
             http_host: None,
             http_port: 0,
             https_port: 0,
             http_base_path: String::new(),
             https_config_error: None,
-            system_account: None,
             server_tags: Vec::new(),
         }
     }
@@ -181,7 +181,6 @@ impl Options {
             https_port: c.https_port,
             http_base_path: c.http_base_path.clone(),
             https_config_error: c.https_without_tls.clone(),
-            system_account: c.system_account.clone(),
             server_tags: c
                 .server_tags
                 .iter()
@@ -199,14 +198,10 @@ impl Options {
         }
     }
 
-    /// The system account: the operator's in operator mode, else the
-    /// config file's `system_account`.
+    /// The system account: configured, the operator's, or the default
+    /// `$SYS` (none with `no_system_account`).
     pub fn system_account(&self) -> Option<String> {
-        self.security
-            .auth
-            .operator()
-            .and_then(|op| op.system_account.clone())
-            .or_else(|| self.system_account.clone())
+        self.security.system_account.clone()
     }
 
     /// The monitoring listener's host.

@@ -21,27 +21,12 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::monitor::Monitor;
 use crate::options::{self, Options};
+use crate::plane::{Plane, ShardLink};
 use crate::proto::encode::ServerInfo;
 use crate::shard::{self, Control, Global, ShardSpec};
 
 /// Threads per shard for blocking work (account resolver fetches).
 const BLOCKING_THREADS: usize = 4;
-
-/// The main thread's handle on one shard's control channel.
-struct ShardControl {
-    tx: std::sync::mpsc::Sender<Control>,
-    wake: std::os::unix::net::UnixStream,
-}
-
-impl ShardControl {
-    /// Queues `msg` and wakes the shard to take it.
-    fn send(&self, msg: Control) {
-        use std::io::Write;
-        if self.tx.send(msg).is_ok() {
-            let _ = (&self.wake).write(&[1]);
-        }
-    }
-}
 
 /// Capacity, in batches, of each shard-to-shard channel.
 const MESH_CHANNEL: usize = 1024;
@@ -220,6 +205,18 @@ pub fn run(opts: Options, reload: impl Fn() -> Result<Options, String>) -> Resul
     }
 
     let global = Arc::new(Global::new(n));
+    // The system account's events and requests: shards publish events
+    // themselves and hand requests to the service thread started below.
+    let (sys_tx, sys_rx) = std::sync::mpsc::channel();
+    let system = opts.security.system_account.as_ref().map(|acc| {
+        Arc::new(crate::system::System::new(
+            acc,
+            &server_id,
+            &info.server_name,
+            &info.host,
+            sys_tx,
+        ))
+    });
     let mesh = MeshBuilder::full(n, MESH_CHANNEL);
     let mut handles = Vec::with_capacity(n);
     let mut controls = Vec::with_capacity(n);
@@ -231,7 +228,7 @@ pub fn run(opts: Options, reload: impl Fn() -> Result<Options, String>) -> Resul
         wake_rx
             .set_nonblocking(true)
             .map_err(|e| format!("cannot create shard control socket: {e}"))?;
-        controls.push(ShardControl {
+        controls.push(ShardLink {
             tx: ctl_tx,
             wake: wake_tx,
         });
@@ -246,6 +243,7 @@ pub fn run(opts: Options, reload: impl Fn() -> Result<Options, String>) -> Resul
             control_wake_fd: wake_rx.into_raw_fd(),
             serve: crate::conn::serve_boxed,
             ready: ready_tx.clone(),
+            system: system.clone(),
         };
         let place = match cpu {
             Some(c) => Placement::Fixed(c),
@@ -274,7 +272,14 @@ pub fn run(opts: Options, reload: impl Fn() -> Result<Options, String>) -> Resul
         }
     }
 
-    let (monitor, monitoring) = start_monitoring(&opts, &info, &controls)?;
+    let plane = Arc::new(Plane::new(controls, opts.clone()));
+    let (monitor, monitoring) = start_monitoring(&opts, &info, &plane, system.is_some())?;
+    if let Some(m) = &monitor {
+        plane.set_monitor(m.clone());
+    }
+    if let (Some(sys), Some(m)) = (&system, &monitor) {
+        crate::system::service::start(sys.clone(), m.clone(), plane.clone(), sys_rx)?;
+    }
 
     if let Some(p) = &opts.pid_file {
         std::fs::write(p, std::process::id().to_string())
@@ -289,7 +294,6 @@ pub fn run(opts: Options, reload: impl Fn() -> Result<Options, String>) -> Resul
     };
     crate::info!("Listening for client connections on {}", addr);
     crate::info!("Server is ready");
-    let mut current = opts.clone();
 
     loop {
         let mut sig: libc::c_int = 0;
@@ -301,44 +305,20 @@ pub fn run(opts: Options, reload: impl Fn() -> Result<Options, String>) -> Resul
         match sig {
             libc::SIGHUP => {
                 crate::info!("Reloading server configuration");
-                match reload().and_then(|new| current.reload_refusal(&new).map_or(Ok(new), Err)) {
-                    Ok(new) => {
-                        if let Err(e) = crate::log::configure(
-                            new.debug,
-                            new.trace,
-                            new.logtime,
-                            new.log_file.clone(),
-                        ) {
-                            crate::error!("Failed to reload server configuration: log file: {e}");
-                            continue;
-                        }
-                        let (ack_tx, ack_rx) = std::sync::mpsc::channel();
-                        for c in &controls {
-                            c.send(Control::Reload(Box::new(new.clone()), ack_tx.clone()));
-                        }
-                        // Report success once every shard applies it.
-                        let deadline =
-                            std::time::Instant::now() + std::time::Duration::from_secs(5);
-                        let acked = (0..controls.len())
-                            .take_while(|_| {
-                                let left =
-                                    deadline.saturating_duration_since(std::time::Instant::now());
-                                ack_rx.recv_timeout(left).is_ok()
-                            })
-                            .count();
-                        if let Some(m) = &monitor {
-                            m.reloaded(new.clone());
-                        }
-                        current = new;
-                        if acked == controls.len() {
-                            crate::info!("Reloaded server configuration");
-                        } else {
-                            crate::warn!(
-                                "Reloaded server configuration; {acked} of {} shards confirmed",
-                                controls.len()
-                            );
-                        }
+                let res = plane.apply(|current| {
+                    let new = reload()
+                        .and_then(|new| current.reload_refusal(&new).map_or(Ok(new), Err))?;
+                    crate::log::configure(new.debug, new.trace, new.logtime, new.log_file.clone())
+                        .map_err(|e| format!("log file: {e}"))?;
+                    Ok::<_, String>(new)
+                });
+                match res {
+                    Ok((acked, all)) if acked == all => {
+                        crate::info!("Reloaded server configuration")
                     }
+                    Ok((acked, all)) => crate::warn!(
+                        "Reloaded server configuration; {acked} of {all} shards confirmed"
+                    ),
                     Err(e) => crate::error!("Failed to reload server configuration: {e}"),
                 }
             }
@@ -351,9 +331,8 @@ pub fn run(opts: Options, reload: impl Fn() -> Result<Options, String>) -> Resul
             }
             libc::SIGUSR2 => {
                 crate::info!("Entering lame duck mode, stop accepting new clients");
-                for c in &controls {
-                    c.send(Control::LameDuck);
-                }
+                plane.broadcast(|| Control::LameDuck);
+                let current = plane.current();
                 let total = current.lame_duck_duration;
                 let files = (current.pid_file.clone(), ports_file.clone());
                 // The process ends once the duration has passed; shards
@@ -374,12 +353,16 @@ pub fn run(opts: Options, reload: impl Fn() -> Result<Options, String>) -> Resul
                 crate::info!("Initiating Shutdown...");
                 // Each shard stops accepting and closes its clients after
                 // flushing what is queued to them; wait for that, bounded.
-                let (ack_tx, ack_rx) = std::sync::mpsc::channel();
-                for c in &controls {
-                    c.send(Control::Shutdown(ack_tx.clone()));
+                if let Some(sys) = &system {
+                    // The shutdown event goes out before the clients go.
+                    let (ack_tx, ack_rx) = std::sync::mpsc::channel();
+                    sys.send(crate::system::SysIn::Shutdown(ack_tx));
+                    let _ = ack_rx.recv_timeout(std::time::Duration::from_secs(1));
                 }
+                let (ack_tx, ack_rx) = std::sync::mpsc::channel();
+                let asked = plane.broadcast(|| Control::Shutdown(ack_tx.clone()));
                 let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
-                for _ in 0..controls.len() {
+                for _ in 0..asked {
                     let left = deadline.saturating_duration_since(std::time::Instant::now());
                     if ack_rx.recv_timeout(left).is_err() {
                         break;
@@ -404,9 +387,10 @@ pub fn run(opts: Options, reload: impl Fn() -> Result<Options, String>) -> Resul
 fn start_monitoring(
     opts: &Options,
     info: &ServerInfo,
-    controls: &[ShardControl],
+    plane: &Plane,
+    system: bool,
 ) -> Result<(Option<Arc<Monitor>>, Vec<String>), String> {
-    if opts.http_port == 0 && opts.https_port == 0 {
+    if opts.http_port == 0 && opts.https_port == 0 && !system {
         return Ok((None, Vec::new()));
     }
     let host = opts.monitor_host();
@@ -415,15 +399,12 @@ fn start_monitoring(
         std::net::TcpListener::bind((host.as_str(), want))
             .map_err(|e| format!("Can't listen to the monitor port: listen tcp {host}:{port}: {e}"))
     };
-    let mut links = Vec::with_capacity(controls.len());
-    for c in controls {
-        links.push(crate::monitor::ShardLink {
-            tx: c.tx.clone(),
-            wake: c
-                .wake
-                .try_clone()
+    let mut links = Vec::with_capacity(plane.links.len());
+    for c in &plane.links {
+        links.push(
+            c.try_clone()
                 .map_err(|e| format!("cannot set up monitoring: {e}"))?,
-        });
+        );
     }
     let mut mon = Monitor::new(links, info.clone(), opts.clone());
     let mut listeners = Vec::new();

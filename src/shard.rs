@@ -68,6 +68,7 @@ use crate::security::account::AccountId;
 use crate::security::authz::CompiledPerms;
 use crate::subject;
 use crate::sublist::{MatchResult, SubList};
+use crate::system::{SysIn, System, INTERNAL_CID};
 
 /// State shared by all shards: counters only, never touched per message.
 pub struct Global {
@@ -304,6 +305,8 @@ pub struct Shard {
     listener_fd: Cell<i32>,
     /// Recently closed connections, oldest first, for monitoring.
     closed: RefCell<std::collections::VecDeque<ConnInfo>>,
+    /// The system account, when events are on.
+    pub system: Option<Arc<System>>,
 }
 
 impl Shard {
@@ -962,6 +965,16 @@ impl Shard {
                     Control::Snapshot(q, reply) => {
                         let _ = reply.send(self.snapshot(&q));
                     }
+                    Control::Publish(msgs) => {
+                        for m in msgs {
+                            self.publish_internal(
+                                m.account,
+                                &m.subject,
+                                m.reply.as_deref(),
+                                &m.body,
+                            );
+                        }
+                    }
                 }
             }
             match futures_lite::AsyncReadExt::read(&mut wake, &mut buf).await {
@@ -1041,6 +1054,17 @@ pub enum Control {
     Shutdown(std::sync::mpsc::Sender<()>),
     /// Report counters and connections to monitoring.
     Snapshot(Query, std::sync::mpsc::Sender<ShardSnapshot>),
+    /// Publish messages from the server itself (system account answers
+    /// and events), in order.
+    Publish(Vec<InternalMsg>),
+}
+
+/// A message the server publishes itself, in `account`.
+pub struct InternalMsg {
+    pub account: AccountId,
+    pub subject: String,
+    pub reply: Option<String>,
+    pub body: Vec<u8>,
 }
 
 /// The outcome of routing one message.
@@ -1185,6 +1209,8 @@ pub struct ShardSpec {
     pub serve: Serve,
     /// Told once the shard has joined the mesh and is accepting.
     pub ready: std::sync::mpsc::Sender<usize>,
+    /// The system account, when events are on.
+    pub system: Option<Arc<System>>,
 }
 
 /// Runs a shard until the process exits.
@@ -1228,6 +1254,7 @@ pub async fn run(spec: ShardSpec) {
         lame_duck: Cell::new(false),
         listener_fd: Cell::new(spec.listener_fd),
         closed: RefCell::new(std::collections::VecDeque::new()),
+        system: spec.system,
     });
     let mut receivers = receivers;
     for (peer, rx) in receivers.streams() {
@@ -1246,6 +1273,13 @@ pub async fn run(spec: ShardSpec) {
     }
     glommio::spawn_local(shard.clone().housekeeping()).detach();
     glommio::spawn_local(shard.clone().control(spec.control, spec.control_wake_fd)).detach();
+    if id == 0 {
+        if let Some(sys) = shard.system.clone() {
+            shard.subscribe_system(&sys);
+            // Every shard knows the system's interest before clients come.
+            shard.barrier().await;
+        }
+    }
 
     // SAFETY: the fd is a bound, listening TCP socket created for this shard
     // alone by the server, which hands over its ownership here.
@@ -1281,7 +1315,96 @@ pub async fn run(spec: ShardSpec) {
     }
 }
 
+/// An internal subscription of the server: what it gets goes to the
+/// system account's service thread, copied (never on a client's path).
+struct SysSub {
+    sys: Arc<System>,
+    account: AccountId,
+}
+
+impl fanout::Subscriber for SysSub {
+    fn deliver(&self, m: &Msg<'_>) -> bool {
+        let split = if m.has_headers {
+            m.hdr_len.min(m.body.len())
+        } else {
+            0
+        };
+        self.sys.send(SysIn::Request {
+            account: self.account,
+            subject: String::from_utf8_lossy(m.subject).into_owned(),
+            reply: m.reply.map(|r| String::from_utf8_lossy(r).into_owned()),
+            hdr: m.body[..split].to_vec(),
+            body: m.body[split..].to_vec(),
+        });
+        true
+    }
+
+    fn owner(&self) -> u64 {
+        INTERNAL_CID
+    }
+}
+
 impl Shard {
+    /// Registers the server's internal subscriptions: the system account's
+    /// requests, and in every other account known now the services the
+    /// reference imports into it from the system account.
+    fn subscribe_system(&self, sys: &Arc<System>) {
+        let opts = self.options();
+        let mode = crate::system::ClaimsMode::of(&opts);
+        for (subject, queue) in sys.subscriptions(mode) {
+            let sub = SubRef(Rc::new(SysSub {
+                sys: sys.clone(),
+                account: sys.account_id,
+            }));
+            let key = SubKey {
+                account: sys.account_id,
+                subject: subject.as_bytes(),
+                queue: queue.as_deref().map(str::as_bytes),
+            };
+            self.add_sub(&key, sub);
+        }
+        let mut accounts: Vec<String> = vec![crate::config::GLOBAL_ACCOUNT.to_string()];
+        accounts.extend(opts.security.accounts.iter().map(|a| a.name.clone()));
+        for name in accounts.iter().filter(|a| **a != sys.account) {
+            let account = crate::security::account::account_id(name);
+            for (subject, _) in crate::system::SYSTEM_IMPORTS {
+                let sub = SubRef(Rc::new(SysSub {
+                    sys: sys.clone(),
+                    account,
+                }));
+                let key = SubKey {
+                    account,
+                    subject: subject.as_bytes(),
+                    queue: None,
+                };
+                self.add_sub(&key, sub);
+            }
+        }
+    }
+
+    /// Publishes a message from the server itself in `account`.
+    pub fn publish_internal(
+        &self,
+        account: AccountId,
+        subject: &str,
+        reply: Option<&str>,
+        body: &[u8],
+    ) {
+        self.publish(
+            None,
+            account,
+            Msg {
+                subject: subject.as_bytes(),
+                reply: reply.map(str::as_bytes),
+                has_headers: false,
+                hdr_len: 0,
+                body,
+            },
+        );
+        // Nothing waits on these: internal messages are few and small.
+        self.take_touched();
+    }
+
     /// Remembers a closed connection, forgetting the oldest past the bound.
     pub fn record_closed(&self, c: ConnInfo) {
         let mut closed = self.closed.borrow_mut();

@@ -887,6 +887,9 @@ fn natrix_only_varz_reports_each_shard() {
     with_timeout(LIMIT, || {
         let srv = start(&[]);
         let port = srv.monitor_port();
+        // The server's own subscriptions (the system account's, on shard
+        // 0) are there before any client's.
+        let internal = u(&get_json(port, "/varz")["natrix"]["shards"][0], "subscriptions");
         // Consecutive connections land on shards 0, 1, 2.
         let (mut sub, _) = client(&srv, "sub");
         let (mut publ, _) = client(&srv, "pub");
@@ -918,7 +921,7 @@ fn natrix_only_varz_reports_each_shard() {
                 u(s0, "out_msgs"),
                 u(s0, "out_bytes")
             ),
-            (1, 4, 12)
+            (internal + 1, 4, 12)
         );
         assert_eq!((u(s1, "in_msgs"), u(s1, "in_bytes")), (4, 12));
         // The messages crossed from shard 1 to shard 0 over the mesh.
@@ -1113,6 +1116,8 @@ fn natrix_only_metrics_in_prometheus_text_format() {
     with_timeout(LIMIT, || {
         let srv = start_conf(AUTH_CONF);
         let port = srv.monitor_port();
+        // The server's own subscriptions (the system account's).
+        let internal = u(&get_json(port, "/varz"), "subscriptions") as f64;
         let mut alice = login(&srv, "alice", "pa");
         let mut amy = login(&srv, "amy", "pm");
         let _bob = login(&srv, "bob", "pb");
@@ -1158,7 +1163,7 @@ fn natrix_only_metrics_in_prometheus_text_format() {
             one("natrix_connections_total", &[]),
             u(&v, "total_connections") as f64
         );
-        assert_eq!(one("natrix_subscriptions", &[]), 1.0);
+        assert_eq!(one("natrix_subscriptions", &[]), internal + 1.0);
         assert_eq!(one("natrix_slow_consumers_total", &[]), 0.0);
         assert_eq!(one("natrix_shards", &[]), 3.0);
         // Per shard: the sums match the server totals.
@@ -1166,7 +1171,7 @@ fn natrix_only_metrics_in_prometheus_text_format() {
             ("natrix_shard_in_msgs_total", 3.0),
             ("natrix_shard_out_msgs_total", 3.0),
             ("natrix_shard_connections", 3.0),
-            ("natrix_shard_subscriptions", 1.0),
+            ("natrix_shard_subscriptions", internal + 1.0),
         ] {
             let sum: f64 = samples
                 .iter()
@@ -1197,9 +1202,10 @@ fn natrix_only_metrics_in_prometheus_text_format() {
             one("natrix_account_out_bytes_total", &[("account", "A")]),
             12.0
         );
+        // Alice's, and the system services every account imports.
         assert_eq!(
             one("natrix_account_subscriptions", &[("account", "A")]),
-            1.0
+            1.0 + natrix::system::SYSTEM_IMPORTS.len() as f64
         );
         assert_eq!(
             one("natrix_account_in_msgs_total", &[("account", "B")]),

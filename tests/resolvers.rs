@@ -462,3 +462,63 @@ fn dir_resolver_needs_an_operator_and_a_system_account() {
         );
     });
 }
+
+/// Accounts fetched from a URL resolver at CONNECT bring their exports and
+/// imports with them, as the reference registers them when it fetches.
+#[test]
+fn fetched_accounts_export_and_import() {
+    with_timeout(LIMIT, || {
+        let op = KeyPair::new_operator();
+        let exporter = KeyPair::new_account();
+        let importer = KeyPair::new_account();
+        let web = AccountServer::start();
+        web.put(
+            &exporter,
+            &account_jwt(
+                &op,
+                &exporter,
+                json!({"exports": [{"name": "events", "subject": "events.>", "type": "stream"}]}),
+            ),
+            Duration::ZERO,
+        );
+        web.put(
+            &importer,
+            &account_jwt(
+                &op,
+                &importer,
+                json!({"imports": [{"name": "events", "subject": "events.>",
+                    "account": exporter.public_key(), "type": "stream",
+                    "local_subject": "ext.events.>"}]}),
+            ),
+            Duration::ZERO,
+        );
+        let conf = format!(
+            "operator: {}\nresolver: URL({})\n",
+            operator_jwt(&op, json!({})),
+            web.url()
+        );
+        let flags = shard_flags(2);
+        let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+        let srv = Server::with_config(&conf, &flags);
+        let (mut im, line) = connect_user(srv.port(), &importer);
+        assert_eq!(line, "PONG");
+        im.send(b"SUB ext.events.> 1\r\n");
+        im.sync();
+        let (mut ex, line) = connect_user(srv.port(), &exporter);
+        assert_eq!(line, "PONG");
+        // The edges take effect shortly after the fetch; publish until the
+        // first message comes through (bounded).
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut got = String::new();
+        while Instant::now() < deadline {
+            ex.send(b"PUB events.a 1\r\na\r\n");
+            ex.sync();
+            let b = im.read_some(100);
+            if !b.is_empty() {
+                got = String::from_utf8_lossy(&b).into_owned();
+                break;
+            }
+        }
+        assert!(got.starts_with("MSG ext.events.a 1 1\r\na\r\n"), "{got:?}");
+    });
+}

@@ -41,7 +41,7 @@ pub use model::{
     Account, AccountLimits, Authorization, ConnectionType, DirResolverKind, Export, ExportKind,
     Import, ImportKind, OperatorSource, Permissions, Resolver, ResolverCache, ResponsePermission,
     ResponseType, ServerConfig, ServiceLatency, ShardsConfig, SubjectPermission, TlsConfig, User,
-    GLOBAL_ACCOUNT,
+    GLOBAL_ACCOUNT, SYSTEM_ACCOUNT,
 };
 pub use parse::{parse_value_file, parse_value_str};
 

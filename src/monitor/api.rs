@@ -68,6 +68,17 @@ impl Monitor {
         self.build(req)
     }
 
+    /// Whether this server answers a STATSZ request with body `opts` (the
+    /// reference's StatszEventOptions: a filter and nothing else).
+    pub fn statsz_answers(&self, opts: &[u8]) -> Result<bool, (u16, String)> {
+        if opts.is_empty() {
+            return Ok(true);
+        }
+        let f = bad(gojson::parse(opts, "StatszEventOptions"))?;
+        let filter = bad(EventFilter::from_json(&f))?;
+        Ok(self.answers(&filter))
+    }
+
     /// Whether this server is one the request's filter names.
     fn answers(&self, f: &EventFilter) -> bool {
         let opts = self.options();

@@ -29,11 +29,9 @@ pub mod metrics;
 mod query;
 pub mod snapshot;
 mod subsz;
-mod varz;
+pub(crate) mod varz;
 
 use std::collections::BTreeMap;
-use std::os::unix::net::UnixStream;
-use std::sync::mpsc::Sender;
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -55,18 +53,7 @@ pub const DEFAULT_SUB_LIST: usize = 1024;
 /// How long a request waits for the shards' snapshots.
 const SNAPSHOT_WAIT: Duration = Duration::from_secs(2);
 
-/// A way to one shard's control channel.
-pub struct ShardLink {
-    pub tx: Sender<Control>,
-    pub wake: UnixStream,
-}
-
-impl ShardLink {
-    fn send(&self, msg: Control) -> bool {
-        use std::io::Write;
-        self.tx.send(msg).is_ok() && (&self.wake).write(&[1]).is_ok()
-    }
-}
+pub use crate::plane::ShardLink;
 
 /// The monitoring server's state: how to reach the shards, and what the
 /// process-wide answers need.
@@ -114,7 +101,7 @@ fn is_zero(v: &u64) -> bool {
 
 /// A float as Go's `encoding/json` writes it: whole values without a
 /// fraction.
-fn go_float(v: f64) -> Value {
+pub(crate) fn go_float(v: f64) -> Value {
     if v.fract() == 0.0 && v.abs() < 1e15 {
         Value::from(v as i64)
     } else {

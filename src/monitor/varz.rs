@@ -54,7 +54,7 @@ impl From<&ShardSnapshot> for ShardJson {
 
 /// Process memory (resident bytes) and CPU (percent of one core over the
 /// process's life, as `ps` reports it for the reference).
-fn process_usage(uptime: Duration) -> (u64, f64) {
+pub(crate) fn process_usage(uptime: Duration) -> (u64, f64) {
     let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(1) as u64;
     let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
     let mem = std::fs::read_to_string("/proc/self/statm")

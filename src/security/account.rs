@@ -165,6 +165,9 @@ pub struct Security {
     /// The accounts with their exports and imports (in operator mode, the
     /// verified JWT accounts as config accounts), for monitoring.
     pub accounts: Vec<crate::config::Account>,
+    /// The system account (`$SYS` unless configured, or off with
+    /// `no_system_account`): where the server's events and requests live.
+    pub system_account: Option<String>,
 }
 
 /// How long a service response mapping lives without a threshold set.
@@ -180,14 +183,46 @@ impl Security {
             ..Security::default()
         };
         let jwt_accounts;
+        let mut system_account = cfg.system_account.clone();
         let accounts: &[crate::config::Account] = match OperatorAuth::from_config(cfg)? {
             Some(op) => {
+                system_account.clone_from(&op.system_account);
                 jwt_accounts = op.config_accounts(operator::now());
                 s.auth.set_operator(Arc::new(op), &jwt_accounts);
                 &jwt_accounts
             }
             None => &cfg.accounts,
         };
+        s.add_edges(accounts);
+        // As the reference: a default system account unless opted out.
+        s.system_account = match system_account {
+            Some(a) => Some(a),
+            None if cfg.no_system_account => None,
+            None => Some(crate::config::SYSTEM_ACCOUNT.to_string()),
+        };
+        Ok(s)
+    }
+
+    /// The same security with `op` as its operator mode (an account
+    /// claim update or delete): accounts, limits and routing edges follow
+    /// the operator's accounts; everything else is kept.
+    pub fn with_operator(&self, op: OperatorAuth) -> Security {
+        let accounts = op.config_accounts(operator::now());
+        let mut auth = self.auth.clone();
+        auth.set_operator(Arc::new(op), &accounts);
+        let mut s = Security {
+            auth,
+            system_account: self.system_account.clone(),
+            ..Security::default()
+        };
+        s.add_edges(&accounts);
+        s
+    }
+
+    /// The stream and service import edges of `accounts`, which become
+    /// this security's accounts.
+    fn add_edges(&mut self, accounts: &[crate::config::Account]) {
+        let s = self;
         let find = |name: &str| accounts.iter().find(|a| a.name == name);
         for acc in accounts {
             let importer = account_id(&acc.name);
@@ -242,7 +277,6 @@ impl Security {
             }
         }
         s.accounts = accounts.to_vec();
-        Ok(s)
     }
 }
 

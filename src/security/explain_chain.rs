@@ -110,6 +110,10 @@ pub fn walk(op: &OperatorAuth, token: &str, seed: Option<&str>, now: i64) -> Vec
                     "account",
                     "reissue the account JWT (natrix jwt describe shows what is wrong)".to_string(),
                 ),
+                AccountFailure::Deleted { .. } => (
+                    "account",
+                    "the operator deleted it: push the account JWT again (natrix jwt push) if it should come back".to_string(),
+                ),
             };
             if name != "account" {
                 steps.push(pass(

@@ -65,6 +65,18 @@ pub trait AccountResolver: Send + Sync + fmt::Debug {
     fn delete(&self, _account: &str) -> Result<(), String> {
         Err(format!("the {} does not delete accounts", self.describe()))
     }
+    /// Whether [`AccountResolver::delete`] may succeed.
+    fn can_delete(&self) -> bool {
+        false
+    }
+    /// The kind of directory resolver this is (or wraps), if any.
+    fn directory(&self) -> Option<crate::config::DirResolverKind> {
+        None
+    }
+    /// Every account JWT stored (directory resolvers): (key, JWT).
+    fn stored(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
 }
 
 /// Why a resolver gave no JWT; each says what was asked and what it
@@ -364,6 +376,10 @@ pub enum AccountFailure {
         account: String,
         at: i64,
     },
+    /// Removed by an operator's claims delete request.
+    Deleted {
+        account: String,
+    },
 }
 
 impl fmt::Display for AccountFailure {
@@ -403,6 +419,9 @@ impl fmt::Display for AccountFailure {
             }
             AccountFailure::Expired { account, at } => {
                 write!(f, "account {account} expired at {}", unix_text(*at))
+            }
+            AccountFailure::Deleted { account } => {
+                write!(f, "account {account} was deleted by the operator")
             }
         }
     }
@@ -663,6 +682,39 @@ impl OperatorAuth {
     /// The verified accounts, for import/export edges and monitoring.
     pub fn accounts(&self) -> impl Iterator<Item = &Arc<JwtAccount>> {
         self.accounts.values().filter_map(|r| r.as_ref().ok())
+    }
+
+    /// A copy whose account `key` is `acc`: a verified account JWT pushed
+    /// as a claim update, or a failure (a deleted account) that refuses
+    /// its users. Used from then on at CONNECT and when connections are
+    /// re-checked.
+    pub fn with_account(
+        &self,
+        key: &str,
+        acc: Result<Arc<JwtAccount>, AccountFailure>,
+    ) -> OperatorAuth {
+        let mut accounts = self.accounts.clone();
+        accounts.insert(key.to_string(), acc);
+        let mut fetched = lock(&self.fetched).clone();
+        fetched.remove(key);
+        OperatorAuth {
+            trust: self.trust.clone(),
+            resolver: self.resolver.clone(),
+            system_account: self.system_account.clone(),
+            pinned: self.pinned.clone(),
+            accounts,
+            fetched: Mutex::new(fetched),
+        }
+    }
+
+    /// Whether account `key` is in use here: known since start, fetched
+    /// for a connection, or bound by one.
+    pub fn in_use(&self, key: &str) -> bool {
+        self.accounts.contains_key(key)
+            || lock(&self.fetched).contains_key(key)
+            || crate::security::account::account_names()
+                .iter()
+                .any(|n| n == key)
     }
 
     /// The account behind `key` when it is at hand without blocking:

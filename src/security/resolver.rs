@@ -36,7 +36,7 @@ const DEFAULT_CACHE_LIMIT: usize = 1000;
 
 /// A mutex's guard, poisoned or not: the data stays usable after a panic
 /// elsewhere.
-pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -713,7 +713,20 @@ impl AccountResolver for DirResolver {
         if self.kind != DirResolverKind::Full {
             return Vec::new();
         }
-        let keys: Vec<String> = lock(&self.index).keys().cloned().collect();
+        self.stored()
+    }
+
+    fn directory(&self) -> Option<DirResolverKind> {
+        Some(self.kind)
+    }
+
+    fn can_delete(&self) -> bool {
+        self.kind == DirResolverKind::Cache || self.allow_delete
+    }
+
+    fn stored(&self) -> Vec<(String, String)> {
+        let mut keys: Vec<String> = lock(&self.index).keys().cloned().collect();
+        keys.sort();
         keys.into_iter()
             .filter(|k| valid_account_key(k))
             .filter_map(|k| {
@@ -875,6 +888,18 @@ impl AccountResolver for CachedResolver {
         self.inner.delete(account)?;
         lock(&self.entries).remove(account);
         Ok(())
+    }
+
+    fn directory(&self) -> Option<DirResolverKind> {
+        self.inner.directory()
+    }
+
+    fn can_delete(&self) -> bool {
+        self.inner.can_delete()
+    }
+
+    fn stored(&self) -> Vec<(String, String)> {
+        self.inner.stored()
     }
 }
 

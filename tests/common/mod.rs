@@ -685,6 +685,29 @@ impl Raw {
         }
     }
 
+    /// The next line (without CRLF) if one completes within `limit`;
+    /// server PINGs are answered and skipped. `None` on timeout or close.
+    pub fn line_within(&mut self, limit: Duration) -> Option<String> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(pos) = self.buf.windows(2).position(|w| w == b"\r\n") {
+                let rest = self.buf.split_off(pos + 2);
+                let mut l = std::mem::replace(&mut self.buf, rest);
+                l.truncate(l.len() - 2);
+                let l = String::from_utf8(l).expect("line is utf-8");
+                if l == "PING" {
+                    self.send(b"PONG\r\n");
+                    continue;
+                }
+                return Some(l);
+            }
+            match self.fill(deadline) {
+                Ok(0) | Err(_) => return None,
+                Ok(_) => {}
+            }
+        }
+    }
+
     /// Return as soon as some bytes are available (waiting at most `ms` milliseconds);
     /// empty on timeout or close.
     pub fn read_some(&mut self, ms: u64) -> Vec<u8> {

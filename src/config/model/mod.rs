@@ -53,6 +53,8 @@ pub use tls::TlsConfig;
 
 /// Name of the account users belong to when no `accounts` block claims them.
 pub const GLOBAL_ACCOUNT: &str = "$G";
+/// The default system account's name.
+pub const SYSTEM_ACCOUNT: &str = "$SYS";
 
 // Defaults of nats-server 2.9.10, shared by the sections.
 const DEFAULT_PORT: i32 = 4222;
