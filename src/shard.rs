@@ -60,7 +60,8 @@ use glommio::net::{AcceptedTcpStream, TcpListener, TcpStream};
 
 use crate::fanout::{self, Msg, Session, SubRef};
 use crate::monitor::snapshot::{
-    AccountCounters, ConnBrief, ConnInfo, ConnSelect, Query, ShardSnapshot, SublistStats,
+    AccountCounters, ConnBrief, ConnInfo, ConnSelect, PendingResponse, Query, ShardSnapshot,
+    SublistStats,
 };
 use crate::options::Options;
 use crate::proto::encode::ServerInfo;
@@ -210,6 +211,10 @@ pub struct SpaceStats {
 /// Where responses to one forwarded service request go.
 struct ResponseRoute {
     importer: AccountId,
+    /// The exporting account (for monitoring: its pending responses).
+    exporter: AccountId,
+    /// The import shares the requester's details (for monitoring).
+    share: bool,
     reply: Box<[u8]>,
     /// Responses still allowed; `None` for streamed responses.
     remaining: Option<u32>,
@@ -549,6 +554,8 @@ impl Shard {
                     token,
                     ResponseRoute {
                         importer: acc,
+                        exporter: e.exporter,
+                        share: e.share,
                         reply: r.into(),
                         remaining: match e.response {
                             crate::config::ResponseType::Singleton => Some(1),
@@ -1514,6 +1521,23 @@ impl Shard {
             stalled_ns: st.stalled_ns.get(),
             cpu_ns: thread_cpu_ns(),
             accounts,
+            responses: if q.responses {
+                let now = Instant::now();
+                self.responses
+                    .borrow()
+                    .iter()
+                    .filter(|(_, r)| r.expires > now)
+                    .map(|(token, r)| PendingResponse {
+                        exporter: crate::security::account::account_name(r.exporter),
+                        subject: format!("_R_.{}.{token}", self.id),
+                        importer: crate::security::account::account_name(r.importer),
+                        reply: String::from_utf8_lossy(&r.reply).into_owned(),
+                        share: r.share,
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            },
             mesh_pending: self
                 .peers
                 .iter()

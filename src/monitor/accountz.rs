@@ -3,7 +3,9 @@
 //! rules.
 //!
 //! natrix refuses subject mappings in the configuration, so an account
-//! never has `mappings` (omitted when empty, as in the reference).
+//! never has `mappings` (omitted when empty, as in the reference). An
+//! exporting account's `responses` are the service requests it was sent
+//! whose responses are still awaited, gathered from every shard.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
@@ -14,6 +16,7 @@ use serde_json::Value;
 use super::gojson::Fields;
 use super::http::{Request, Response};
 use super::query::decode_bool;
+use super::snapshot::Query;
 use super::subsz::SublistJson;
 use super::{is_zero, Monitor};
 use crate::config::{Export, ExportKind, Import, ImportKind, ResponseType, ServiceLatency};
@@ -176,7 +179,7 @@ struct ImportJson {
     #[serde(skip_serializing_if = "Option::is_none")]
     local_subject: Option<String>,
     #[serde(rename = "type")]
-    kind: &'static str,
+    kind: Value,
     invalid: bool,
     share: bool,
     tracking: bool,
@@ -196,7 +199,7 @@ impl ImportJson {
                     prefix.as_deref(),
                     to.as_deref(),
                 )),
-                kind: "stream",
+                kind: "stream".into(),
                 invalid: false,
                 share: false,
                 tracking: false,
@@ -225,7 +228,7 @@ impl ImportJson {
                     account: i.account.clone(),
                     to: Some(i.subject.clone()),
                     local_subject: None,
-                    kind: "service",
+                    kind: "service".into(),
                     invalid: false,
                     share: *share,
                     tracking: false,
@@ -273,6 +276,8 @@ pub struct AccountInfo {
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     revoked_user: BTreeMap<String, String>,
     sublist_stats: SublistJson,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    responses: BTreeMap<String, ImportJson>,
 }
 
 /// The reference's `Accountz`: the account names, or one's detail.
@@ -345,8 +350,38 @@ impl Monitor {
         {
             return Err(format!("Account {acc} does not exist"));
         }
-        let m = self.gather();
+        let m = self.gather_for(Query {
+            responses: true,
+            ..Query::default()
+        });
         let counters = m.accounts.get(acc).cloned().unwrap_or_default();
+        // As the reference lists them: the reply subject the exporter saw,
+        // the requester's account, and where the response goes.
+        let responses = m
+            .shards
+            .iter()
+            .flat_map(|s| &s.responses)
+            .filter(|r| r.exporter == acc)
+            .map(|r| {
+                (
+                    r.subject.clone(),
+                    ImportJson {
+                        subject: r.subject.clone(),
+                        account: r.importer.clone(),
+                        to: Some(r.reply.clone()),
+                        local_subject: None,
+                        // The reference writes these from a map, where
+                        // jwt.ExportType's JSON method (on the pointer)
+                        // does not apply: service is its number, 2.
+                        kind: 2.into(),
+                        invalid: false,
+                        share: r.share,
+                        tracking: false,
+                        latency: None,
+                    },
+                )
+            })
+            .collect();
         let opts = self.options();
         let accounts = &opts.security.accounts;
         let cfg = accounts.iter().find(|a| a.name == acc);
@@ -400,6 +435,7 @@ impl Monitor {
             revoked_user: revocations(claims.as_ref().and_then(|c| c.pointer("/nats/revocations"))),
             decoded_jwt: claims,
             sublist_stats: SublistJson::from(&counters.sublist),
+            responses,
         })
     }
 

@@ -49,7 +49,12 @@ impl Monitor {
     /// `$SYS.REQ.ACCOUNT.PING.STATZ` is the account ping: its accounts
     /// come from the body's `accounts`. A request the filter leaves out
     /// builds nothing.
-    pub fn api_data(&self, endpoint: &str, account: Option<&str>, opts: &[u8]) -> ApiResult {
+    pub fn api_data(
+        &self,
+        endpoint: &str,
+        account: Option<&str>,
+        opts: &[u8],
+    ) -> Result<Option<serde_json::Value>, (u16, String)> {
         let Some(go_struct) = event_options(endpoint, account.is_some()) else {
             return Ok(None);
         };

@@ -295,6 +295,7 @@ impl Monitor {
                 ConnSelect::None
             },
             closed: want_closed,
+            responses: false,
         });
         let in_acc = |c: &ConnInfo| o.acc.is_empty() || c.account == o.acc;
         let closed: Vec<&ConnInfo> = if want_closed {
@@ -346,6 +347,7 @@ impl Monitor {
                     auth: o.auth,
                 },
                 closed: false,
+                responses: false,
             });
             open.extend(
                 full.shards

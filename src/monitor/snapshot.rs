@@ -24,6 +24,22 @@ pub struct Query {
     pub open: ConnSelect,
     /// Recently closed connections too (all of them).
     pub closed: bool,
+    /// Service responses still awaited.
+    pub responses: bool,
+}
+
+/// A request forwarded over a service import whose response is still
+/// awaited: the reply subject the exporter sees, and where the response
+/// goes back to.
+#[derive(Clone, Debug)]
+pub struct PendingResponse {
+    pub exporter: String,
+    /// `_R_.<shard>.<token>`.
+    pub subject: String,
+    pub importer: String,
+    /// The requester's reply subject.
+    pub reply: String,
+    pub share: bool,
 }
 
 /// Which open connections a snapshot carries in full.
@@ -385,6 +401,8 @@ pub struct ShardSnapshot {
     /// CPU time of the shard's thread (user plus system).
     pub cpu_ns: u64,
     pub accounts: Vec<AccountCounters>,
+    /// Service responses awaited (when asked for).
+    pub responses: Vec<PendingResponse>,
     /// Message batches queued for each peer shard, not yet handed to the
     /// mesh (natrix's internal queues, as `/ipqueuesz` reports them).
     pub mesh_pending: Vec<(usize, usize)>,

@@ -161,6 +161,7 @@ impl Monitor {
                 ConnSelect::None
             },
             closed: false,
+            responses: false,
         });
         let mut stats = SublistStats::default();
         for a in m.accounts.values() {

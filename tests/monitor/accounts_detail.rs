@@ -147,3 +147,57 @@ fn accountz_detail_of_a_jwt_account_shows_revocations() {
         assert!(open.get("revoked_activations").is_none(), "{open}");
     });
 }
+
+#[test]
+fn accountz_lists_the_responses_an_exporter_still_owes() {
+    with_timeout(LIMIT, || {
+        let srv = start_conf(
+            r#"
+accounts {
+  A { users = [ {user: a, password: a} ], exports = [ {service: "svc.slow"} ] }
+  B { users = [ {user: b, password: b} ]
+      imports = [ {service: {account: A, subject: "svc.slow"}} ] }
+}
+"#,
+        );
+        let port = srv.monitor_port();
+        let mut responder = login(&srv, "a", "a");
+        responder.send(b"SUB svc.slow 1\r\n");
+        responder.sync();
+        let mut requester = login(&srv, "b", "b");
+        requester.send(b"SUB inbox.r1 1\r\nPUB svc.slow inbox.r1 2\r\nhi\r\n");
+        requester.sync();
+        // The responder sees the request with a reply subject of the
+        // server's making, and does not answer.
+        let line = responder.expect_line();
+        let t: Vec<&str> = line.split_whitespace().collect();
+        assert!(t[0] == "MSG" || t[0] == "HMSG", "{line}");
+        let reply = t[3].to_string();
+        let size: usize = t.last().unwrap().parse().unwrap();
+        responder.read_exact_bytes(size + 2);
+        let d = &get_json(port, "/accountz?acc=A")["account_detail"];
+        // "type" is 2, service's number: the reference writes these
+        // imports from a map, where jwt.ExportType's JSON method (on the
+        // pointer) does not apply.
+        assert_eq!(
+            d["responses"],
+            json!({reply.clone(): {
+                "subject": reply, "account": "B", "to": "inbox.r1", "type": 2,
+                "invalid": false, "share": false, "tracking": false,
+            }}),
+            "{d}"
+        );
+        let b = &get_json(port, "/accountz?acc=B")["account_detail"];
+        assert!(
+            b.get("responses").is_none(),
+            "only the exporter owes it: {b}"
+        );
+        // Answered, it is no longer owed.
+        responder.send(format!("PUB {reply} 2\r\nok\r\n").as_bytes());
+        responder.sync();
+        let line = requester.expect_line();
+        assert!(line.starts_with("MSG inbox.r1 1"), "{line}");
+        let d = &get_json(port, "/accountz?acc=A")["account_detail"];
+        assert!(d.get("responses").is_none(), "{d}");
+    });
+}
