@@ -601,3 +601,68 @@ fn a_pushed_import_routes_for_connected_clients() {
         assert_eq!(im.next_line(), "b");
     });
 }
+
+#[test]
+fn monitoring_requests_answer_with_the_endpoints_data() {
+    with_timeout(LIMIT, || {
+        let srv = Server::with_config(CONFIG, &[]);
+        let mut sys = sys_client(srv.port(), &[]);
+        let id = sys.info["server_id"].as_str().unwrap().to_string();
+        let mut a = login(srv.port(), "a");
+        a.send(b"SUB orders.* 1\r\n");
+        a.sync();
+
+        let v = json_request(&mut sys, "$SYS.REQ.SERVER.PING.VARZ", b"");
+        assert_eq!(v["server"]["id"], id.as_str());
+        assert_eq!(v["data"]["server_id"], id.as_str());
+        assert_eq!(v["data"]["connections"], 2);
+
+        let v = json_request(&mut sys, &format!("$SYS.REQ.SERVER.{id}.HEALTHZ"), b"");
+        assert_eq!(v["data"]["status"], "ok", "{v}");
+
+        let v = json_request(
+            &mut sys,
+            "$SYS.REQ.SERVER.PING.CONNZ",
+            br#"{"sort":"cid","limit":1,"subscriptions":true}"#,
+        );
+        assert_eq!(v["data"]["num_connections"], 1, "{v}");
+        assert_eq!(v["data"]["total"], 2, "{v}");
+        assert_eq!(v["data"]["limit"], 1);
+
+        // One account's connections and subscriptions.
+        let v = json_request(&mut sys, "$SYS.REQ.ACCOUNT.A.CONNZ", b"");
+        // Only account A's client (the system client is not listed).
+        assert_eq!(v["data"]["num_connections"], 1, "{v}");
+        assert_eq!(v["data"]["connections"][0]["subscriptions"], 1, "{v}");
+        let v = json_request(&mut sys, "$SYS.REQ.ACCOUNT.A.SUBSZ", b"");
+        let subs = v["data"]["subscriptions_list"].as_array().expect("list");
+        assert!(subs.iter().any(|s| s["subject"] == "orders.*"), "{v}");
+
+        // Options that do not decode: the reference's 400.
+        let v = json_request(&mut sys, "$SYS.REQ.SERVER.PING.CONNZ", br#"{"limit":"x"}"#);
+        assert_eq!(v["error"]["code"], 400, "{v}");
+        assert!(v.get("data").is_none());
+    });
+}
+
+#[test]
+fn every_account_can_ask_about_its_own_connections() {
+    with_timeout(LIMIT, || {
+        let srv = Server::with_config(CONFIG, &[]);
+        let _sys = login(srv.port(), "sys");
+        let mut a = login(srv.port(), "a");
+        a.send(b"SUB _INBOX.sys 1\r\n");
+        a.sync();
+        for subject in ["$SYS.REQ.ACCOUNT.PING.CONNZ", "$SYS.REQ.SERVER.PING.CONNZ"] {
+            let v = json_request(&mut a, subject, b"");
+            // Its own connection only (not the system account's).
+            assert_eq!(v["data"]["num_connections"], 1, "{subject}: {v}");
+            assert_eq!(v["data"]["total"], 1, "{subject}: {v}");
+        }
+        let v = json_request(&mut a, "$SYS.REQ.ACCOUNT.PING.STATZ", b"");
+        let accounts = v["data"]["account_statz"].as_array().expect("account_statz");
+        assert_eq!(accounts.len(), 1, "{v}");
+        assert_eq!(accounts[0]["acc"], "A");
+        assert_eq!(accounts[0]["conns"], 1);
+    });
+}
