@@ -889,7 +889,10 @@ fn natrix_only_varz_reports_each_shard() {
         let port = srv.monitor_port();
         // The server's own subscriptions (the system account's, on shard
         // 0) are there before any client's.
-        let internal = u(&get_json(port, "/varz")["natrix"]["shards"][0], "subscriptions");
+        let internal = u(
+            &get_json(port, "/varz")["natrix"]["shards"][0],
+            "subscriptions",
+        );
         // Consecutive connections land on shards 0, 1, 2.
         let (mut sub, _) = client(&srv, "sub");
         let (mut publ, _) = client(&srv, "pub");

@@ -660,7 +660,9 @@ fn every_account_can_ask_about_its_own_connections() {
             assert_eq!(v["data"]["total"], 1, "{subject}: {v}");
         }
         let v = json_request(&mut a, "$SYS.REQ.ACCOUNT.PING.STATZ", b"");
-        let accounts = v["data"]["account_statz"].as_array().expect("account_statz");
+        let accounts = v["data"]["account_statz"]
+            .as_array()
+            .expect("account_statz");
         assert_eq!(accounts.len(), 1, "{v}");
         assert_eq!(accounts[0]["acc"], "A");
         assert_eq!(accounts[0]["conns"], 1);
