@@ -179,29 +179,10 @@ fn storm_outcome(wanted: usize, tallies: &[StormTally], secs: f64) -> Result<Out
 /// Server RSS growth divided by the number of idle, fully handshaken
 /// connections held open.
 pub fn idle(spec: &IdleSpec, target: &mut Target<'_>) -> Result<Outcome> {
-    let limit = crate::rlimit::nofile()?;
-    if limit < spec.connections as u64 + 256 {
-        bail!(
-            "RLIMIT_NOFILE is {limit}; {} connections need more (ulimit -n)",
-            spec.connections
-        );
-    }
+    check_nofile(spec.connections)?;
     thread::sleep(SETTLE);
     let before = target.server.rss_bytes()?;
-    let groups = fan_out(
-        spec.connections,
-        spec.threads,
-        &target.pinner,
-        &target.opts,
-        |_, opts, n, deadline| {
-            (0..n)
-                .map(|i| {
-                    Conn::connect(opts, SMALL_BUF, deadline).context(format_args!("connection {i}"))
-                })
-                .collect::<Result<Vec<Conn>>>()
-        },
-        target.deadline,
-    )?;
+    let groups = open_idle(spec.connections, spec.threads, target)?;
     thread::sleep(SETTLE);
     let after = target.server.rss_bytes()?;
     target.server.check_alive()?;
@@ -270,6 +251,38 @@ fn verify_alive(groups: Vec<Vec<Conn>>, pinner: &Pinner, deadline: Instant) -> R
         alive += h.join().expect("verify thread panicked")?;
     }
     Ok(alive)
+}
+
+/// Fails when the descriptor limit cannot hold `connections` clients.
+pub(super) fn check_nofile(connections: usize) -> Result<()> {
+    let limit = crate::rlimit::nofile()?;
+    if limit < connections as u64 + 256 {
+        bail!("RLIMIT_NOFILE is {limit}; {connections} connections need more (ulimit -n)");
+    }
+    Ok(())
+}
+
+/// Opens `total` connections (CONNECT and PING each) from `threads`
+/// threads and keeps them, grouped by thread.
+pub(super) fn open_idle(
+    total: usize,
+    threads: usize,
+    target: &Target<'_>,
+) -> Result<Vec<Vec<Conn>>> {
+    fan_out(
+        total,
+        threads,
+        &target.pinner,
+        &target.opts,
+        |_, opts, n, deadline| {
+            (0..n)
+                .map(|i| {
+                    Conn::connect(opts, SMALL_BUF, deadline).context(format_args!("connection {i}"))
+                })
+                .collect::<Result<Vec<Conn>>>()
+        },
+        target.deadline,
+    )
 }
 
 /// Splits `total` connections over `threads` threads, each running `work`

@@ -21,7 +21,6 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
-use crate::client::{Conn, SMALL_BUF};
 use crate::error::{bail, Context, Error, Result};
 
 use super::latency::{round_trips, LatencySpec};
@@ -58,27 +57,8 @@ pub fn run(spec: &ConnzPollSpec, target: &mut Target<'_>) -> Result<Outcome> {
     let Some(port) = target.server.monitor_port else {
         bail!("the server was started without a monitoring port");
     };
-    let limit = crate::rlimit::nofile()?;
-    if limit < spec.connections as u64 + 256 {
-        bail!(
-            "RLIMIT_NOFILE is {limit}; {} connections need more (ulimit -n)",
-            spec.connections
-        );
-    }
-    let idle = super::connections::fan_out(
-        spec.connections,
-        spec.threads,
-        &target.pinner,
-        &target.opts,
-        |_, opts, n, deadline| {
-            (0..n)
-                .map(|i| {
-                    Conn::connect(opts, SMALL_BUF, deadline).context(format_args!("connection {i}"))
-                })
-                .collect::<Result<Vec<Conn>>>()
-        },
-        target.deadline,
-    )?;
+    super::connections::check_nofile(spec.connections)?;
+    let idle = super::connections::open_idle(spec.connections, spec.threads, target)?;
     thread::sleep(SETTLE);
     let http = SocketAddr::from(([127, 0, 0, 1], port));
     // The page must list what it should before it is worth timing.
