@@ -25,6 +25,8 @@ const HEARTBEAT: Duration = Duration::from_secs(30);
 /// The first STATSZ comes this soon after start, then the interval
 /// doubles up to the heartbeat, as the reference's does.
 const FIRST_STATSZ: Duration = Duration::from_millis(250);
+/// How long connection changes gather before their events go out.
+const CONNS_BATCH: Duration = Duration::from_millis(2);
 /// How long account connection events reuse gathered traffic counters.
 const COUNTERS_REUSE: Duration = Duration::from_secs(1);
 /// How long a request waits for the shards' counters.
@@ -90,14 +92,22 @@ impl Service {
             let wait = next.saturating_duration_since(Instant::now());
             match rx.recv_timeout(wait) {
                 Ok(first) => {
-                    // Connection changes come in bursts: the shards'
-                    // counters are gathered once per burst.
-                    let mut changed = Vec::new();
+                    // Connection changes come in bursts (a storm of
+                    // connects): gather a little, then send one event per
+                    // account with its latest count, so a storm costs the
+                    // shards a few wake-ups, not one per connection.
+                    if matches!(first, SysIn::AccountConns { .. }) {
+                        std::thread::sleep(CONNS_BATCH);
+                    }
+                    let mut changed: Vec<(String, Option<u64>)> = Vec::new();
                     let mut next = Some(first);
                     while let Some(m) = next {
                         match m {
                             SysIn::AccountConns { name, conns } => {
-                                changed.push((name, Some(conns)));
+                                match changed.iter_mut().find(|(n, _)| *n == name) {
+                                    Some(e) => e.1 = Some(conns),
+                                    None => changed.push((name, Some(conns))),
+                                }
                             }
                             SysIn::Request {
                                 account,
