@@ -14,10 +14,12 @@ use serde_json::Value;
 use super::claims;
 use super::events::{AccountStat, DataStats, ServerStats};
 use super::{ClaimsMode, SysIn, System};
-use crate::monitor::snapshot::{Query, ShardSnapshot};
-use crate::monitor::Monitor;
+use crate::monitor::snapshot::Query;
+use crate::monitor::{Merged, Monitor};
 use crate::plane::Plane;
-use crate::security::account::{account_connections, account_id, account_name, AccountId};
+use crate::security::account::{
+    account_connections, account_id, account_name, account_names, AccountId,
+};
 use crate::shard::{Control, InternalMsg};
 
 /// The reference's heartbeat for STATSZ and account connection events.
@@ -29,8 +31,6 @@ const FIRST_STATSZ: Duration = Duration::from_millis(250);
 const CONNS_BATCH: Duration = Duration::from_millis(2);
 /// How long account connection events reuse gathered traffic counters.
 const COUNTERS_REUSE: Duration = Duration::from_secs(1);
-/// How long a request waits for the shards' counters.
-const GATHER_WAIT: Duration = Duration::from_secs(2);
 
 /// Starts the service thread.
 pub fn start(
@@ -74,7 +74,7 @@ struct Service {
     /// The shards' counters of the last gather for account events, and
     /// when: events reuse them for a while, so a storm of connects does
     /// not keep the shards answering.
-    recent: RefCell<Option<(Instant, Vec<ShardSnapshot>)>>,
+    recent: RefCell<Option<(Instant, Merged)>>,
     /// Messages to publish, sent to shard 0 as one batch per wake-up.
     outbox: RefCell<Vec<InternalMsg>>,
 }
@@ -176,24 +176,6 @@ impl Service {
             reply: reply.map(str::to_string),
             body,
         });
-    }
-
-    /// Every shard's counters (no connection lists), within the wait.
-    fn counters(&self) -> Vec<ShardSnapshot> {
-        let (tx, rx) = std::sync::mpsc::channel();
-        let asked = self
-            .plane
-            .broadcast(|| Control::Snapshot(Query::default(), tx.clone()));
-        drop(tx);
-        let deadline = Instant::now() + GATHER_WAIT;
-        let mut out = Vec::with_capacity(asked);
-        while out.len() < asked {
-            match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                Ok(s) => out.push(s),
-                Err(_) => break,
-            }
-        }
-        out
     }
 
     fn request(&mut self, account: AccountId, subject: &str, reply: Option<&str>, body: &[u8]) {
@@ -298,41 +280,37 @@ impl Service {
     }
 
     fn statsz_body(&self) -> Vec<u8> {
-        let shards = self.counters();
-        let sum = |f: fn(&ShardSnapshot) -> u64| shards.iter().map(f).sum::<u64>();
+        let t = self.monitor.gather().totals();
         let (mem, cpu) = crate::monitor::varz::process_usage(self.started.elapsed());
-        let names = crate::security::account::account_names();
+        // Bound connections per account; the registry's order is the ids'.
+        let per_account: Vec<usize> = (0..account_names().len())
+            .map(|id| account_connections(id as AccountId))
+            .collect();
         let stats = ServerStats {
             start: crate::timefmt::rfc3339(self.start),
             mem,
             cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
             cpu: crate::monitor::go_float(cpu),
-            connections: names
-                .iter()
-                .map(|n| account_connections(account_id(n)))
-                .sum(),
-            total_connections: sum(|s| s.total_connections),
-            active_accounts: names
-                .iter()
-                .filter(|n| account_connections(account_id(n)) > 0)
-                .count(),
-            subscriptions: sum(|s| s.subscriptions),
+            connections: per_account.iter().sum(),
+            total_connections: t.total_connections,
+            active_accounts: per_account.iter().filter(|n| **n > 0).count(),
+            subscriptions: t.subscriptions,
             sent: DataStats {
-                msgs: sum(|s| s.out_msgs),
-                bytes: sum(|s| s.out_bytes),
+                msgs: t.out_msgs,
+                bytes: t.out_bytes,
             },
             received: DataStats {
-                msgs: sum(|s| s.in_msgs),
-                bytes: sum(|s| s.in_bytes),
+                msgs: t.in_msgs,
+                bytes: t.in_bytes,
             },
-            slow_consumers: sum(|s| s.slow_consumers),
+            slow_consumers: t.slow_consumers,
             active_servers: 1,
         };
         self.sys.statsz_msg(&stats)
     }
 
     /// One account's connections and traffic, server-wide.
-    fn account_stat(&self, shards: &[ShardSnapshot], name: &str) -> AccountStat {
+    fn account_stat(&self, merged: &Merged, name: &str) -> AccountStat {
         let conns = account_connections(account_id(name)) as u64;
         let mut st = AccountStat {
             acc: name.to_string(),
@@ -340,14 +318,16 @@ impl Service {
             total_conns: conns,
             ..AccountStat::default()
         };
-        for a in shards.iter().flat_map(|s| s.accounts.iter()) {
-            if a.name == name {
-                st.received.msgs += a.in_msgs;
-                st.received.bytes += a.in_bytes;
-                st.sent.msgs += a.out_msgs;
-                st.sent.bytes += a.out_bytes;
-                st.slow_consumers += a.slow_consumers;
-            }
+        if let Some(a) = merged.accounts.get(name) {
+            st.received = DataStats {
+                msgs: a.in_msgs,
+                bytes: a.in_bytes,
+            };
+            st.sent = DataStats {
+                msgs: a.out_msgs,
+                bytes: a.out_bytes,
+            };
+            st.slow_consumers = a.slow_consumers;
         }
         st
     }
@@ -363,12 +343,14 @@ impl Service {
             .as_ref()
             .is_some_and(|(at, _)| now.duration_since(*at) < COUNTERS_REUSE);
         if !fresh {
-            *self.recent.borrow_mut() = Some((now, self.counters()));
+            *self.recent.borrow_mut() = Some((now, self.monitor.gather()));
         }
         let recent = self.recent.borrow();
-        let shards: &[ShardSnapshot] = recent.as_ref().map_or(&[], |(_, s)| s);
+        let Some((_, merged)) = recent.as_ref() else {
+            return;
+        };
         for (name, conns) in accounts {
-            let mut st = self.account_stat(shards, name);
+            let mut st = self.account_stat(merged, name);
             if let Some(n) = conns {
                 st.conns = *n;
                 st.total_conns = *n;
@@ -407,7 +389,7 @@ impl Service {
         if account_connections(account_id(account)) == 0 {
             return;
         }
-        let st = self.account_stat(&self.counters(), account);
+        let st = self.account_stat(&self.monitor.gather(), account);
         let body = self.sys.account_conns_event(&st);
         self.reply(reply, body);
     }
