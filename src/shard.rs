@@ -1357,34 +1357,28 @@ impl Shard {
     /// reference imports into it from the system account.
     fn subscribe_system(&self, sys: &Arc<System>) {
         let opts = self.options();
-        let mode = crate::system::ClaimsMode::of(&opts);
-        for (subject, queue) in sys.subscriptions(mode) {
+        let add = |account: AccountId, subject: &str, queue: Option<&str>| {
             let sub = SubRef(Rc::new(SysSub {
                 sys: sys.clone(),
-                account: sys.account_id,
+                account,
             }));
             let key = SubKey {
-                account: sys.account_id,
+                account,
                 subject: subject.as_bytes(),
-                queue: queue.as_deref().map(str::as_bytes),
+                queue: queue.map(str::as_bytes),
             };
             self.add_sub(&key, sub);
+        };
+        let mode = crate::system::ClaimsMode::of(&opts);
+        for (subject, queue) in sys.subscriptions(mode) {
+            add(sys.account_id, &subject, queue.as_deref());
         }
         let mut accounts: Vec<String> = vec![crate::config::GLOBAL_ACCOUNT.to_string()];
         accounts.extend(opts.security.accounts.iter().map(|a| a.name.clone()));
         for name in accounts.iter().filter(|a| **a != sys.account) {
             let account = crate::security::account::account_id(name);
             for (subject, _) in crate::system::SYSTEM_IMPORTS {
-                let sub = SubRef(Rc::new(SysSub {
-                    sys: sys.clone(),
-                    account,
-                }));
-                let key = SubKey {
-                    account,
-                    subject: subject.as_bytes(),
-                    queue: None,
-                };
-                self.add_sub(&key, sub);
+                add(account, subject, None);
             }
         }
     }

@@ -196,8 +196,8 @@ pub const SERVER_REQUESTS: &[&str] = &[
 pub const ACCOUNT_REQUESTS: &[&str] = &["SUBSZ", "CONNZ", "LEAFZ", "JSZ", "INFO", "STATZ", "CONNS"];
 
 /// The service imports every account gets from the system account, as
-/// the reference registers them: (subject in the account, subject in the
-/// system account with `%s` for the account's name).
+/// the reference registers them: (subject in the account, the request it
+/// maps to, `$SYS.REQ.ACCOUNT.<account>.<request>`).
 pub const SYSTEM_IMPORTS: &[(&str, &str)] = &[
     ("$SYS.REQ.ACCOUNT.PING.CONNZ", "CONNZ"),
     ("$SYS.REQ.SERVER.PING.CONNZ", "CONNZ"),

@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use super::claims;
 use super::events::{AccountStat, DataStats, ServerStats};
-use super::{ClaimsMode, SysIn, System};
+use super::{ClaimsMode, SysIn, System, SYSTEM_IMPORTS};
 use crate::monitor::snapshot::Query;
 use crate::monitor::{Merged, Monitor};
 use crate::plane::Plane;
@@ -183,10 +183,8 @@ impl Service {
             // A system service imported into another account answers for
             // that account, in it.
             let name = account_name(account);
-            let endpoint = match subject {
-                "$SYS.REQ.ACCOUNT.PING.CONNZ" | "$SYS.REQ.SERVER.PING.CONNZ" => "CONNZ",
-                "$SYS.REQ.ACCOUNT.PING.STATZ" => "STATZ",
-                _ => return,
+            let Some((_, endpoint)) = SYSTEM_IMPORTS.iter().find(|(s, _)| *s == subject) else {
+                return;
             };
             let answer = self.monitor.api_data(endpoint, Some(&name), body);
             self.zreply(account, reply, answer);
