@@ -843,6 +843,10 @@ impl Subscriber for Subscription {
     fn deliver(&self, m: &Msg<'_>) -> bool {
         deliver(self, m)
     }
+
+    fn consumer(&self) -> Option<Rc<dyn Outbound>> {
+        Some(self.client.clone())
+    }
 }
 
 impl Outbound for Client {
@@ -1433,6 +1437,8 @@ async fn read_loop(client: &Rc<Client>, stream: &Shared, info: Vec<u8>) -> Close
                             shard.note_stall(waited);
                         }
                     }
+                    // Likewise for consumers on other shards it fed.
+                    shard.producer_wait(client.id).await;
                 }
                 Ok(Parsed::Incomplete { need: n }) => {
                     need = n;

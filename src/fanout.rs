@@ -6,11 +6,12 @@
 //!
 //! Back-pressure, as the reference applies it: a consumer whose pending
 //! output passes its stall level marks itself congested while a message is
-//! delivered to it ([`note_congested`]). Whoever produced that message, a
-//! client's read loop or the task that drains a peer shard's deliveries,
-//! takes the mark right after the message ([`take_congested`]) and waits
-//! until the consumer drains or the reference's stall time passes
-//! ([`stall`]), before it handles the next message. A consumer that keeps
+//! delivered to it ([`note_congested`]). The client's read loop that
+//! produced the message takes the mark right after it ([`take_congested`])
+//! and waits until the consumer drains or the reference's stall time passes
+//! ([`stall`]), before it handles the next message. For a message that came
+//! from another shard, the receiving shard takes the mark and holds the
+//! producer over there the same way (see `shard`). A consumer that keeps
 //! up is never cut; one that never reads still reaches `max_pending` or its
 //! write deadline and is closed.
 
@@ -40,6 +41,10 @@ pub trait Subscriber {
     fn deliver(&self, m: &Msg<'_>) -> bool;
     /// The connection id that owns the subscription (for `echo: false`).
     fn owner(&self) -> u64;
+    /// The output buffer deliveries go to, when it can congest.
+    fn consumer(&self) -> Option<Rc<dyn Outbound>> {
+        None
+    }
 }
 
 /// A subscription compared by identity, as stored in the subject index.
@@ -110,6 +115,16 @@ pub fn note_congested(c: Rc<dyn Outbound>) {
 /// Takes the congestion mark left by the last message, if any.
 pub fn take_congested() -> Option<Rc<dyn Outbound>> {
     CONGESTED.with(|cg| cg.borrow_mut().take())
+}
+
+/// Pending bytes above which deliveries from other shards wait in line
+/// for `c` instead of joining its buffer: halfway from its stall level to
+/// its `max_pending`, so what was already in flight from every other shard
+/// when its producers were told to wait cannot push a consumer that keeps
+/// reading over `max_pending`.
+pub fn park_level(c: &dyn Outbound) -> usize {
+    let stall = c.stall_level();
+    stall + c.max_pending().saturating_sub(stall) / 2
 }
 
 /// The reference's stall time for a consumer with `pending` of

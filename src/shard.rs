@@ -28,16 +28,24 @@
 //! waits on a barrier (every peer acknowledges having processed what this
 //! shard sent before it), so subscribe-flush-publish works across shards.
 //!
-//! Flow control between shards is a byte window per directed link: bytes
-//! pushed to a peer count as outstanding until the peer has delivered them
-//! and sends them back as [`ShardMsg::Credit`]. A producer that pushed to a
-//! peer whose window is full waits before it reads more input. The peer
-//! drains deliveries one message at a time and, like the reference's
-//! producer, waits before going on whenever a message left a local consumer
-//! congested ([`fanout::stall`]). So a consumer's back-pressure reaches every
-//! producer feeding it, on any shard, and nothing is dropped on the way:
-//! the receiving side never blocks on anything but a consumer's drain, which
-//! is bounded by the reference's stall time, so the window always reopens.
+//! Flow control between shards has two parts.
+//! - A byte window per directed link bounds what is in flight: bytes pushed
+//!   to a peer count as outstanding until the peer has handled them and
+//!   sends them back as [`ShardMsg::Credit`]. A producer that pushed to a
+//!   peer whose window is full waits before it reads more input, so a shard
+//!   that falls behind on CPU slows the shards feeding it.
+//! - Back-pressure from a consumer reaches the producer that fed it, and
+//!   only that producer, as in the reference. The receiving shard delivers
+//!   every message at once, never waiting inside a link (so credits,
+//!   interest and barriers behind a congested consumer's messages are never
+//!   held up, and other producers' traffic on the link flows on). When a
+//!   delivery left a local consumer congested, it tells the producing shard
+//!   [`ShardMsg::Stall`] naming the producer, waits for the consumer as the
+//!   reference's producer would ([`fanout::stall`]: until it drains, at
+//!   most the reference's stall time), then sends [`ShardMsg::Unstall`].
+//!   The producer waits in between before handling its next message.
+//!   Nothing is dropped on the way; a consumer that never reads still
+//!   reaches `max_pending` or its write deadline and is closed.
 //!
 //! Placement: each shard accepts on its own `SO_REUSEPORT` listener, then
 //! hands the new connection to the shard with the fewest connections (ties
@@ -133,6 +141,9 @@ pub struct Delivery {
     plain: bool,
     /// Queue groups whose member the publishing shard picked on this peer.
     queues: Vec<Box<[u8]>>,
+    /// The publishing client's id on the sending shard (0: none, as for
+    /// the server's own messages), which a congested consumer stalls.
+    producer: u64,
 }
 
 pub enum ShardMsg {
@@ -158,6 +169,16 @@ pub enum ShardMsg {
     /// Flow control: the receiver delivered this many bytes of the
     /// sender's traffic, which no longer count against its window.
     Credit(usize),
+    /// A delivery from the sender's client `producer` left a consumer here
+    /// congested: the producer waits until the matching `Unstall`.
+    Stall {
+        producer: u64,
+    },
+    /// The consumer behind an earlier `Stall` drained, closed, or the
+    /// stall time passed.
+    Unstall {
+        producer: u64,
+    },
     /// A connection this shard accepted for the receiver to own.
     Adopt(AcceptedTcpStream),
 }
@@ -312,7 +333,59 @@ pub struct Shard {
     closed: RefCell<std::collections::VecDeque<ConnInfo>>,
     /// The system account, when events are on.
     pub system: Option<Arc<System>>,
+    /// The client whose message is being routed (0: none), for the
+    /// deliveries it sends to peers.
+    producer: Cell<u64>,
+    /// This shard's producers that peers asked to wait, by client id.
+    stalled: RefCell<HashMap<u64, ProducerStall>>,
+    /// (peer, producer) pairs a consumer here is stalling.
+    stalling: RefCell<std::collections::HashSet<(usize, u64)>>,
+    /// Deliveries from peers waiting in line for consumers near their
+    /// `max_pending`, by consumer (its address).
+    parked: RefCell<HashMap<usize, Rc<Parked>>>,
 }
+
+/// Deliveries from peers held back, in order, for one consumer that was
+/// past its [`fanout::park_level`]: what its producers had in flight when
+/// they were told to wait. They join its buffer as it drains.
+struct Parked {
+    consumer: Rc<dyn fanout::Outbound>,
+    queue: RefCell<std::collections::VecDeque<(SubRef, Delivery, Rc<Held>)>>,
+}
+
+/// A peer's delivery with copies waiting in line: its window credit goes
+/// back only once every copy has joined its consumer's buffer, so what
+/// waits in line stays within the link's window.
+struct Held {
+    shard: Rc<Shard>,
+    from: usize,
+    cost: usize,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let p = &self.shard.peers[self.from];
+        p.owed.set(p.owed.get() + self.cost);
+        self.shard.credit(self.from);
+    }
+}
+
+/// A consumer's identity as a map key: the address it lives at.
+fn consumer_key(c: &Rc<dyn fanout::Outbound>) -> usize {
+    Rc::as_ptr(c) as *const () as usize
+}
+
+/// A producer that peers asked to wait for their congested consumers.
+#[derive(Default)]
+struct ProducerStall {
+    /// `Stall`s not yet matched by an `Unstall`.
+    count: u32,
+    waker: Option<Waker>,
+}
+
+/// Longest a producer waits for a peer's `Unstall`: the reference's longest
+/// stall, plus slack for the trip between shards.
+const PEER_STALL_MAX: Duration = Duration::from_millis(1500);
 
 impl Shard {
     /// A cheap pseudo-random number (xorshift) for queue member picks.
@@ -514,6 +587,7 @@ impl Shard {
     /// account, then across its stream and service imports, and back along
     /// service response mappings.
     pub fn publish(&self, from: Option<&Origin<'_>>, acc: AccountId, m: Msg<'_>) -> Routed {
+        self.producer.set(from.map_or(0, |o| o.cid));
         let mut routed = self.route(from, acc, m);
         let opts = self.options();
         let sec = &opts.security;
@@ -662,6 +736,7 @@ impl Shard {
             has_reply: reply.is_some(),
             plain,
             queues,
+            producer: self.producer.get(),
         }
     }
 
@@ -792,21 +867,31 @@ impl Shard {
         None
     }
 
-    /// Handles a batch from peer `from`, one message at a time: after a
-    /// message that left a local consumer congested, waits for it as the
-    /// reference's producer would, then goes on.
-    async fn receive(self: &Rc<Self>, from: usize, batch: Batch) {
+    /// Handles a batch from peer `from`. Deliveries go out at once; one
+    /// that left a local consumer congested stalls its producer over there
+    /// (see the module comment), never this link.
+    fn receive(self: &Rc<Self>, from: usize, batch: Batch) {
+        // Deliveries made here may feed further peers (service responses);
+        // they have no producer to stall, and this task never waits for
+        // their windows.
+        self.producer.set(0);
         for m in batch {
-            let cost = match m {
+            let (cost, producer) = match m {
                 ShardMsg::Deliver(d) => {
                     let cost = d.data.len() + MSG_COST;
-                    self.deliver_remote(d);
-                    cost
+                    let producer = d.producer;
+                    if self.deliver_remote(d, from, cost) {
+                        // Credited when its copies leave the line.
+                        (0, producer)
+                    } else {
+                        (cost, producer)
+                    }
                 }
                 ShardMsg::Response { token, d } => {
                     let cost = d.data.len() + MSG_COST;
+                    let producer = d.producer;
                     self.respond(token, d.msg());
-                    cost
+                    (cost, producer)
                 }
                 ShardMsg::Interest {
                     account,
@@ -843,6 +928,22 @@ impl Shard {
                     }
                     continue;
                 }
+                ShardMsg::Stall { producer } => {
+                    self.stalled.borrow_mut().entry(producer).or_default().count += 1;
+                    continue;
+                }
+                ShardMsg::Unstall { producer } => {
+                    let mut st = self.stalled.borrow_mut();
+                    if let Some(e) = st.get_mut(&producer) {
+                        e.count = e.count.saturating_sub(1);
+                        if e.count == 0 {
+                            if let Some(w) = st.remove(&producer).and_then(|e| e.waker) {
+                                w.wake();
+                            }
+                        }
+                    }
+                    continue;
+                }
                 ShardMsg::Adopt(a) => {
                     let stream = a.bind_to_executor();
                     glommio::spawn_local((self.serve)(self.clone(), stream)).detach();
@@ -852,18 +953,54 @@ impl Shard {
             self.stats.mesh_in.set(self.stats.mesh_in.get() + 1);
             let p = &self.peers[from];
             p.owed.set(p.owed.get() + cost);
-            // Deliveries made here may feed further peers (service
-            // responses); this task never waits for their windows.
             TOUCHED.with(|t| t.set(0));
             if let Some(c) = fanout::take_congested() {
-                // Credit what was delivered so far: the window then counts
-                // only what waits behind the congested consumer.
-                self.credit(from);
-                let waited = fanout::stall(&*c).await;
-                self.note_stall(waited);
+                if producer != 0 {
+                    self.stall_producer(from, producer, c);
+                }
             }
         }
         self.credit(from);
+    }
+
+    /// Asks peer `from` to hold `producer` until `c` drains (or the
+    /// reference's stall time passes), unless it is already held for a
+    /// consumer here.
+    fn stall_producer(self: &Rc<Self>, from: usize, producer: u64, c: Rc<dyn fanout::Outbound>) {
+        if !self.stalling.borrow_mut().insert((from, producer)) {
+            return;
+        }
+        self.push(from, ShardMsg::Stall { producer });
+        let s = self.clone();
+        glommio::spawn_local(async move {
+            fanout::stall(&*c).await;
+            s.stalling.borrow_mut().remove(&(from, producer));
+            s.push(from, ShardMsg::Unstall { producer });
+        })
+        .detach();
+    }
+
+    /// Waits while a peer holds producer `cid` for one of its congested
+    /// consumers (at most [`PEER_STALL_MAX`]). Costs one map check when no
+    /// producer here is held.
+    pub async fn producer_wait(&self, cid: u64) {
+        if self.stalled.borrow().is_empty() || !self.stalled.borrow().contains_key(&cid) {
+            return;
+        }
+        let start = Instant::now();
+        let wait = poll_fn(|cx| match self.stalled.borrow_mut().get_mut(&cid) {
+            Some(e) => {
+                e.waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
+            None => Poll::Ready(()),
+        });
+        let _ = glommio::timer::timeout(PEER_STALL_MAX, async {
+            wait.await;
+            Ok(())
+        })
+        .await;
+        self.note_stall(start.elapsed());
     }
 
     /// Sends `from` the credit owed for its delivered traffic.
@@ -874,12 +1011,15 @@ impl Shard {
         }
     }
 
-    fn deliver_remote(&self, d: Delivery) {
+    /// Delivers a peer's message to the subscribers here; returns whether
+    /// a copy waits in line (see [`Parked`]), which then holds its credit.
+    fn deliver_remote(self: &Rc<Self>, d: Delivery, from: usize, cost: usize) -> bool {
         let m = d.msg();
         let local = self.space(d.account).local.borrow_mut().matches(m.subject);
+        let mut held = None;
         if d.plain {
             for s in &local.plain {
-                s.0.deliver(&m);
+                self.deliver_or_park(s, &d, &m, &mut held, (from, cost));
             }
         }
         for q in &d.queues {
@@ -888,10 +1028,104 @@ impl Shard {
             if let Some((_, members)) = local.queues.iter().find(|(n, _)| n[..] == q[..]) {
                 if !members.is_empty() {
                     let s = &members[self.rand(members.len())];
-                    s.0.deliver(&m);
+                    self.deliver_or_park(s, &d, &m, &mut held, (from, cost));
                 }
             }
         }
+        held.is_some()
+    }
+
+    /// Delivers `m` (from `d`, a peer's delivery) to `s`, unless its
+    /// consumer already has deliveries waiting in line or is past its
+    /// park level: then the message joins that line, holding the link's
+    /// credit (`held`, made on first use, for `link` = (peer, cost)).
+    /// Either way a consumer in line is marked congested, so its producer
+    /// is held too.
+    fn deliver_or_park(
+        self: &Rc<Self>,
+        s: &SubRef,
+        d: &Delivery,
+        m: &Msg<'_>,
+        held: &mut Option<Rc<Held>>,
+        link: (usize, usize),
+    ) {
+        if let Some(c) = s.0.consumer() {
+            let key = consumer_key(&c);
+            let waiting = self.parked.borrow().get(&key).cloned();
+            let line = match waiting {
+                Some(p) => Some(p),
+                None if !c.is_closed() && c.pending() + d.data.len() > fanout::park_level(&*c) => {
+                    let p = Rc::new(Parked {
+                        consumer: c.clone(),
+                        queue: RefCell::new(std::collections::VecDeque::new()),
+                    });
+                    self.parked.borrow_mut().insert(key, p.clone());
+                    glommio::spawn_local(self.clone().unpark(key, p.clone())).detach();
+                    Some(p)
+                }
+                None => None,
+            };
+            if let Some(p) = line {
+                let copy = Delivery {
+                    data: d.data.clone(),
+                    ..d.clone_header()
+                };
+                let hold = held
+                    .get_or_insert_with(|| {
+                        Rc::new(Held {
+                            shard: self.clone(),
+                            from: link.0,
+                            cost: link.1,
+                        })
+                    })
+                    .clone();
+                p.queue.borrow_mut().push_back((s.clone(), copy, hold));
+                fanout::note_congested(c);
+                return;
+            }
+        }
+        s.0.deliver(m);
+    }
+
+    /// Moves a consumer's waiting deliveries into its buffer as it drains
+    /// to its stall level. After a full stall time without that, they go
+    /// in up to its `max_pending`, and at least one (as the reference's
+    /// producer goes on after its stall), so a consumer that never reads
+    /// still reaches its `max_pending` and is cut.
+    async fn unpark(self: Rc<Self>, key: usize, p: Rc<Parked>) {
+        let c = &p.consumer;
+        while !c.is_closed() {
+            fanout::stall(&**c).await;
+            let timed_out = c.pending() > c.stall_level();
+            let mut moved = 0;
+            while !c.is_closed() {
+                let Some(len) = p.queue.borrow().front().map(|e| e.1.data.len()) else {
+                    break;
+                };
+                let fits = if timed_out {
+                    c.pending() + len <= c.max_pending()
+                } else {
+                    c.pending() <= c.stall_level()
+                };
+                if !fits && (moved > 0 || !timed_out) {
+                    break;
+                }
+                let next = p.queue.borrow_mut().pop_front();
+                if let Some((s, d, _held)) = next {
+                    s.0.deliver(&d.msg());
+                    moved += 1;
+                }
+            }
+            // Marks left by these deliveries are this task's own.
+            let _ = fanout::take_congested();
+            if p.queue.borrow().is_empty() {
+                break;
+            }
+        }
+        // Closed: what still waits is dropped with the consumer, and its
+        // credit goes back.
+        self.parked.borrow_mut().remove(&key);
+        p.queue.borrow_mut().clear();
     }
 
     fn remote_interest(
@@ -1135,6 +1369,7 @@ impl Delivery {
             has_reply: self.has_reply,
             plain: false,
             queues: Vec::new(),
+            producer: self.producer,
         }
     }
 }
@@ -1262,13 +1497,17 @@ pub async fn run(spec: ShardSpec) {
         listener_fd: Cell::new(spec.listener_fd),
         closed: RefCell::new(std::collections::VecDeque::new()),
         system: spec.system,
+        producer: Cell::new(0),
+        stalled: RefCell::new(HashMap::new()),
+        stalling: RefCell::new(std::collections::HashSet::new()),
+        parked: RefCell::new(HashMap::new()),
     });
     let mut receivers = receivers;
     for (peer, rx) in receivers.streams() {
         let s = shard.clone();
         glommio::spawn_local(async move {
             while let Some(batch) = rx.recv().await {
-                s.receive(peer, batch).await;
+                s.receive(peer, batch);
             }
         })
         .detach();

@@ -62,10 +62,10 @@ fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Start a fresh server per shard count (natrix) or once (reference) and run `body`.
-/// Every shard count runs even if an earlier one failed; the test fails at the end,
-/// naming them.
-fn each_server(conf: Option<&'static str>, body: fn(&Server, &str)) {
+/// Start a fresh server per shard count (natrix) or once (reference) and run `body`
+/// with the server, its label and its shard count (1 for the reference). Every shard
+/// count runs even if an earlier one failed; the test fails at the end, naming them.
+fn each_server(conf: Option<&'static str>, body: fn(&Server, &str, usize)) {
     let variants: Vec<Option<usize>> = if is_natrix() {
         SHARDS.iter().map(|&n| Some(n)).collect()
     } else {
@@ -84,7 +84,8 @@ fn each_server(conf: Option<&'static str>, body: fn(&Server, &str)) {
             None => server_bin(),
         };
         let t = Instant::now();
-        let ok = std::panic::catch_unwind(AssertUnwindSafe(|| body(&srv, &label))).is_ok();
+        let ok = std::panic::catch_unwind(AssertUnwindSafe(|| body(&srv, &label, v.unwrap_or(1))))
+            .is_ok();
         eprintln!(
             "[{label}] run took {:.2?}{}",
             t.elapsed(),
@@ -633,7 +634,15 @@ fn publisher(subject: &'static str) -> Role {
 /// messages of `size` bytes unpaced, and assert that each plain subscriber got every
 /// message of every publisher on its subject in order, that each queue group got each
 /// of them exactly once, and that nobody was cut.
-fn run_flow(srv: &Server, label: &str, first_conn: usize, roles: &[Role], count: u64, size: usize) {
+/// Runs the flow and returns how long delivering everything took.
+fn run_flow(
+    srv: &Server,
+    label: &str,
+    first_conn: usize,
+    roles: &[Role],
+    count: u64,
+    size: usize,
+) -> Duration {
     let deadline = Instant::now() + RUN;
     let pub_subjects: Vec<&str> = roles
         .iter()
@@ -815,6 +824,7 @@ fn run_flow(srv: &Server, label: &str, first_conn: usize, roles: &[Role], count:
         "[{label}] {npub} publishers x {count} x {size} B: published in {slowest_pub:.2?}, \
          all delivered in {delivered_in:.2?}"
     );
+    delivered_in
 }
 
 // ---------------------------------------------------------------------------------------
@@ -831,7 +841,7 @@ fn one_publisher_one_subscriber_4k_unpaced() {
     with_timeout(LIMIT, || {
         // Default limits, like `nats bench`: 400 MB through one subscriber.
         // Subscriber first (shard 0), publisher second (shard 1).
-        each_server(None, |srv, label| {
+        each_server(None, |srv, label, _| {
             let roles = [sub("flow.one"), publisher("flow.one")];
             run_flow(srv, label, 0, &roles, 100_000, 4096);
         });
@@ -844,7 +854,7 @@ fn eight_publishers_eight_subscribers_one_subject() {
     with_timeout(LIMIT, || {
         // Subscribers on connections 0..8, publishers on 8..16: every publisher feeds
         // subscribers on every shard.
-        each_server(Some(TIGHT), |srv, label| {
+        each_server(Some(TIGHT), |srv, label, _| {
             let mut roles: Vec<Role> = (0..8).map(|_| sub("flow.fan")).collect();
             roles.extend((0..8).map(|_| publisher("flow.fan")));
             // 160,000 messages, ~25 MB, to each subscriber.
@@ -868,7 +878,7 @@ fn eight_independent_pairs_unpaced() {
             "flow.pair.6",
             "flow.pair.7",
         ];
-        each_server(Some(TIGHT), |srv, label| {
+        each_server(Some(TIGHT), |srv, label, _| {
             let roles: Vec<Role> = SUBJECTS
                 .iter()
                 .flat_map(|s| [sub(s), publisher(s)])
@@ -884,7 +894,7 @@ fn queue_group_under_unpaced_load_gets_each_message_once() {
     let _serial = serial();
     with_timeout(LIMIT, || {
         // Members on connections 0..4, publishers on 4..8.
-        each_server(Some(TIGHT), |srv, label| {
+        each_server(Some(TIGHT), |srv, label, _| {
             let mut roles: Vec<Role> = (0..4).map(|_| queue_sub("flow.work", "workers")).collect();
             roles.extend((0..4).map(|_| publisher("flow.work")));
             // ~16 MB per member: well over max_pending.
@@ -904,79 +914,175 @@ const STUCK_SIZE: usize = 1024;
 fn subscriber_that_never_reads_is_cut_others_get_everything() {
     let _serial = serial();
     with_timeout(LIMIT, || {
-        each_server(Some(STUCK_CONF), |srv, label| {
-            // The stuck subscriber is connection 0; the healthy ones 1..4 and the
-            // publisher 4 are spread over the other shards.
-            let mut stuck = Conn::open_small_rcvbuf(srv.port(), 4096, CONNECT);
-            stuck.send(b"SUB flow.stuck 1\r\n").expect("SUB");
-            stuck
-                .sync()
-                .unwrap_or_else(|e| panic!("[{label}] stuck subscriber setup: {e}"));
-            let start = Instant::now();
-            let roles = [
+        each_server(Some(STUCK_CONF), |srv, label, _| {
+            // The stuck subscriber is connection 0. With natrix's placement (fewest
+            // connections, ties to the lowest shard) the publisher lands on the stuck
+            // subscriber's shard when it connects last, and on another shard when it
+            // connects first: both ways of holding it back are exercised.
+            let last = [
                 sub("flow.stuck"),
                 sub("flow.stuck"),
                 sub("flow.stuck"),
                 publisher("flow.stuck"),
             ];
-            // 20 MB: far more than max_pending plus what the socket buffers can hold.
-            run_flow(srv, label, 1, &roles, STUCK_COUNT, STUCK_SIZE);
+            let first = [
+                publisher("flow.stuck"),
+                sub("flow.stuck"),
+                sub("flow.stuck"),
+                sub("flow.stuck"),
+            ];
+            stuck_subscriber_case(srv, &format!("{label}, publisher last"), &last);
+            stuck_subscriber_case(srv, &format!("{label}, publisher first"), &first);
+        });
+    });
+}
 
-            // A server that cuts on the write deadline needs it to pass while the
-            // socket is still full, so start reading only after that.
-            let settle = Duration::from_secs(3);
-            if start.elapsed() < settle {
-                std::thread::sleep(settle - start.elapsed());
+/// One stuck subscriber (connection 0, never reads) and `roles` on `flow.stuck`: the
+/// others get everything and only the stuck one is cut.
+fn stuck_subscriber_case(srv: &Server, label: &str, roles: &[Role]) {
+    let mut stuck = Conn::open_small_rcvbuf(srv.port(), 4096, CONNECT);
+    stuck.send(b"SUB flow.stuck 1\r\n").expect("SUB");
+    stuck
+        .sync()
+        .unwrap_or_else(|e| panic!("[{label}] stuck subscriber setup: {e}"));
+    let start = Instant::now();
+    // 20 MB: far more than max_pending plus what the socket buffers can hold.
+    run_flow(srv, label, 1, roles, STUCK_COUNT, STUCK_SIZE);
+
+    // A server that cuts on the write deadline needs it to pass while the
+    // socket is still full, so start reading only after that.
+    let settle = Duration::from_secs(3);
+    if start.elapsed() < settle {
+        std::thread::sleep(settle - start.elapsed());
+    }
+    // What the stuck client sees once it reads: an in-order prefix of the
+    // stream (the reference cuts it mid-message), then the close. The reference
+    // writes nothing else (no -ERR: the socket is full) apart from its keepalive
+    // PING, which is left unanswered here.
+    let mut t = Tally::new(1, true, false);
+    let until = Instant::now() + Duration::from_secs(10);
+    let closed = loop {
+        match t.take_items(&mut stuck, STUCK_SIZE) {
+            Ok((_, false)) => {}
+            Ok((_, true)) => t.odd("PONG not asked for".into()),
+            Err(e) => {
+                t.odd(format!("protocol error: {e}"));
+                break String::new();
             }
-            // What the stuck client sees once it reads: an in-order prefix of the
-            // stream (the reference cuts it mid-message), then the close. The reference
-            // writes nothing else (no -ERR: the socket is full) apart from its keepalive
-            // PING, which is left unanswered here.
-            let mut t = Tally::new(1, true, false);
-            let until = Instant::now() + Duration::from_secs(10);
-            let closed = loop {
-                match t.take_items(&mut stuck, STUCK_SIZE) {
-                    Ok((_, false)) => {}
-                    Ok((_, true)) => t.odd("PONG not asked for".into()),
-                    Err(e) => {
-                        t.odd(format!("protocol error: {e}"));
-                        break String::new();
-                    }
-                }
-                if Instant::now() >= until {
-                    panic!(
-                        "[{label}] the stuck subscriber was still open 10 s after reading \
+        }
+        if Instant::now() >= until {
+            panic!(
+                "[{label}] the stuck subscriber was still open 10 s after reading \
                          {} messages; it was never cut",
-                        t.got
-                    );
-                }
-                if let Err(e) = stuck.read_more(until) {
-                    break e;
-                }
-            };
-            let rest = stuck.p.end - stuck.p.start;
-            assert!(
-                t.got < STUCK_COUNT,
-                "[{label}] the stuck subscriber was never cut: it got all {} messages",
                 t.got
             );
-            assert!(
-                t.order_errors == 0 && t.unexpected.is_empty(),
-                "[{label}] stuck subscriber: {} out of order ({:?}), unexpected {:?}",
-                t.order_errors,
-                t.first_order_error,
-                t.unexpected,
-            );
-            let log = srv.log();
-            let cut: Vec<&str> = log
-                .lines()
-                .filter(|l| l.contains("Slow Consumer"))
-                .collect();
-            eprintln!(
-                "[{label}] stuck subscriber: {} whole messages and {rest} more bytes, \
+        }
+        if let Err(e) = stuck.read_more(until) {
+            break e;
+        }
+    };
+    let rest = stuck.p.end - stuck.p.start;
+    assert!(
+        t.got < STUCK_COUNT,
+        "[{label}] the stuck subscriber was never cut: it got all {} messages",
+        t.got
+    );
+    assert!(
+        t.order_errors == 0 && t.unexpected.is_empty(),
+        "[{label}] stuck subscriber: {} out of order ({:?}), unexpected {:?}",
+        t.order_errors,
+        t.first_order_error,
+        t.unexpected,
+    );
+    let log = srv.log();
+    let cut: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("Slow Consumer"))
+        .collect();
+    eprintln!(
+        "[{label}] stuck subscriber: {} whole messages and {rest} more bytes, \
                  then {closed}; server log: {cut:?}",
-                t.got
+        t.got
+    );
+}
+
+/// Independent traffic that shares shards with a stuck subscriber's traffic.
+const HOL_CONF: &str = "write_deadline: \"30s\"\n";
+const HOL_COUNT: u64 = 20_000;
+/// How long the independent pair may take: far more than it needs on its own
+/// (tens of milliseconds), far less than a producer held for the stuck
+/// subscriber is held (until it is cut, here after the 30 s write deadline).
+const HOL_BOUND: Duration = Duration::from_secs(5);
+
+#[test]
+fn stuck_subscriber_does_not_hold_up_independent_traffic() {
+    let _serial = serial();
+    with_timeout(LIMIT, || {
+        each_server(Some(HOL_CONF), |srv, label, shards| {
+            // With natrix's placement (fewest connections, ties to the lowest
+            // shard) and idle connections filling the other shards, the stuck
+            // subscriber and the pair's subscriber share shard 0, and the flood
+            // publisher and the pair's publisher share shard 1: the pair's
+            // messages travel the same way between shards as the messages the
+            // stuck subscriber holds back.
+            let mut stuck = Conn::open_small_rcvbuf(srv.port(), 4096, CONNECT);
+            stuck.send(b"SUB flow.hol.stuck 1\r\n").expect("SUB");
+            stuck
+                .sync()
+                .unwrap_or_else(|e| panic!("[{label}] stuck subscriber setup: {e}"));
+            let mut flood = Conn::open(srv.port(), CONNECT);
+            flood
+                .sync()
+                .unwrap_or_else(|e| panic!("[{label}] flood publisher setup: {e}"));
+            // The flood publisher writes until told to stop; a server that holds
+            // it back (as it should) makes its writes block, so it writes with a
+            // short timeout and stops at the first one that does not complete.
+            let stop = Arc::new(AtomicBool::new(false));
+            let flooding = {
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    let mut one = b"PUB flow.hol.stuck 1024\r\n".to_vec();
+                    one.extend(std::iter::repeat_n(b'x', 1024));
+                    one.extend_from_slice(b"\r\n");
+                    let batch = one.repeat(64);
+                    let _ = flood
+                        .stream
+                        .set_write_timeout(Some(Duration::from_millis(200)));
+                    let until = Instant::now() + RUN;
+                    let mut sent = 0u64;
+                    while !stop.load(Ordering::SeqCst) && Instant::now() < until {
+                        match flood.stream.write_all(&batch) {
+                            Ok(()) => sent += 64,
+                            Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                            Err(e) if e.kind() == ErrorKind::TimedOut => {}
+                            Err(_) => break,
+                        }
+                    }
+                    (sent, flood)
+                })
+            };
+            let fillers: Vec<Conn> = (2..shards)
+                .map(|_| {
+                    let mut c = Conn::open(srv.port(), CONNECT);
+                    c.sync()
+                        .unwrap_or_else(|e| panic!("[{label}] idle connection setup: {e}"));
+                    c
+                })
+                .collect();
+            // Let the flood fill the stuck subscriber's buffers first.
+            std::thread::sleep(Duration::from_millis(500));
+            let pair = [sub("flow.hol.pair"), publisher("flow.hol.pair")];
+            let took = run_flow(srv, label, shards.max(2), &pair, HOL_COUNT, 128);
+            stop.store(true, Ordering::SeqCst);
+            let (sent, _flood) = flooding.join().expect("flood publisher panicked");
+            eprintln!("[{label}] flood publisher wrote about {sent} messages meanwhile");
+            assert!(
+                took < HOL_BOUND,
+                "[{label}] an independent publisher/subscriber pair took {took:.2?} for \
+                 {HOL_COUNT} messages while a stuck subscriber was being fed (bound \
+                 {HOL_BOUND:?}): its traffic waited behind the stuck subscriber's"
             );
+            drop((stuck, fillers));
         });
     });
 }
@@ -1265,7 +1371,9 @@ fn requests_across_shards_reach_the_responder() {
     let _serial = serial();
     with_timeout(LIMIT, || {
         // Responder on shard 0, requester on shard 1.
-        each_server(None, |srv, label| run_requests(srv, label, 1, 10_000, 20));
+        each_server(None, |srv, label, _| {
+            run_requests(srv, label, 1, 10_000, 20)
+        });
     });
 }
 
@@ -1274,7 +1382,7 @@ fn requests_from_several_shards_reach_the_responder() {
     let _serial = serial();
     with_timeout(LIMIT, || {
         // Responder on shard 0, requesters on connections 1..5.
-        each_server(None, |srv, label| run_requests(srv, label, 4, 2_500, 5));
+        each_server(None, |srv, label, _| run_requests(srv, label, 4, 2_500, 5));
     });
 }
 
@@ -1326,7 +1434,7 @@ fn next_msg(c: &mut Conn, deadline: Instant) -> Result<Received, String> {
 fn responder_whose_ping_overtakes_its_sub_is_found() {
     let _serial = serial();
     with_timeout(LIMIT, || {
-        each_server(None, |srv, label| {
+        each_server(None, |srv, label, _| {
             let deadline = Instant::now() + RUN;
             // The requester first (shard 0); each fresh responder then lands
             // on another shard with natrix's least-connections placement.
