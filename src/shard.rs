@@ -48,10 +48,10 @@
 //!   reaches `max_pending` or its write deadline and is closed.
 //!
 //! Placement: each shard accepts on its own `SO_REUSEPORT` listener, then
-//! hands the new connection to the shard with the fewest connections (ties
-//! to the lowest index) over the mesh, before a byte is exchanged. The
-//! kernel's port hash is therefore only where a connection is accepted,
-//! never where it lives.
+//! hands the new connection over the mesh, before a byte is exchanged, to
+//! the shard [`Global::place`] picks: among the shards with (nearly) the
+//! fewest connections, the least busy. The kernel's port hash is therefore
+//! only where a connection is accepted, never where it lives.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -85,6 +85,9 @@ pub struct Global {
     pub next_cid: AtomicU64,
     /// Live connections per shard, for placement.
     pub shard_conns: Vec<AtomicUsize>,
+    /// Each shard's recent CPU use in tenths of its core (0–10), which each
+    /// shard refreshes for itself a few times a second, for placement.
+    pub shard_busy: Vec<AtomicUsize>,
 }
 
 impl Global {
@@ -93,22 +96,28 @@ impl Global {
             connections: AtomicUsize::new(0),
             next_cid: AtomicU64::new(0),
             shard_conns: (0..nshards).map(|_| AtomicUsize::new(0)).collect(),
+            shard_busy: (0..nshards).map(|_| AtomicUsize::new(0)).collect(),
         }
     }
 
-    /// Picks the shard with the fewest connections (ties to the lowest
-    /// index) and counts the new connection there at once, so concurrent
-    /// accepts spread out.
+    /// Picks a shard for a new connection and counts it there at once, so
+    /// concurrent accepts spread out. Connection counts come first: only
+    /// shards within [`place_slack`] of the fewest are candidates. Among
+    /// them the least busy (by tenths of a core) wins, then the fewest
+    /// connections, then the lowest index. So idle shards fill evenly, and
+    /// a shard whose clients keep it busy gets fewer newcomers.
     pub fn place(&self) -> usize {
-        let mut best = 0;
-        let mut least = usize::MAX;
-        for (i, c) in self.shard_conns.iter().enumerate() {
-            let n = c.load(Ordering::Relaxed);
-            if n < least {
-                best = i;
-                least = n;
-            }
-        }
+        let conns: Vec<usize> = self
+            .shard_conns
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .collect();
+        let busy: Vec<usize> = self
+            .shard_busy
+            .iter()
+            .map(|b| b.load(Ordering::Relaxed))
+            .collect();
+        let best = pick_shard(&conns, &busy);
         self.shard_conns[best].fetch_add(1, Ordering::Relaxed);
         best
     }
@@ -120,6 +129,31 @@ impl Global {
             .map(|c| c.load(Ordering::Relaxed))
             .collect()
     }
+
+    /// Each shard's recent CPU use in tenths of a core, for logs.
+    pub fn busy(&self) -> Vec<usize> {
+        self.shard_busy
+            .iter()
+            .map(|b| b.load(Ordering::Relaxed))
+            .collect()
+    }
+}
+
+/// How many connections above the fewest a shard may hold and still take
+/// a newcomer for being less busy: one, or an eighth of the fewest.
+fn place_slack(fewest: usize) -> usize {
+    (fewest / 8).max(1)
+}
+
+/// The placement rule of [`Global::place`] over connection counts and busy
+/// tenths per shard.
+fn pick_shard(conns: &[usize], busy: &[usize]) -> usize {
+    let fewest = conns.iter().copied().min().unwrap_or(0);
+    let limit = fewest + place_slack(fewest);
+    (0..conns.len())
+        .filter(|&i| conns[i] <= limit)
+        .min_by_key(|&i| (busy[i], conns[i], i))
+        .unwrap_or(0)
 }
 
 /// A connection handed from the shard that accepted it to the one that
@@ -1233,6 +1267,10 @@ impl Shard {
         let mut last_seen = (0u64, 0u64);
         let mut last_check = Instant::now();
         let mut dirty = false;
+        // CPU use for placement: this thread's CPU time over wall time,
+        // measured every BUSY_EVERY and smoothed over about two of them.
+        let mut busy_mark = (Instant::now(), thread_cpu_ns());
+        let mut busy_avg = 0.0f64;
         loop {
             let tick = (self.options().ping_interval / 10)
                 .clamp(Duration::from_millis(20), Duration::from_millis(100));
@@ -1244,6 +1282,15 @@ impl Shard {
                 c.tick(now, &opts);
             }
             self.responses.borrow_mut().retain(|_, r| r.expires > now);
+            let wall = now.duration_since(busy_mark.0);
+            if wall >= BUSY_EVERY {
+                let cpu = thread_cpu_ns();
+                let share = cpu.saturating_sub(busy_mark.1) as f64 / wall.as_nanos() as f64;
+                busy_avg = (busy_avg + share.min(1.0)) / 2.0;
+                busy_mark = (now, cpu);
+                self.global.shard_busy[self.id]
+                    .store((busy_avg * 10.0).round() as usize, Ordering::Relaxed);
+            }
             if now.duration_since(last_check) >= COLLECT_EVERY {
                 last_check = now;
                 // The allocator keeps freed pages until this thread
@@ -1279,6 +1326,9 @@ fn thread_cpu_ns() -> u64 {
     let tv = |t: libc::timeval| t.tv_sec as u64 * 1_000_000_000 + t.tv_usec as u64 * 1000;
     tv(ru.ru_utime) + tv(ru.ru_stime)
 }
+
+/// How often a shard measures its CPU use for placement.
+const BUSY_EVERY: Duration = Duration::from_millis(250);
 
 /// How often a shard hands freed memory back to the OS.
 const COLLECT_EVERY: Duration = Duration::from_secs(1);
@@ -1537,9 +1587,10 @@ pub async fn run(spec: ShardSpec) {
             Ok(accepted) => {
                 let target = shard.global.place();
                 crate::debug!(
-                    "Shard {} accepted a connection for shard {target}; connections per shard: {:?}",
+                    "Shard {} accepted a connection for shard {target}; connections per shard: {:?}; busy tenths per shard: {:?}",
                     shard.id,
-                    shard.global.loads()
+                    shard.global.loads(),
+                    shard.global.busy()
                 );
                 if target == shard.id {
                     let stream = accepted.bind_to_executor();
@@ -1753,6 +1804,7 @@ impl Shard {
             mesh_in: st.mesh_in.get(),
             stalled_ns: st.stalled_ns.get(),
             cpu_ns: thread_cpu_ns(),
+            busy_tenths: self.global.shard_busy[self.id].load(Ordering::Relaxed),
             accounts,
             responses: if q.responses {
                 let now = Instant::now();
@@ -1851,5 +1903,31 @@ impl Shard {
             glommio::timer::sleep(Duration::from_millis(5)).await;
         }
         let _ = ack.send(());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pick_shard;
+
+    #[test]
+    fn placement_fills_idle_shards_evenly() {
+        assert_eq!(pick_shard(&[0, 0, 0, 0], &[0, 0, 0, 0]), 0);
+        assert_eq!(pick_shard(&[1, 0, 0, 0], &[0, 0, 0, 0]), 1);
+        assert_eq!(pick_shard(&[1, 1, 1, 0], &[0, 0, 0, 0]), 3);
+        assert_eq!(pick_shard(&[2, 1, 2, 2], &[0, 0, 0, 0]), 1);
+    }
+
+    #[test]
+    fn placement_avoids_busy_shards_within_the_slack() {
+        // Shard 0's one client keeps it busy: the next connection goes to the
+        // idle shard although both hold one.
+        assert_eq!(pick_shard(&[1, 1], &[9, 0]), 1);
+        // One more than the fewest is still a candidate; two more is not.
+        assert_eq!(pick_shard(&[2, 1], &[0, 8]), 0);
+        assert_eq!(pick_shard(&[3, 1], &[0, 8]), 1);
+        // The slack grows with the count: an eighth of the fewest.
+        assert_eq!(pick_shard(&[84, 80], &[1, 9]), 0);
+        assert_eq!(pick_shard(&[91, 80], &[1, 9]), 1);
     }
 }

@@ -400,6 +400,8 @@ pub struct ShardSnapshot {
     pub stalled_ns: u64,
     /// CPU time of the shard's thread (user plus system).
     pub cpu_ns: u64,
+    /// Recent CPU use in tenths of a core, as placement sees it.
+    pub busy_tenths: usize,
     pub accounts: Vec<AccountCounters>,
     /// Service responses awaited (when asked for).
     pub responses: Vec<PendingResponse>,

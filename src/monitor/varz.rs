@@ -30,6 +30,8 @@ pub struct ShardJson {
     pub stalled_ns: u64,
     /// CPU time of the shard's thread, ns.
     pub cpu_ns: u64,
+    /// Recent CPU use in tenths of a core, as placement sees it.
+    pub busy_tenths: usize,
 }
 
 impl From<&ShardSnapshot> for ShardJson {
@@ -48,6 +50,7 @@ impl From<&ShardSnapshot> for ShardJson {
             mesh_received: s.mesh_in,
             stalled_ns: s.stalled_ns,
             cpu_ns: s.cpu_ns,
+            busy_tenths: s.busy_tenths,
         }
     }
 }
