@@ -883,6 +883,66 @@ fn https_monitoring_uses_the_tls_block() {
 // ------------------------------------------------------------ natrix only
 
 #[test]
+fn natrix_only_placement_prefers_the_less_busy_shard() {
+    with_timeout(LIMIT, || {
+        let mut args: Vec<String> = vec!["-m".into(), "-1".into()];
+        args.extend(shard_flags(2));
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        let srv = Server::start(&a);
+        let port = srv.monitor_port();
+        let shards = || {
+            let v = get_json(port, "/varz");
+            let list = v["natrix"]["shards"]
+                .as_array()
+                .expect("natrix.shards")
+                .clone();
+            let mut by_id: Vec<(u64, u64, u64)> = list
+                .iter()
+                .map(|s| (u(s, "id"), u(s, "connections"), u(s, "busy_tenths")))
+                .collect();
+            by_id.sort();
+            by_id
+        };
+        // A publisher with no subscribers keeps shard 0 busy; an idle client
+        // evens the counts on shard 1.
+        let (mut flood, _) = client(&srv, "flood");
+        let (_idle, _) = client(&srv, "idle");
+        assert_eq!(
+            shards().iter().map(|s| s.1).collect::<Vec<_>>(),
+            [1, 1],
+            "one connection each"
+        );
+        let batch = b"PUB busy 100\r\n"
+            .iter()
+            .chain(&[b'x'; 100])
+            .chain(b"\r\n");
+        let batch: Vec<u8> = batch.copied().collect::<Vec<u8>>().repeat(500);
+        let until = std::time::Instant::now() + Duration::from_secs(10);
+        let busy = loop {
+            for _ in 0..20 {
+                flood.send(&batch);
+            }
+            let s = shards();
+            if s[0].2 >= 2 && s[1].2 == 0 {
+                break s;
+            }
+            assert!(
+                std::time::Instant::now() < until,
+                "shard 0 never looked busier than shard 1: {s:?}"
+            );
+        };
+        // Counts are level, so the busy shard is passed over.
+        let (_newcomer, _) = client(&srv, "newcomer");
+        assert_eq!(
+            shards().iter().map(|s| s.1).collect::<Vec<_>>(),
+            [1, 2],
+            "the newcomer should go to the idle shard (busy tenths then: {busy:?})"
+        );
+        flood.sync();
+    });
+}
+
+#[test]
 fn natrix_only_varz_reports_each_shard() {
     with_timeout(LIMIT, || {
         let srv = start(&[]);
