@@ -291,6 +291,10 @@ struct Peer {
 /// above which producers that feed it wait before reading more.
 const LINK_WINDOW: usize = 4 * 1024 * 1024;
 
+/// Owed credit that is sent at once; less waits for other traffic to the
+/// peer or the next housekeeping tick (see [`Shard::credit`]).
+const CREDIT_EAGER: usize = LINK_WINDOW / 16;
+
 /// What one delivery costs against the window besides its bytes, so a
 /// flood of tiny messages is bounded too.
 const MSG_COST: usize = 64;
@@ -1037,8 +1041,20 @@ impl Shard {
         self.note_stall(start.elapsed());
     }
 
-    /// Sends `from` the credit owed for its delivered traffic.
+    /// Sends `from` the credit owed for its delivered traffic once it is
+    /// worth a message of its own ([`CREDIT_EAGER`]). Smaller amounts ride
+    /// along with the next batch to that peer, or go at the next
+    /// housekeeping tick: a request and its reply then cost each shard one
+    /// wake-up, not two, and a producer can never wait on them (the window
+    /// is far larger).
     fn credit(&self, from: usize) {
+        if self.peers[from].owed.get() >= CREDIT_EAGER {
+            self.flush_credit(from);
+        }
+    }
+
+    /// Sends `from` whatever credit is owed to it now.
+    fn flush_credit(&self, from: usize) {
         let owed = self.peers[from].owed.replace(0);
         if owed > 0 {
             self.push(from, ShardMsg::Credit(owed));
@@ -1207,7 +1223,11 @@ impl Shard {
                 }
             })
             .await;
-            let batch = std::mem::take(&mut *self.peers[peer].batch.borrow_mut());
+            let owed = self.peers[peer].owed.replace(0);
+            let mut batch = std::mem::take(&mut *self.peers[peer].batch.borrow_mut());
+            if owed > 0 {
+                batch.push(ShardMsg::Credit(owed));
+            }
             if self.senders.send_to(peer, batch).await.is_err() {
                 return;
             }
@@ -1282,6 +1302,9 @@ impl Shard {
                 c.tick(now, &opts);
             }
             self.responses.borrow_mut().retain(|_, r| r.expires > now);
+            for peer in (0..self.nshards).filter(|&p| p != self.id) {
+                self.flush_credit(peer);
+            }
             let wall = now.duration_since(busy_mark.0);
             if wall >= BUSY_EVERY {
                 let cpu = thread_cpu_ns();
