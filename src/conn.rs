@@ -109,6 +109,9 @@ pub struct Subscription {
     pub delivered: Cell<u64>,
     /// Auto-unsubscribe after this many deliveries; 0 means never.
     pub max: Cell<u64>,
+    /// Unsubscribed: a delivery that still holds it (one waiting in line
+    /// for a congested consumer) is not written.
+    pub removed: Cell<bool>,
 }
 
 impl Subscription {
@@ -756,6 +759,7 @@ impl Client {
     fn unsubscribe(&self, sid: &[u8]) {
         let removed = self.subs.borrow_mut().remove(sid);
         if let Some(sub) = removed {
+            sub.removed.set(true);
             if self.shard.remove_sub(&sub.key(), &sub.handle()) {
                 self.needs_barrier.set(true);
             }
@@ -953,7 +957,7 @@ fn deliver(s: &Subscription, m: &Msg<'_>) -> bool {
         body: msg,
     } = *m;
     let c = &s.client;
-    if c.is_closed() {
+    if c.is_closed() || s.removed.get() {
         return false;
     }
     let max = s.max.get();
@@ -1981,6 +1985,7 @@ fn sub(client: &Rc<Client>, shard: &Rc<Shard>, subject: &[u8], queue: Option<&[u
             sid: sid.into(),
             delivered: Cell::new(0),
             max: Cell::new(0),
+            removed: Cell::new(false),
         });
         client.subs.borrow_mut().insert(sid.into(), s.clone());
         shard.add_sub(&s.key(), s.handle());

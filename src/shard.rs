@@ -44,8 +44,12 @@
 //!   reference's producer would ([`fanout::stall`]: until it drains, at
 //!   most the reference's stall time), then sends [`ShardMsg::Unstall`].
 //!   The producer waits in between before handling its next message.
-//!   Nothing is dropped on the way; a consumer that never reads still
-//!   reaches `max_pending` or its write deadline and is closed.
+//!   What it had in flight meanwhile joins the consumer's buffer, unless
+//!   the consumer is past its [`fanout::park_level`]: then it waits in
+//!   line ([`Parked`]) and holds its window credit until it can join, so
+//!   the windows bound it. Nothing is dropped on the way; a consumer that
+//!   never reads still reaches `max_pending` or its write deadline and is
+//!   closed.
 //!
 //! Placement: each shard accepts on its own `SO_REUSEPORT` listener, then
 //! hands the new connection over the mesh, before a byte is exchanged, to
@@ -107,36 +111,25 @@ impl Global {
     /// connections, then the lowest index. So idle shards fill evenly, and
     /// a shard whose clients keep it busy gets fewer newcomers.
     pub fn place(&self) -> usize {
-        let conns: Vec<usize> = self
-            .shard_conns
-            .iter()
-            .map(|c| c.load(Ordering::Relaxed))
-            .collect();
-        let busy: Vec<usize> = self
-            .shard_busy
-            .iter()
-            .map(|b| b.load(Ordering::Relaxed))
-            .collect();
-        let best = pick_shard(&conns, &busy);
+        let best = pick_shard(&self.loads(), &self.busy());
         self.shard_conns[best].fetch_add(1, Ordering::Relaxed);
         best
     }
 
-    /// Connections per shard, for logs.
+    /// Connections per shard, for placement and logs.
     pub fn loads(&self) -> Vec<usize> {
-        self.shard_conns
-            .iter()
-            .map(|c| c.load(Ordering::Relaxed))
-            .collect()
+        read_all(&self.shard_conns)
     }
 
-    /// Each shard's recent CPU use in tenths of a core, for logs.
+    /// Each shard's recent CPU use in tenths of a core, for placement and
+    /// logs.
     pub fn busy(&self) -> Vec<usize> {
-        self.shard_busy
-            .iter()
-            .map(|b| b.load(Ordering::Relaxed))
-            .collect()
+        read_all(&self.shard_busy)
     }
+}
+
+fn read_all(v: &[AtomicUsize]) -> Vec<usize> {
+    v.iter().map(|c| c.load(Ordering::Relaxed)).collect()
 }
 
 /// How many connections above the fewest a shard may hold and still take
