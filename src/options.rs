@@ -57,6 +57,8 @@ pub struct Options {
     /// available core.
     pub shard_cpus: Vec<usize>,
     pub io_memory: usize,
+    /// How long an idle shard polls before it sleeps (`shards.spin`).
+    pub shard_spin: std::time::Duration,
     pub config_file: Option<PathBuf>,
     /// Authentication and account routing; shared read-only by the shards,
     /// replaced as a whole on reload.
@@ -104,6 +106,7 @@ impl Default for Options {
             shards: 0,
             shard_cpus: Vec::new(),
             io_memory: IO_MEMORY,
+            shard_spin: std::time::Duration::ZERO,
             config_file: None,
             // As the reference: a default system account unless opted out.
             security: Arc::new(Security {
@@ -168,6 +171,7 @@ impl Options {
             }),
             shard_cpus: c.shards.cpus.clone(),
             io_memory: c.shards.io_memory.map_or(IO_MEMORY, |m| m as usize),
+            shard_spin: c.shards.spin,
             config_file: Some(path.to_path_buf()),
             security: Arc::new(
                 Security::from_config(c).map_err(|e| format!("{}: {e}", path.display()))?,
@@ -226,7 +230,7 @@ impl Options {
     /// Why `new` cannot replace `self` by a reload, if it cannot: the
     /// listener and the shard layout are fixed for the life of the process.
     pub fn reload_refusal(&self, new: &Options) -> Option<String> {
-        let fixed: [(&str, bool); 9] = [
+        let fixed: [(&str, bool); 10] = [
             ("host", self.host != new.host),
             ("port", self.port != new.port),
             ("http_host", self.http_host != new.http_host),
@@ -236,6 +240,7 @@ impl Options {
             ("shards.count", self.shards != new.shards),
             ("shards.cpus", self.shard_cpus != new.shard_cpus),
             ("shards.io_memory", self.io_memory != new.io_memory),
+            ("shards.spin", self.shard_spin != new.shard_spin),
         ];
         fixed
             .iter()

@@ -249,8 +249,11 @@ pub fn run(opts: Options, reload: impl Fn() -> Result<Options, String>) -> Resul
             Some(c) => Placement::Fixed(c),
             None => Placement::Unbound,
         };
-        let h = LocalExecutorBuilder::new(place)
-            .name(&format!("natrix-shard-{i}"))
+        let mut builder = LocalExecutorBuilder::new(place).name(&format!("natrix-shard-{i}"));
+        if !opts.shard_spin.is_zero() {
+            builder = builder.spin_before_park(opts.shard_spin);
+        }
+        let h = builder
             // Blocking work of a shard (asking an account resolver, see
             // conn.rs connect): a few threads, so one slow account server
             // answer does not hold up the next CONNECT's.

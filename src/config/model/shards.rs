@@ -1,17 +1,20 @@
-//! natrix-only `shards { count, cpus, io_memory }`: how many thread-per-core
-//! shards to run, which CPUs to pin them to, and each one's I/O memory.
+//! natrix-only `shards { count, cpus, io_memory, spin }`: how many
+//! thread-per-core shards to run, which CPUs to pin them to, each one's I/O
+//! memory, and how long an idle shard polls before it sleeps.
 //!
 //! Invariants: `count` is at least 1 and, when `cpus` is also given, equals
 //! its length; a CPU is listed at most once; `io_memory` is a positive byte
-//! size (an integer such as `64MB` or a quoted size such as `"1GiB"`). The
+//! size (an integer such as `64MB` or a quoted size such as `"1GiB"`);
+//! `spin` is a duration string of at most 10ms (`"50us"`). The
 //! reference has no such block, so a config that uses it is natrix-only.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use super::Node;
+use super::{duration_str, Node};
 use crate::config::lex::{Scalar, Scanner};
 use crate::config::{ConfigError, Value};
-/// natrix-only `shards { count, cpus, io_memory }`.
+/// natrix-only `shards { count, cpus, io_memory, spin }`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ShardsConfig {
     /// Number of shards (one per core); `None` means one per available CPU
@@ -21,10 +24,18 @@ pub struct ShardsConfig {
     pub cpus: Vec<usize>,
     /// Bytes of I/O buffer memory per shard; `None` means the default.
     pub io_memory: Option<u64>,
+    /// How long an idle shard keeps polling before it sleeps: a message
+    /// from a client or another shard that arrives meanwhile is picked up
+    /// without a wake-up. Zero (the default) sleeps at once.
+    pub spin: Duration,
 }
 
+/// The longest `spin` accepted: beyond it a shard burns its core for
+/// nothing a sleep would not do as well.
+const SPIN_MAX: Duration = Duration::from_millis(10);
+
 pub(super) fn shards(n: &Node<'_>) -> Result<ShardsConfig, ConfigError> {
-    const KEYS: &[&str] = &["count", "cpus", "io_memory"];
+    const KEYS: &[&str] = &["count", "cpus", "io_memory", "spin"];
     let mut s = ShardsConfig::default();
     let mut count_node = None;
     for field in n.entries()? {
@@ -54,6 +65,16 @@ pub(super) fn shards(n: &Node<'_>) -> Result<ShardsConfig, ConfigError> {
                     return Err(v.err("io_memory must be positive"));
                 }
                 s.io_memory = Some(bytes);
+            }
+            "spin" => {
+                let d = duration_str(v)?;
+                if d > SPIN_MAX {
+                    return Err(v.err(format!(
+                        "spin must be at most {} (a shard polling longer only burns its core)",
+                        crate::config::check::show_duration(SPIN_MAX)
+                    )));
+                }
+                s.spin = d;
             }
             _ => field.unknown(KEYS)?,
         }
@@ -102,8 +123,17 @@ mod tests {
             ShardsConfig {
                 count: Some(4),
                 cpus: vec![0, 2, 4, 6],
-                io_memory: Some(64 << 20)
+                io_memory: Some(64 << 20),
+                spin: Duration::ZERO,
             }
+        );
+        assert_eq!(
+            ok("shards { spin: \"50us\" }").shards.spin,
+            Duration::from_micros(50)
+        );
+        assert_eq!(
+            err("shards { spin: \"1s\" }"),
+            "<string>:1:16: shards.spin: spin must be at most 10ms (a shard polling longer only burns its core)"
         );
         assert_eq!(
             ok("shards { io_memory: \"1GiB\" }").shards.io_memory,
