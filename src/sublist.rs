@@ -87,6 +87,10 @@ const CACHE_MAX: usize = 4096;
 pub struct SubList<T> {
     root: Level<T>,
     cache: FxHashMap<Box<[u8]>, Rc<MatchResult<T>>>,
+    /// The last subject matched and its result, checked before the cache:
+    /// a publisher usually sends runs of one subject. Cleared with any
+    /// change to the index.
+    last: Option<(Vec<u8>, Rc<MatchResult<T>>)>,
     count: usize,
     /// Counters for monitoring (`/subsz`), as the reference keeps them.
     pub stats: SubListCounters,
@@ -122,6 +126,7 @@ impl<T: Clone + PartialEq> SubList<T> {
         SubList {
             root: Level::new(),
             cache: FxHashMap::default(),
+            last: None,
             count: 0,
             stats: SubListCounters::default(),
         }
@@ -246,6 +251,7 @@ impl<T: Clone + PartialEq> SubList<T> {
     }
 
     fn invalidate(&mut self, pattern: &[u8]) {
+        self.last = None;
         if self.cache.is_empty() {
             return;
         }
@@ -260,18 +266,33 @@ impl<T: Clone + PartialEq> SubList<T> {
     /// All entries whose pattern matches `subject` (taken literally).
     pub fn matches(&mut self, subject: &[u8]) -> Rc<MatchResult<T>> {
         self.stats.matches += 1;
-        if let Some(r) = self.cache.get(subject) {
-            self.stats.cache_hits += 1;
-            return r.clone();
+        if let Some((s, r)) = &self.last {
+            if s[..] == *subject {
+                self.stats.cache_hits += 1;
+                return r.clone();
+            }
         }
-        let mut result = MatchResult::new();
-        let tokens: smallvec_tokens::Tokens = smallvec_tokens::Tokens::new(subject);
-        match_level(&self.root, tokens.as_slice(), &mut result);
-        let r = Rc::new(result);
-        if self.cache.len() >= CACHE_MAX {
-            self.cache.clear();
-        }
-        self.cache.insert(subject.into(), r.clone());
+        let r = match self.cache.get(subject) {
+            Some(r) => {
+                self.stats.cache_hits += 1;
+                r.clone()
+            }
+            None => {
+                let mut result = MatchResult::new();
+                let tokens: smallvec_tokens::Tokens = smallvec_tokens::Tokens::new(subject);
+                match_level(&self.root, tokens.as_slice(), &mut result);
+                let r = Rc::new(result);
+                if self.cache.len() >= CACHE_MAX {
+                    self.cache.clear();
+                }
+                self.cache.insert(subject.into(), r.clone());
+                r
+            }
+        };
+        let (s, last) = self.last.get_or_insert_with(|| (Vec::new(), r.clone()));
+        s.clear();
+        s.extend_from_slice(subject);
+        *last = r.clone();
         r
     }
 
@@ -433,6 +454,26 @@ mod tests {
         assert!(sl.remove(b"a.*", None, &2));
         assert_eq!(plain(&mut sl, "a.b"), vec![1]);
         assert!(!sl.remove(b"a.*", None, &2));
+    }
+
+    #[test]
+    fn repeated_subject_sees_every_change() {
+        // The same subject matched again and again (as a publisher does)
+        // is answered from the last result until the index changes.
+        let mut sl = SubList::new();
+        assert_eq!(plain(&mut sl, "a.b"), Vec::<u32>::new());
+        assert_eq!(plain(&mut sl, "a.b"), Vec::<u32>::new());
+        sl.insert(b"a.>", None, 1);
+        assert_eq!(plain(&mut sl, "a.b"), vec![1]);
+        assert_eq!(plain(&mut sl, "a.b"), vec![1]);
+        sl.insert(b"z", None, 2);
+        assert_eq!(plain(&mut sl, "a.b"), vec![1]);
+        assert_eq!(plain(&mut sl, "a.bb"), vec![1]);
+        assert_eq!(plain(&mut sl, "a"), Vec::<u32>::new());
+        assert!(sl.remove(b"a.>", None, &1));
+        assert_eq!(plain(&mut sl, "a.b"), Vec::<u32>::new());
+        assert_eq!(sl.stats.matches, 8);
+        assert_eq!(sl.stats.cache_hits, 3);
     }
 
     #[test]
