@@ -1347,7 +1347,7 @@ fn thread_cpu_ns() -> u64 {
 const BUSY_EVERY: Duration = Duration::from_millis(250);
 
 /// How often a shard hands freed memory back to the OS.
-const COLLECT_EVERY: Duration = Duration::from_secs(1);
+const COLLECT_EVERY: Duration = Duration::from_millis(250);
 
 /// Control-plane messages from the main thread; never on the message path.
 pub enum Control {
