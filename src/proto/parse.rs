@@ -190,10 +190,9 @@ fn split_args<const N: usize>(arg: &[u8], extra_sep: bool) -> Option<([&[u8]; N]
 
 /// The line nearly every publisher sends, `PUB <subject> [<reply>] <size>`
 /// in upper case with single spaces and a CRLF, read with a few vector
-/// searches instead of the byte-at-a-time scanner. It answers only when
-/// the line is well formed and within limits, and then exactly as the
-/// general path would; `None` hands everything else (errors included) to
-/// the general path.
+/// searches instead of the byte-at-a-time scanner. It takes only lines it
+/// reads exactly as the general path would, and then finishes with the
+/// same [`pub_payload`]; `None` hands every other line to the general path.
 #[inline]
 fn parse_pub_fast<'a>(buf: &'a [u8], lim: &Limits) -> Option<Result<Parsed<'a>, ParseError>> {
     if buf.len() < 4 || buf[..4] != *b"PUB " {
@@ -214,30 +213,56 @@ fn parse_pub_fast<'a>(buf: &'a [u8], lim: &Limits) -> Option<Result<Parsed<'a>, 
         None => (rest, None),
         Some(sp) => (&rest[..sp], Some(&rest[sp + 1..])),
     };
-    if subject.is_empty()
-        || reply.is_some_and(|r| r.is_empty() || memchr(b' ', r).is_some())
-        || size > lim.max_payload
-    {
+    if subject.is_empty() || reply.is_some_and(|r| r.is_empty() || memchr(b' ', r).is_some()) {
         return None;
     }
-    let line_len = nl + 1;
-    let total = line_len + size + 2;
+    let args = PubArgs {
+        subject,
+        reply,
+        hdr_len: 0,
+        size,
+        has_headers: false,
+    };
+    Some(pub_payload(buf, nl + 1, args, lim))
+}
+
+/// A `PUB` or `HPUB` line's arguments, once read.
+struct PubArgs<'a> {
+    subject: &'a [u8],
+    reply: Option<&'a [u8]>,
+    hdr_len: usize,
+    size: usize,
+    has_headers: bool,
+}
+
+/// The rest of a `PUB`/`HPUB` whose line (`line_len` bytes with its line
+/// feed) gave `a`: the size limit, then the payload and its CRLF.
+fn pub_payload<'a>(
+    buf: &'a [u8],
+    line_len: usize,
+    a: PubArgs<'a>,
+    lim: &Limits,
+) -> Result<Parsed<'a>, ParseError> {
+    if a.size > lim.max_payload {
+        return Err(ParseError::MaxPayload);
+    }
+    let total = line_len + a.size + 2;
     if buf.len() < total {
-        return Some(Ok(Parsed::Incomplete { need: total }));
+        // Bytes past the declared end cannot exist yet, but a client whose
+        // payload runs long is caught at the CRLF check below.
+        return Ok(Parsed::Incomplete { need: total });
     }
-    if buf[line_len + size..total] != *b"\r\n" {
-        return None;
+    if buf[line_len + a.size..total] != *b"\r\n" {
+        return Err(ParseError::UnknownOp);
     }
-    Some(Ok(Parsed::Op(
-        Op::Pub {
-            subject,
-            reply,
-            hdr_len: 0,
-            msg: &buf[line_len..line_len + size],
-            has_headers: false,
-        },
-        total,
-    )))
+    let op = Op::Pub {
+        subject: a.subject,
+        reply: a.reply,
+        hdr_len: a.hdr_len,
+        msg: &buf[line_len..line_len + a.size],
+        has_headers: a.has_headers,
+    };
+    Ok(Parsed::Op(op, total))
 }
 
 /// The reference's `parseSize`: at most 9 ASCII digits, else invalid.
@@ -385,26 +410,14 @@ fn parse_general<'a>(buf: &'a [u8], lim: &Limits) -> Result<Parsed<'a>, ParseErr
                 };
                 (s, r, 0, parse_size(t).ok_or(ParseError::BadArgs)?)
             };
-            if size > lim.max_payload {
-                return Err(ParseError::MaxPayload);
-            }
-            let total = line_len + size + 2;
-            if buf.len() < total {
-                // Bytes past the declared end cannot exist yet, but a client
-                // whose payload runs long is caught at the CRLF check below.
-                return Ok(Parsed::Incomplete { need: total });
-            }
-            if buf[line_len + size] != b'\r' || buf[line_len + size + 1] != b'\n' {
-                return Err(ParseError::UnknownOp);
-            }
-            let op = Op::Pub {
+            let args = PubArgs {
                 subject,
                 reply,
                 hdr_len,
-                msg: &buf[line_len..line_len + size],
+                size,
                 has_headers: headers,
             };
-            Ok(Parsed::Op(op, total))
+            pub_payload(buf, line_len, args, lim)
         }
         Kind::Ping | Kind::Pong | Kind::Ok => unreachable!("handled above"),
     }
