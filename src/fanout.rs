@@ -160,12 +160,18 @@ pub async fn stall(c: &dyn Outbound) -> Duration {
             Poll::Pending
         }
     });
-    let _ = glommio::timer::timeout(ttl, async {
+    at_most(ttl, wait).await;
+    start.elapsed()
+}
+
+/// Waits for `wait`, but no longer than `limit`: the bounded stall every
+/// producer hold uses.
+pub async fn at_most(limit: Duration, wait: impl std::future::Future<Output = ()>) {
+    let _ = glommio::timer::timeout(limit, async {
         wait.await;
         Ok(())
     })
     .await;
-    start.elapsed()
 }
 
 #[cfg(test)]

@@ -1026,11 +1026,7 @@ impl Shard {
             }
             None => Poll::Ready(()),
         });
-        let _ = glommio::timer::timeout(PEER_STALL_MAX, async {
-            wait.await;
-            Ok(())
-        })
-        .await;
+        fanout::at_most(PEER_STALL_MAX, wait).await;
         self.note_stall(start.elapsed());
     }
 
@@ -1094,7 +1090,15 @@ impl Shard {
     ) {
         if let Some(c) = s.0.consumer() {
             let key = consumer_key(&c);
-            let waiting = self.parked.borrow().get(&key).cloned();
+            // Nearly always no line exists: skip the lookup then.
+            let waiting = {
+                let parked = self.parked.borrow();
+                if parked.is_empty() {
+                    None
+                } else {
+                    parked.get(&key).cloned()
+                }
+            };
             let line = match waiting {
                 Some(p) => Some(p),
                 None if !c.is_closed() && c.pending() + d.data.len() > fanout::park_level(&*c) => {
