@@ -217,7 +217,7 @@ pub struct Client {
     /// For monitoring: CONNECT's user name and JWT, and the JWT user bound.
     connect_user: RefCell<Option<String>>,
     connect_jwt: RefCell<Option<String>>,
-    jwt_user: RefCell<Option<crate::security::auth::JwtUser>>,
+    jwt_user: RefCell<Option<Box<crate::security::auth::JwtUser>>>,
     /// Limits bound at CONNECT (-1: none): subscriptions and payload, the
     /// stricter of user, account and server.
     max_subs: Cell<i64>,
@@ -236,7 +236,7 @@ pub struct Client {
     /// max_payload before it).
     first_pong: Cell<bool>,
     /// The credentials of the CONNECT, kept to re-check them on reload.
-    creds: RefCell<Option<SavedCreds>>,
+    creds: RefCell<Option<Box<SavedCreds>>>,
     /// INFO nonce, when nkey users exist.
     nonce: Option<String>,
     /// CONNECT must arrive before this when authentication is required.
@@ -245,7 +245,7 @@ pub struct Client {
     /// many answers remain (0: unlimited) and until when (None: forever).
     replies: RefCell<HashMap<Box<[u8]>, ReplyPermit>>,
     /// TLS state, shared by the reader (decrypts) and the writer (encrypts).
-    tls: Option<RefCell<TlsConn>>,
+    tls: Option<Box<RefCell<TlsConn>>>,
     tls_settings: Option<Arc<TlsSettings>>,
     /// The TLS handshake must finish before this.
     tls_deadline: Cell<Option<Instant>>,
@@ -341,7 +341,7 @@ impl Client {
             .as_ref()
             .map(|p| self.shard.compiled_perms(&id.name, p));
         *self.user.borrow_mut() = id.name.clone();
-        self.jwt_user.borrow_mut().clone_from(&id.jwt_user);
+        *self.jwt_user.borrow_mut() = id.jwt_user.clone().map(Box::new);
         if !id.name.is_empty() {
             *self.desc.borrow_mut() = format!(
                 "{} - cid:{} - user:{:?} account:{:?}",
@@ -410,7 +410,7 @@ impl Client {
         }
         let opts = self.shard.options();
         let auth = &opts.security.auth;
-        let creds = self.creds.borrow().clone().unwrap_or_default();
+        let creds = self.creds.borrow().as_deref().cloned().unwrap_or_default();
         // Never blocks the shard: an account the resolver would have to be
         // asked for again is taken as it was at CONNECT.
         let res = auth.authenticate_now(
@@ -630,7 +630,7 @@ impl Client {
             None => (None, None),
         };
         let ju = self.jwt_user.borrow();
-        let ju = ju.as_ref();
+        let ju = ju.as_deref();
         ConnInfo {
             cid: self.id,
             ip: self.addr.ip().to_string(),
@@ -1053,7 +1053,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     let now = Instant::now();
     let tls = match &opts.tls {
         Some(t) => match TlsConn::new(t) {
-            Ok(c) => Some(RefCell::new(c)),
+            Ok(c) => Some(Box::new(RefCell::new(c))),
             Err(e) => {
                 crate::error!("{addr} - TLS setup failed: {e}");
                 return;
@@ -1160,6 +1160,13 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     shard.clients.borrow_mut().insert(cid, client.clone());
     crate::shard::bump(&shard.stats.total_connections, 1);
 
+    // Only a handshake_first connection still needs its INFO (after the
+    // handshake); any other lets it go now rather than hold it for life.
+    let info = client
+        .tls_settings
+        .as_ref()
+        .is_some_and(|t| t.handshake_first)
+        .then_some(info);
     let reason = read_loop(&client, &stream, info).await;
     if !client.is_closed() {
         client.close(reason, true);
@@ -1311,12 +1318,11 @@ async fn writer(client: Rc<Client>, stream: Shared) {
 }
 
 /// Reads and handles input until the connection ends; returns why.
-async fn read_loop(client: &Rc<Client>, stream: &Shared, info: Vec<u8>) -> CloseReason {
+async fn read_loop(client: &Rc<Client>, stream: &Shared, mut info: Option<Vec<u8>>) -> CloseReason {
     let shard = client.shard.clone();
     let mut buf: Vec<u8> = vec![0; READ_BUF_START];
     let mut filled = 0usize;
     let mut raw: Vec<u8> = Vec::new();
-    let mut info = Some(info);
     // The TLS peer sent close_notify: handle what came before it, then
     // answer and close.
     let mut peer_closed = false;
@@ -1386,11 +1392,7 @@ async fn read_loop(client: &Rc<Client>, stream: &Shared, info: Vec<u8>) -> Close
                         client.close(CloseReason::TlsHandshakeError, false);
                         return CloseReason::TlsHandshakeError;
                     }
-                    let first = client
-                        .tls_settings
-                        .as_ref()
-                        .is_some_and(|t| t.handshake_first);
-                    if let Some(i) = info.take().filter(|_| first) {
+                    if let Some(i) = info.take() {
                         client.send(&i);
                     }
                 }
@@ -1532,7 +1534,7 @@ async fn handle(client: &Rc<Client>, shard: &Rc<Shard>, op: Op<'_>, opts: &Optio
                 if !client.bind(&id) {
                     return;
                 }
-                *client.creds.borrow_mut() = Some(SavedCreds::default());
+                *client.creds.borrow_mut() = Some(Box::default());
                 client.auth_deadline.set(None);
                 client.connect_events();
                 client.connected.set(true);
@@ -1550,7 +1552,9 @@ async fn handle(client: &Rc<Client>, shard: &Rc<Shard>, op: Op<'_>, opts: &Optio
         }
     }
     match op {
-        Op::Connect(json) => connect(client, json, opts).await,
+        // Boxed: CONNECT's state (credentials, a resolver fetch) is big,
+        // and inline it would sit in every idle connection's future.
+        Op::Connect(json) => Box::pin(connect(client, json, opts)).await,
         Op::Pub {
             subject,
             reply,
@@ -1893,7 +1897,7 @@ async fn connect(client: &Rc<Client>, json: &[u8], opts: &Options) {
             if !client.bind(&id) {
                 return;
             }
-            *client.creds.borrow_mut() = Some(saved);
+            *client.creds.borrow_mut() = Some(Box::new(saved));
             if !client.connected.get() {
                 client.connect_events();
             }
