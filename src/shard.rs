@@ -167,7 +167,7 @@ pub struct Delivery {
     /// Deliver to the peer's plain subscribers.
     plain: bool,
     /// Queue groups whose member the publishing shard picked on this peer.
-    queues: Vec<Box<[u8]>>,
+    queues: Groups,
     /// The publishing client's id on the sending shard (0: none, as for
     /// the server's own messages), which a congested consumer stalls.
     producer: u64,
@@ -212,10 +212,48 @@ pub enum ShardMsg {
 
 pub type Batch = Vec<ShardMsg>;
 
+/// The queue groups a delivery's peer was picked for. Nearly always none
+/// or one, and neither costs an allocation: the names are the ones the
+/// peer announced, shared, not copied per message.
+#[derive(Default)]
+pub enum Groups {
+    #[default]
+    None,
+    One(Arc<[u8]>),
+    Many(Vec<Arc<[u8]>>),
+}
+
+impl Groups {
+    fn push(&mut self, g: Arc<[u8]>) {
+        *self = match std::mem::take(self) {
+            Groups::None => Groups::One(g),
+            Groups::One(first) => Groups::Many(vec![first, g]),
+            Groups::Many(mut v) => {
+                v.push(g);
+                Groups::Many(v)
+            }
+        };
+    }
+
+    fn is_empty(&self) -> bool {
+        matches!(self, Groups::None)
+    }
+
+    fn names(&self) -> &[Arc<[u8]>] {
+        match self {
+            Groups::None => &[],
+            Groups::One(g) => std::slice::from_ref(g),
+            Groups::Many(v) => v,
+        }
+    }
+}
+
 /// A peer's announced interest in one (subject, queue).
 pub struct RemoteInterest {
     pub shard: usize,
     pub count: Cell<u32>,
+    /// The queue group's name, for deliveries to a member over there.
+    pub queue: Option<Arc<[u8]>>,
 }
 
 #[derive(Clone)]
@@ -232,7 +270,7 @@ type InterestKey = (Box<[u8]>, Option<Box<[u8]>>);
 type RemoteKey = (usize, Box<[u8]>, Option<Box<[u8]>>);
 /// Per peer: whether its plain subscribers get a message, and the queue
 /// groups it was picked for.
-type PeerPick = (bool, Vec<Rc<[u8]>>);
+type PeerPick = (bool, Groups);
 
 /// One account's subject space on this shard.
 #[derive(Default)]
@@ -695,7 +733,7 @@ impl Shard {
             if shard == self.id {
                 routed.merge(self.respond(token, m));
             } else if shard < self.nshards {
-                let d = self.delivery(acc, Msg { reply: None, ..m }, false, Vec::new());
+                let d = self.delivery(acc, Msg { reply: None, ..m }, false, Groups::None);
                 let len = d.data.len();
                 self.push_data(shard, ShardMsg::Response { token, d }, len);
                 routed.delivered = true;
@@ -737,13 +775,7 @@ impl Shard {
         )
     }
 
-    fn delivery(
-        &self,
-        account: AccountId,
-        m: Msg<'_>,
-        plain: bool,
-        queues: Vec<Box<[u8]>>,
-    ) -> Delivery {
+    fn delivery(&self, account: AccountId, m: Msg<'_>, plain: bool, queues: Groups) -> Delivery {
         let Msg {
             subject,
             reply,
@@ -824,9 +856,11 @@ impl Shard {
                 .unwrap_or(&[]);
             match self.pick_queue(members, rmembers, &echo_off) {
                 Some(QueuePick::Local(s)) => delivered |= s.0.deliver(&m),
-                Some(QueuePick::Remote(shard)) => {
-                    scratch[shard].1.push(name.clone());
-                    any_remote = true;
+                Some(QueuePick::Remote(r)) => {
+                    if let Some(q) = &r.queue {
+                        scratch[r.shard].1.push(q.clone());
+                        any_remote = true;
+                    }
                 }
                 None => {}
             }
@@ -835,25 +869,37 @@ impl Shard {
             if local.queues.iter().any(|(n, _)| n == name) {
                 continue;
             }
-            if let Some(QueuePick::Remote(shard)) = self.pick_queue(&[], rmembers, &echo_off) {
-                scratch[shard].1.push(name.clone());
-                any_remote = true;
+            if let Some(QueuePick::Remote(r)) = self.pick_queue(&[], rmembers, &echo_off) {
+                if let Some(q) = &r.queue {
+                    scratch[r.shard].1.push(q.clone());
+                    any_remote = true;
+                }
             }
         }
         if any_remote {
-            let proto = self.delivery(acc, m, false, Vec::new());
+            let mut proto = self.delivery(acc, m, false, Groups::None);
+            let len = proto.data.len();
+            let wanted = |e: &PeerPick| e.0 || !e.1.is_empty();
+            // The last peer takes the payload itself: a message for one
+            // peer (the usual case) is never cloned, so its buffer is never
+            // promoted to a shared one.
+            let last = scratch.iter().rposition(wanted);
             for (peer, entry) in scratch.iter_mut().enumerate() {
-                if !entry.0 && entry.1.is_empty() {
+                if !wanted(entry) {
                     continue;
                 }
+                let data = if Some(peer) == last {
+                    std::mem::take(&mut proto.data)
+                } else {
+                    proto.data.clone()
+                };
                 let d = Delivery {
-                    data: proto.data.clone(),
-                    plain: entry.0,
-                    queues: entry.1.drain(..).map(|q| Box::from(&q[..])).collect(),
+                    data,
+                    plain: std::mem::take(&mut entry.0),
+                    queues: std::mem::take(&mut entry.1),
                     ..proto.clone_header()
                 };
-                entry.0 = false;
-                self.push_data(peer, ShardMsg::Deliver(d), proto.data.len());
+                self.push_data(peer, ShardMsg::Deliver(d), len);
                 delivered = true;
             }
         }
@@ -866,7 +912,7 @@ impl Shard {
     fn pick_queue<'a>(
         &self,
         local: &'a [SubRef],
-        remote: &[RemoteRef],
+        remote: &'a [RemoteRef],
         skip: &dyn Fn(&SubRef) -> bool,
     ) -> Option<QueuePick<'a>> {
         // Members on the publishing connection are skipped when echo is off.
@@ -891,7 +937,7 @@ impl Shard {
         for r in remote {
             let c = r.0.count.get() as usize;
             if pick < c {
-                return Some(QueuePick::Remote(r.0.shard));
+                return Some(QueuePick::Remote(&r.0));
             }
             pick -= c;
         }
@@ -1061,7 +1107,7 @@ impl Shard {
                 self.deliver_or_park(s, &d, &m, &mut held, (from, cost));
             }
         }
-        for q in &d.queues {
+        for q in d.queues.names() {
             // The member may have left since the publisher's pick; then the
             // message is dropped, as it would be for a group that emptied.
             if let Some((_, members)) = local.queues.iter().find(|(n, _)| n[..] == q[..]) {
@@ -1199,6 +1245,7 @@ impl Shard {
             let r = RemoteRef(Rc::new(RemoteInterest {
                 shard: from,
                 count: Cell::new(count),
+                queue: key.2.as_deref().map(Arc::from),
             }));
             space
                 .remote
@@ -1438,7 +1485,7 @@ impl Delivery {
             has_headers: self.has_headers,
             has_reply: self.has_reply,
             plain: false,
-            queues: Vec::new(),
+            queues: Groups::None,
             producer: self.producer,
         }
     }
@@ -1503,7 +1550,7 @@ fn parse_response_subject(subject: &[u8]) -> Option<(usize, u64)> {
 
 enum QueuePick<'a> {
     Local(&'a SubRef),
-    Remote(usize),
+    Remote(&'a RemoteInterest),
 }
 
 /// What a shard thread needs to start.
@@ -1562,7 +1609,7 @@ pub async fn run(spec: ShardSpec) {
         serve: spec.serve,
         stats: ShardStats::default(),
         rng: Cell::new(0x9E37_79B9_7F4A_7C15 ^ ((id as u64 + 1) * 0x2545_F491_4F6C_DD1D)),
-        scratch: RefCell::new((0..nshards).map(|_| (false, Vec::new())).collect()),
+        scratch: RefCell::new((0..nshards).map(|_| (false, Groups::None)).collect()),
         lame_duck: Cell::new(false),
         listener_fd: Cell::new(spec.listener_fd),
         closed: RefCell::new(std::collections::VecDeque::new()),
@@ -1928,7 +1975,24 @@ impl Shard {
 
 #[cfg(test)]
 mod tests {
-    use super::pick_shard;
+    use super::{pick_shard, Groups};
+    use std::sync::Arc;
+
+    #[test]
+    fn groups_keep_every_name_in_order() {
+        let mut g = Groups::default();
+        assert!(g.is_empty() && g.names().is_empty());
+        let names: Vec<Arc<[u8]>> = ["a", "b", "c"]
+            .iter()
+            .map(|n| Arc::from(n.as_bytes()))
+            .collect();
+        for (i, n) in names.iter().enumerate() {
+            g.push(n.clone());
+            assert!(!g.is_empty());
+            assert_eq!(g.names(), &names[..=i]);
+        }
+        assert!(std::mem::take(&mut g).names().len() == 3 && g.is_empty());
+    }
 
     #[test]
     fn placement_fills_idle_shards_evenly() {

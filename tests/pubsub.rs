@@ -205,6 +205,58 @@ async fn queue_group_across_many_connections() {
     .await;
 }
 
+/// Two queue groups match one message (one by a wildcard): each group gets
+/// every message exactly once, wherever its members live. With members
+/// spread over connections, a message often picks members of both groups
+/// on the same other shard.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_queue_groups_on_one_subject_each_get_every_message_once() {
+    bounded(async {
+        let srv = Server::start(&[]);
+        let mut members = Vec::new();
+        for i in 0..8 {
+            let c = connect(&srv).await;
+            let (subject, group) = if i % 2 == 0 {
+                ("work.*", "alpha")
+            } else {
+                ("work.x", "beta")
+            };
+            let s = c.queue_subscribe(subject, group.into()).await.unwrap();
+            round_trip(&c).await;
+            members.push((group, c, s));
+        }
+        let pub_c = connect(&srv).await;
+        const N: usize = 400;
+        for i in 0..N {
+            pub_c.publish("work.x", i.to_string().into()).await.unwrap();
+        }
+        round_trip(&pub_c).await;
+
+        let idle = Duration::from_millis(1000);
+        let runs = members.iter_mut().map(|(_, _, s)| drain(s, idle, N + 10));
+        let got: Vec<Vec<Message>> = futures::future::join_all(runs).await;
+        for group in ["alpha", "beta"] {
+            let mut seen: HashMap<String, usize> = HashMap::new();
+            for (msgs, (g, _, _)) in got.iter().zip(&members) {
+                if *g != group {
+                    continue;
+                }
+                for m in msgs {
+                    *seen
+                        .entry(String::from_utf8(m.payload.to_vec()).unwrap())
+                        .or_default() += 1;
+                }
+            }
+            assert_eq!(seen.len(), N, "group {group} missed messages");
+            assert!(
+                seen.values().all(|&c| c == 1),
+                "group {group} got a message twice"
+            );
+        }
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_reply() {
     bounded(async {
