@@ -176,19 +176,7 @@ async fn queue_group_across_many_connections() {
         let plain_runs = plain.iter_mut().map(|(_, s)| drain(s, idle, N + 10));
         let plain_msgs: Vec<Vec<Message>> = futures::future::join_all(plain_runs).await;
 
-        let mut seen: HashMap<String, usize> = HashMap::new();
-        for msgs in &member_msgs {
-            for m in msgs {
-                *seen
-                    .entry(String::from_utf8(m.payload.to_vec()).unwrap())
-                    .or_default() += 1;
-            }
-        }
-        assert_eq!(seen.len(), N, "group did not receive every message");
-        assert!(
-            seen.values().all(|&c| c == 1),
-            "some message delivered to more than one group member"
-        );
+        assert_each_once(member_msgs.iter().flatten(), N, "the group");
         let active = member_msgs.iter().filter(|v| !v.is_empty()).count();
         assert!(active > 1, "only {active} group member received messages");
         for (i, msgs) in plain_msgs.iter().enumerate() {
@@ -203,6 +191,23 @@ async fn queue_group_across_many_connections() {
         }
     })
     .await;
+}
+
+/// Asserts that `msgs`, between them, carry each payload "0" to "n-1"
+/// exactly once (what one queue group must get for n messages).
+fn assert_each_once<'a>(msgs: impl IntoIterator<Item = &'a Message>, n: usize, who: &str) {
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for m in msgs {
+        *seen
+            .entry(String::from_utf8(m.payload.to_vec()).unwrap())
+            .or_default() += 1;
+    }
+    assert_eq!(seen.len(), n, "{who} did not receive every message");
+    assert!(
+        seen.values().all(|&c| c == 1),
+        "{who} got some message more than once"
+    );
+    assert!((0..n).all(|i| seen.contains_key(&i.to_string())));
 }
 
 /// Two queue groups match one message (one by a wildcard): each group gets
@@ -236,22 +241,12 @@ async fn two_queue_groups_on_one_subject_each_get_every_message_once() {
         let runs = members.iter_mut().map(|(_, _, s)| drain(s, idle, N + 10));
         let got: Vec<Vec<Message>> = futures::future::join_all(runs).await;
         for group in ["alpha", "beta"] {
-            let mut seen: HashMap<String, usize> = HashMap::new();
-            for (msgs, (g, _, _)) in got.iter().zip(&members) {
-                if *g != group {
-                    continue;
-                }
-                for m in msgs {
-                    *seen
-                        .entry(String::from_utf8(m.payload.to_vec()).unwrap())
-                        .or_default() += 1;
-                }
-            }
-            assert_eq!(seen.len(), N, "group {group} missed messages");
-            assert!(
-                seen.values().all(|&c| c == 1),
-                "group {group} got a message twice"
-            );
+            let msgs = got
+                .iter()
+                .zip(&members)
+                .filter(|(_, (g, _, _))| *g == group)
+                .flat_map(|(msgs, _)| msgs);
+            assert_each_once(msgs, N, group);
         }
     })
     .await;
