@@ -1044,6 +1044,19 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     let _ = stream.set_nodelay(true);
     let fd = stream.as_raw_fd();
     let _ = stream.set_write_timeout(Some(opts.write_deadline));
+    let tls_first = match &opts.tls {
+        Some(t) if t.handshake_first => match t.handshake_first_fallback {
+            None => true,
+            // As the reference: whatever the client sends first within the
+            // fallback delay means it starts the handshake; silence means
+            // it waits for INFO, which then goes in the clear.
+            Some(wait) => {
+                let mut first = [0u8; 1];
+                matches!(glommio::timer::timeout(wait, stream.peek(&mut first)).await, Ok(n) if n > 0)
+            }
+        },
+        _ => false,
+    };
     let stream: Shared = Rc::new(RefCell::new(stream));
 
     let cid = global
@@ -1133,10 +1146,11 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     crate::debug!("{} - Client connection created", client.desc.borrow());
     let info = client.info_line(false);
     match &client.tls_settings {
-        // Without handshake_first, INFO goes in the clear and the client
-        // upgrades after reading it; it is written before the writer task
-        // exists so it can never be encrypted.
-        Some(t) if !t.handshake_first => {
+        // Without handshake_first (or when its fallback delay passed in
+        // silence), INFO goes in the clear and the client upgrades after
+        // reading it; it is written before the writer task exists so it
+        // can never be encrypted.
+        Some(_) if !tls_first => {
             if write_all(&stream, &info).await.is_err() {
                 return;
             }
@@ -1162,11 +1176,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
 
     // Only a handshake_first connection still needs its INFO (after the
     // handshake); any other lets it go now rather than hold it for life.
-    let info = client
-        .tls_settings
-        .as_ref()
-        .is_some_and(|t| t.handshake_first)
-        .then_some(info);
+    let info = tls_first.then_some(info);
     let reason = read_loop(&client, &stream, info).await;
     if !client.is_closed() {
         client.close(reason, true);

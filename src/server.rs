@@ -296,6 +296,14 @@ pub fn run(opts: Options, reload: impl Fn() -> Result<Options, String>) -> Resul
         None => None,
     };
     crate::info!("Listening for client connections on {}", addr);
+    if let Some(t) = &opts.tls {
+        crate::info!("TLS required for client connections");
+        if t.handshake_first && t.handshake_first_fallback.is_none() {
+            crate::warn!(
+                "Clients that are not using \"TLS Handshake First\" option will fail to connect"
+            );
+        }
+    }
     crate::info!("Server is ready");
 
     loop {

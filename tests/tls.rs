@@ -287,6 +287,38 @@ impl TlsRaw {
         })
     }
 
+    /// TCP connect and TLS handshake at once, then INFO over TLS: a client
+    /// using `handshake_first` (nothing is read in the clear).
+    fn connect_tls_first(port: u16, cfg: Arc<rustls::ClientConfig>) -> TlsRaw {
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let mut sock = TcpStream::connect_timeout(&addr, IO).expect("tcp connect");
+        sock.set_nodelay(true).ok();
+        sock.set_write_timeout(Some(IO)).expect("write timeout");
+        sock.set_read_timeout(Some(IO)).expect("read timeout");
+        let name = ServerName::try_from("localhost").expect("server name");
+        let mut conn = rustls::ClientConnection::new(cfg, name).expect("client connection");
+        let deadline = Instant::now() + IO;
+        while conn.is_handshaking() {
+            assert!(
+                Instant::now() < deadline,
+                "handshake did not finish within 5 s"
+            );
+            conn.complete_io(&mut sock)
+                .unwrap_or_else(|e| panic!("TLS-first handshake: {e}"));
+        }
+        let mut r = TlsRaw {
+            tls: rustls::StreamOwned::new(conn, sock),
+            buf: Vec::new(),
+            info: serde_json::Value::Null,
+        };
+        let line = r.line_raw();
+        let json = line
+            .strip_prefix("INFO ")
+            .unwrap_or_else(|| panic!("first line over TLS is not INFO: {line}"));
+        r.info = serde_json::from_str(json.trim()).expect("INFO JSON");
+        r
+    }
+
     /// Connect and expect the handshake (client side) to succeed.
     fn open(port: u16, cfg: Arc<rustls::ClientConfig>) -> TlsRaw {
         Self::connect(port, cfg).unwrap_or_else(|e| panic!("TLS handshake failed: {e}"))
@@ -589,6 +621,83 @@ fn raw_protocol_over_tls_including_large_payload() {
         r.send(b"PUB bar 2\r\nok\r\n");
         assert_eq!(other.line(), "MSG bar 7 2");
         assert_eq!(other.read_exact_bytes(4), b"ok\r\n");
+    });
+}
+
+// ---------------------------------------------------------------- handshake_first
+// nats-server 2.10's `tls { handshake_first }`; 2.9.10 refuses the key, so
+// these run against natrix only.
+
+/// A plain client that waits for INFO in the clear: what it got within `wait`.
+fn plain_bytes_within(port: u16, wait: Duration) -> Vec<u8> {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut sock = TcpStream::connect_timeout(&addr, IO).expect("tcp connect");
+    sock.set_read_timeout(Some(wait)).expect("read timeout");
+    let mut got = vec![0u8; 4096];
+    match sock.read(&mut got) {
+        Ok(n) => got.truncate(n),
+        Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::TimedOut => {
+            got.clear()
+        }
+        Err(e) => panic!("plain read: {e}"),
+    }
+    got
+}
+
+#[test]
+fn natrix_only_handshake_first_sends_info_only_after_the_handshake() {
+    with_timeout(LIMIT, || {
+        let p = pki();
+        let srv = Server::with_config(&tls_conf(&p.cert, &p.key, "  handshake_first: true"), &[]);
+        let cfg = client_cfg(&[p.ca.der()], None);
+        let mut r = TlsRaw::connect_tls_first(srv.port(), cfg.clone());
+        assert_eq!(
+            r.info["tls_required"],
+            serde_json::json!(true),
+            "{}",
+            r.info
+        );
+        r.send(common::CONNECT_QUIET);
+        r.send(b"SUB hf 1\r\nPUB hf 2\r\nok\r\n");
+        assert_eq!(r.line(), "MSG hf 1 2");
+        assert_eq!(r.read_exact_bytes(4), b"ok\r\n");
+
+        // Without a fallback, a client that waits for INFO gets nothing.
+        let got = plain_bytes_within(srv.port(), Duration::from_millis(300));
+        assert!(got.is_empty(), "INFO sent in the clear: {}", show(&got));
+        assert!(
+            srv.log().contains(
+                "[WRN] Clients that are not using \"TLS Handshake First\" option will fail to connect"
+            ),
+            "no start-up warning; log:\n{}",
+            srv.log()
+        );
+    });
+}
+
+#[test]
+fn natrix_only_handshake_first_auto_serves_both_kinds_of_client() {
+    with_timeout(LIMIT, || {
+        let p = pki();
+        let srv = Server::with_config(&tls_conf(&p.cert, &p.key, "  handshake_first: auto"), &[]);
+        let cfg = client_cfg(&[p.ca.der()], None);
+        // A client that starts with the handshake gets INFO after it...
+        let mut first = TlsRaw::connect_tls_first(srv.port(), cfg.clone());
+        first.send(common::CONNECT_QUIET);
+        first.send(b"SUB both 1\r\n");
+        first.sync();
+        // ...and one that waits gets INFO in the clear after the fallback
+        // delay (50 ms), then upgrades as without handshake_first.
+        let mut classic = TlsRaw::connect_ok(srv.port(), cfg);
+        assert_eq!(classic.info["tls_required"], serde_json::json!(true));
+        classic.send(b"PUB both 3\r\nhi!\r\n");
+        assert_eq!(first.line(), "MSG both 1 3");
+        assert_eq!(first.read_exact_bytes(5), b"hi!\r\n");
+        assert!(
+            !srv.log().contains("TLS Handshake First"),
+            "warning logged with a fallback:\n{}",
+            srv.log()
+        );
     });
 }
 

@@ -38,6 +38,10 @@ pub struct TlsSettings {
     /// The TLS handshake comes before INFO (nats-server 2.10's
     /// `handshake_first`).
     pub handshake_first: bool,
+    /// With `handshake_first: "auto"` or a duration: how long to wait for
+    /// the client to start the handshake before sending INFO in the clear
+    /// as without `handshake_first` (clients of both kinds connect).
+    pub handshake_first_fallback: Option<Duration>,
     /// SHA-256 hex fingerprints of the only client certificates accepted;
     /// empty accepts any that verifies.
     pub pinned: Vec<String>,
@@ -50,6 +54,7 @@ impl std::fmt::Debug for TlsSettings {
             .field("verify_and_map", &self.verify_and_map)
             .field("timeout", &self.timeout)
             .field("handshake_first", &self.handshake_first)
+            .field("handshake_first_fallback", &self.handshake_first_fallback)
             .finish()
     }
 }
@@ -183,6 +188,7 @@ impl TlsSettings {
             verify_and_map: t.verify_and_map,
             timeout: t.timeout,
             handshake_first: t.handshake_first,
+            handshake_first_fallback: t.handshake_first_fallback,
             pinned: t
                 .pinned_certs
                 .iter()
