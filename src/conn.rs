@@ -1159,10 +1159,27 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         Some(_) => {}
         None => client.send(&info),
     }
-    if count > opts.max_connections {
+    // Refusals before the TLS handshake. A TLS client gets them in the
+    // clear (after a clear INFO), as from the reference: nothing could be
+    // encrypted yet.
+    let refusal = if count > opts.max_connections {
         crate::error!("{} - maximum connections exceeded", client.desc.borrow());
-        client.send_err("maximum connections exceeded");
-        client.close(CloseReason::MaxConnectionsExceeded, true);
+        Some("maximum connections exceeded")
+    } else if client.tls.is_some() && !global.tls_rate_allow() {
+        Some("Connection throttling is active. Please try again later.")
+    } else {
+        None
+    };
+    if let Some(text) = refusal {
+        if client.tls.is_some() {
+            let mut line = Vec::new();
+            push_err(&mut line, text);
+            let _ = write_all(&stream, &line).await;
+            client.close(CloseReason::MaxConnectionsExceeded, false);
+        } else {
+            client.send_err(text);
+            client.close(CloseReason::MaxConnectionsExceeded, true);
+        }
     }
     let writer_task = glommio::spawn_local(writer(client.clone(), stream.clone()));
     crate::debug!(

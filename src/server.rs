@@ -205,6 +205,10 @@ pub fn run(opts: Options, reload: impl Fn() -> Result<Options, String>) -> Resul
     }
 
     let global = Arc::new(Global::new(n));
+    global.tls_rate_limit.store(
+        opts.tls.as_ref().map_or(0, |t| t.rate_limit),
+        std::sync::atomic::Ordering::Relaxed,
+    );
     // The system account's events and requests: shards publish events
     // themselves and hand requests to the service thread started below.
     let (sys_tx, sys_rx) = std::sync::mpsc::channel();

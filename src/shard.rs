@@ -92,6 +92,20 @@ pub struct Global {
     /// Each shard's recent CPU use in tenths of its core (0–10), which each
     /// shard refreshes for itself a few times a second, for placement.
     pub shard_busy: Vec<AtomicUsize>,
+    /// `tls { connection_rate_limit }`: TLS connections allowed per second
+    /// (0: no limit), fixed at start as in the reference.
+    pub tls_rate_limit: std::sync::atomic::AtomicI64,
+    /// The rate limit's current one-second window and what it refused
+    /// since the last report. Touched once per TLS connection, never per
+    /// message.
+    tls_rate: std::sync::Mutex<TlsRate>,
+}
+
+#[derive(Default)]
+struct TlsRate {
+    end: Option<Instant>,
+    count: i64,
+    blocked: u64,
 }
 
 impl Global {
@@ -101,7 +115,43 @@ impl Global {
             next_cid: AtomicU64::new(0),
             shard_conns: (0..nshards).map(|_| AtomicUsize::new(0)).collect(),
             shard_busy: (0..nshards).map(|_| AtomicUsize::new(0)).collect(),
+            tls_rate_limit: std::sync::atomic::AtomicI64::new(0),
+            tls_rate: std::sync::Mutex::new(TlsRate::default()),
         }
+    }
+
+    /// Whether one more TLS connection fits `tls { connection_rate_limit }`,
+    /// counted as the reference does: a window opens with the first
+    /// connection after the last one ended, and lasts a second.
+    pub fn tls_rate_allow(&self) -> bool {
+        let limit = self.tls_rate_limit.load(Ordering::Relaxed);
+        if limit <= 0 {
+            return true;
+        }
+        let now = Instant::now();
+        let mut r = self.tls_rate.lock().unwrap_or_else(|e| e.into_inner());
+        if r.end.is_none_or(|end| now > end) {
+            r.count = 0;
+            r.end = Some(now + Duration::from_secs(1));
+        } else {
+            r.count += 1;
+        }
+        let allow = r.count < limit;
+        if !allow {
+            r.blocked += 1;
+        }
+        allow
+    }
+
+    /// TLS connections refused by the rate limit since the last call.
+    pub fn take_tls_blocked(&self) -> u64 {
+        std::mem::take(
+            &mut self
+                .tls_rate
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .blocked,
+        )
     }
 
     /// Picks a shard for a new connection and counts it there at once, so
@@ -1335,6 +1385,7 @@ impl Shard {
         // measured every BUSY_EVERY and smoothed over about two of them.
         let mut busy_mark = (Instant::now(), thread_cpu_ns());
         let mut busy_avg = 0.0f64;
+        let mut rate_report = Instant::now();
         loop {
             let tick = (self.options().ping_interval / 10)
                 .clamp(Duration::from_millis(20), Duration::from_millis(100));
@@ -1348,6 +1399,15 @@ impl Shard {
             self.responses.borrow_mut().retain(|_, r| r.expires > now);
             for peer in (0..self.nshards).filter(|&p| p != self.id) {
                 self.flush_credit(peer);
+            }
+            // Shard 0 reports the TLS rate limit's refusals once a second,
+            // as the reference does.
+            if self.id == 0 && now.duration_since(rate_report) >= Duration::from_secs(1) {
+                rate_report = now;
+                let blocked = self.global.take_tls_blocked();
+                if blocked > 0 {
+                    crate::warn!("Rejected {blocked} connections due to TLS rate limiting");
+                }
             }
             let wall = now.duration_since(busy_mark.0);
             if wall >= BUSY_EVERY {
@@ -1977,6 +2037,19 @@ impl Shard {
 mod tests {
     use super::{pick_shard, Groups};
     use std::sync::Arc;
+
+    #[test]
+    fn tls_rate_limit_counts_as_the_reference() {
+        let g = super::Global::new(1);
+        assert!((0..5).all(|_| g.tls_rate_allow()), "no limit set");
+        g.tls_rate_limit
+            .store(2, std::sync::atomic::Ordering::Relaxed);
+        // The first call opens a one-second window; `limit` fit in it.
+        let got: Vec<bool> = (0..4).map(|_| g.tls_rate_allow()).collect();
+        assert_eq!(got, [true, true, false, false]);
+        assert_eq!(g.take_tls_blocked(), 2);
+        assert_eq!(g.take_tls_blocked(), 0);
+    }
 
     #[test]
     fn groups_keep_every_name_in_order() {

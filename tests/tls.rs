@@ -624,6 +624,101 @@ fn raw_protocol_over_tls_including_large_payload() {
     });
 }
 
+// ---------------------------------------------------------------- rate limit, curves
+
+/// Reads from `sock` until EOF (or `IO` passes): what the server sent.
+fn read_to_close(sock: &mut TcpStream) -> Vec<u8> {
+    sock.set_read_timeout(Some(IO)).expect("read timeout");
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = Instant::now() + IO;
+    while Instant::now() < deadline {
+        match sock.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+    got
+}
+
+#[test]
+fn connection_rate_limit_refuses_tls_connections_past_the_limit_in_the_clear() {
+    with_timeout(LIMIT, || {
+        let p = pki();
+        let srv = Server::with_config(
+            &tls_conf(&p.cert, &p.key, "  connection_rate_limit: 2"),
+            &[],
+        );
+        let addr = SocketAddr::from(([127, 0, 0, 1], srv.port()));
+        // Two connections within the second are let through to the
+        // handshake; the third gets INFO, then the refusal, in the clear.
+        let mut socks = Vec::new();
+        for _ in 0..2 {
+            let mut s = TcpStream::connect_timeout(&addr, IO).expect("tcp connect");
+            read_plain_info(&mut s);
+            socks.push(s);
+        }
+        let mut third = TcpStream::connect_timeout(&addr, IO).expect("tcp connect");
+        read_plain_info(&mut third);
+        let rest = read_to_close(&mut third);
+        assert_eq!(
+            show(&rest),
+            show(b"-ERR 'Connection throttling is active. Please try again later.'\r\n"),
+        );
+        drop(socks);
+        let cfg = client_cfg(&[p.ca.der()], None);
+        assert!(
+            wait_until(Duration::from_secs(3), || srv
+                .log()
+                .contains("[WRN] Rejected 1 connections due to TLS rate limiting")),
+            "no rate-limit report in the log:\n{}",
+            srv.log()
+        );
+        // A second later the window has passed: a new client connects.
+        std::thread::sleep(Duration::from_millis(1100));
+        TlsRaw::connect_ok(srv.port(), cfg);
+    });
+}
+
+/// A client config offering only the key exchange `group`.
+fn client_cfg_kx(
+    roots: &[CertificateDer<'static>],
+    group: &'static dyn rustls::crypto::SupportedKxGroup,
+) -> Arc<rustls::ClientConfig> {
+    let mut store = rustls::RootCertStore::empty();
+    for r in roots {
+        store.add(r.clone()).expect("add root");
+    }
+    let mut prov = rustls::crypto::ring::default_provider();
+    prov.kx_groups = vec![group];
+    Arc::new(
+        rustls::ClientConfig::builder_with_provider(Arc::new(prov))
+            .with_safe_default_protocol_versions()
+            .expect("protocol versions")
+            .with_root_certificates(store)
+            .with_no_client_auth(),
+    )
+}
+
+#[test]
+fn curve_preferences_limit_the_key_exchange() {
+    with_timeout(LIMIT, || {
+        use rustls::crypto::ring::kx_group;
+        let p = pki();
+        let srv = Server::with_config(
+            &tls_conf(&p.cert, &p.key, "  curve_preferences: [\"CurveP384\"]"),
+            &[],
+        );
+        let mut r = TlsRaw::connect_ok(
+            srv.port(),
+            client_cfg_kx(&[p.ca.der()], kx_group::SECP384R1),
+        );
+        r.sync();
+        let refused = TlsRaw::connect(srv.port(), client_cfg_kx(&[p.ca.der()], kx_group::X25519));
+        assert!(refused.is_err(), "an X25519-only client got through");
+    });
+}
+
 // ---------------------------------------------------------------- handshake_first
 // nats-server 2.10's `tls { handshake_first }`; 2.9.10 refuses the key, so
 // these run against natrix only.

@@ -42,6 +42,9 @@ pub struct TlsSettings {
     /// the client to start the handshake before sending INFO in the clear
     /// as without `handshake_first` (clients of both kinds connect).
     pub handshake_first_fallback: Option<Duration>,
+    /// `connection_rate_limit`: new TLS connections allowed per second
+    /// (0: no limit).
+    pub rate_limit: i64,
     /// SHA-256 hex fingerprints of the only client certificates accepted;
     /// empty accepts any that verifies.
     pub pinned: Vec<String>,
@@ -130,6 +133,29 @@ impl TlsSettings {
             }
             provider.cipher_suites = suites;
         }
+        if !t.curve_preferences.is_empty() {
+            use rustls::crypto::ring::kx_group;
+            let mut groups = Vec::new();
+            for name in &t.curve_preferences {
+                match name.as_str() {
+                    "X25519" => groups.push(kx_group::X25519),
+                    "CurveP256" => groups.push(kx_group::SECP256R1),
+                    "CurveP384" => groups.push(kx_group::SECP384R1),
+                    // The reference's Go TLS has P-521; rustls with ring
+                    // does not. The other curves listed still apply.
+                    other => crate::warn!(
+                        "tls: curve_preferences: {other} is not supported by natrix and is left out"
+                    ),
+                }
+            }
+            if groups.is_empty() {
+                return Err("tls: curve_preferences lists no curve natrix supports \
+                            (X25519, CurveP256, CurveP384)"
+                    .into());
+            }
+            // In the listed order, which is the order of preference.
+            provider.kx_groups = groups;
+        }
         let versions: &[&rustls::SupportedProtocolVersion] = match t.min_version.as_deref() {
             None | Some("1.2") | Some("TLS1.2") | Some("tls1.2") => rustls::ALL_VERSIONS,
             Some("1.3") | Some("TLS1.3") | Some("tls1.3") => &[&rustls::version::TLS13],
@@ -189,6 +215,7 @@ impl TlsSettings {
             timeout: t.timeout,
             handshake_first: t.handshake_first,
             handshake_first_fallback: t.handshake_first_fallback,
+            rate_limit: t.connection_rate_limit,
             pinned: t
                 .pinned_certs
                 .iter()
