@@ -1057,7 +1057,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         },
         _ => false,
     };
-    let stream: Shared = Rc::new(RefCell::new(stream));
+    let mut stream = stream;
 
     let cid = global
         .next_cid
@@ -1074,7 +1074,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         },
         None => None,
     };
-    let client = Rc::new(Client {
+    let mut client = Rc::new(Client {
         id: cid,
         addr,
         fd,
@@ -1151,7 +1151,10 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         // reading it; it is written before the writer task exists so it
         // can never be encrypted.
         Some(_) if !tls_first => {
-            if write_all(&stream, &info).await.is_err() {
+            if futures_lite::AsyncWriteExt::write_all(&mut stream, &info)
+                .await
+                .is_err()
+            {
                 return;
             }
         }
@@ -1162,25 +1165,41 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     // Refusals before the TLS handshake. A TLS client gets them in the
     // clear (after a clear INFO), as from the reference: nothing could be
     // encrypted yet.
-    let refusal = if count > opts.max_connections {
+    let mut refusal = None;
+    if count > opts.max_connections {
         crate::error!("{} - maximum connections exceeded", client.desc.borrow());
-        Some("maximum connections exceeded")
-    } else if client.tls.is_some() && !global.tls_rate_allow() {
-        Some("Connection throttling is active. Please try again later.")
-    } else {
-        None
-    };
+        refusal = Some("maximum connections exceeded");
+    } else if client.tls.is_some() && opts.allow_non_tls && !tls_first {
+        // allow_non_tls: the client's first byte says whether it starts
+        // the handshake (0x16, a TLS handshake record) or stays plain.
+        let mut first = [0u8; 1];
+        let wait = opts
+            .tls
+            .as_ref()
+            .map_or(Duration::from_secs(2), |t| t.timeout);
+        let peeked = glommio::timer::timeout(wait, stream.peek(&mut first)).await;
+        if !matches!(peeked, Ok(n) if n > 0 && first[0] == 0x16) {
+            if let Some(c) = Rc::get_mut(&mut client) {
+                c.tls = None;
+                c.tls_deadline.set(None);
+            }
+        }
+    }
+    if refusal.is_none() && client.tls.is_some() && !global.tls_rate_allow() {
+        refusal = Some("Connection throttling is active. Please try again later.");
+    }
     if let Some(text) = refusal {
         if client.tls.is_some() {
             let mut line = Vec::new();
             push_err(&mut line, text);
-            let _ = write_all(&stream, &line).await;
+            let _ = futures_lite::AsyncWriteExt::write_all(&mut stream, &line).await;
             client.close(CloseReason::MaxConnectionsExceeded, false);
         } else {
             client.send_err(text);
             client.close(CloseReason::MaxConnectionsExceeded, true);
         }
     }
+    let stream: Shared = Rc::new(RefCell::new(stream));
     let writer_task = glommio::spawn_local(writer(client.clone(), stream.clone()));
     crate::debug!(
         "{} - on shard {}; connections per shard: {:?}",
@@ -1858,7 +1877,9 @@ async fn connect(client: &Rc<Client>, json: &[u8], opts: &Options) {
     *client.version.borrow_mut() = co.version.clone().filter(|s| !s.is_empty());
     client.verbose.set(co.verbose);
     client.pedantic.set(co.pedantic);
-    client.headers.set(co.headers);
+    client
+        .headers
+        .set(co.headers && !client.shard.options().no_header_support);
     client.no_responders.set(co.no_responders);
     client.protocol.set(co.protocol);
     *client.connect_user.borrow_mut() = co.user.clone().filter(|s| !s.is_empty());
@@ -1946,7 +1967,7 @@ async fn connect(client: &Rc<Client>, json: &[u8], opts: &Options) {
         client.close(CloseReason::BadClientProtocolVersion, true);
         return;
     }
-    if co.no_responders && !co.headers {
+    if co.no_responders && !client.headers.get() {
         client.send_err("no responders requires headers support");
         client.close(CloseReason::NoRespondersRequiresHeaders, true);
         return;
@@ -1994,6 +2015,25 @@ fn sub(client: &Rc<Client>, shard: &Rc<Shard>, subject: &[u8], queue: Option<&[u
             client.send_err(&text);
             return;
         }
+    }
+    let max_tokens = shard.options().max_sub_tokens as usize;
+    if max_tokens > 0 && subject.split(|&b| b == b'.').count() > max_tokens {
+        let subj = String::from_utf8_lossy(subject);
+        let user = client.user.borrow();
+        crate::error!(
+            "{} - Subscription Violation Too Many Tokens - User {:?}, Subject {subj:?}, SID {}",
+            client.desc.borrow(),
+            if user.is_empty() {
+                "N/A"
+            } else {
+                user.as_str()
+            },
+            String::from_utf8_lossy(sid)
+        );
+        client.send_err(&format!(
+            "Permissions Violation for Subscription to {subj:?}, too many tokens"
+        ));
+        return;
     }
     let max_subs = client.max_subs.get();
     if max_subs >= 0 && client.subs.borrow().len() as i64 >= max_subs {

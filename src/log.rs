@@ -13,21 +13,48 @@ use std::time::{SystemTime, UNIX_EPOCH};
 static DEBUG: AtomicBool = AtomicBool::new(false);
 static TRACE: AtomicBool = AtomicBool::new(false);
 static LOGTIME: AtomicBool = AtomicBool::new(true);
-static SINK: Mutex<Option<(File, PathBuf)>> = Mutex::new(None);
+static SINK: Mutex<Option<FileSink>> = Mutex::new(None);
 
-/// Applies the logging options; `file` None logs to stderr.
+/// The log file, with what it holds so far for `log_size_limit`.
+struct FileSink {
+    file: File,
+    path: PathBuf,
+    /// Bytes in the file (its size when opened, plus what was written).
+    written: u64,
+    /// Rotate once the file passes this many bytes (0: never).
+    limit: u64,
+}
+
+fn open_append(p: &PathBuf) -> std::io::Result<(File, u64)> {
+    let f = OpenOptions::new().create(true).append(true).open(p)?;
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    Ok((f, len))
+}
+
+/// Applies the logging options; `file` None logs to stderr. With a file,
+/// `size_limit` (bytes, 0: none) rotates it as the reference's
+/// `log_size_limit` does.
 pub fn configure(
     debug: bool,
     trace: bool,
     logtime: bool,
     file: Option<PathBuf>,
+    size_limit: u64,
 ) -> std::io::Result<()> {
     DEBUG.store(debug, Ordering::Relaxed);
     TRACE.store(trace, Ordering::Relaxed);
     LOGTIME.store(logtime, Ordering::Relaxed);
     let mut sink = SINK.lock().unwrap_or_else(|e| e.into_inner());
     *sink = match file {
-        Some(p) => Some((OpenOptions::new().create(true).append(true).open(&p)?, p)),
+        Some(path) => {
+            let (file, written) = open_append(&path)?;
+            Some(FileSink {
+                file,
+                path,
+                written,
+                limit: size_limit,
+            })
+        }
         None => None,
     };
     Ok(())
@@ -36,10 +63,73 @@ pub fn configure(
 /// Reopens the log file (SIGUSR1), for log rotation.
 pub fn reopen() -> std::io::Result<()> {
     let mut sink = SINK.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some((f, p)) = sink.as_mut() {
-        *f = OpenOptions::new().create(true).append(true).open(&*p)?;
+    if let Some(s) = sink.as_mut() {
+        (s.file, s.written) = open_append(&s.path)?;
     }
     Ok(())
+}
+
+/// The name a rotated log file is kept under, as the reference names it:
+/// `<file>.YYYY.MM.DD.hh.mm.ss.nnnnnnnnn`.
+fn backup_name(path: &std::path::Path, now: SystemTime) -> PathBuf {
+    let d = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs() as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (year, month, day) = crate::timefmt::civil(days);
+    let mut name = path.as_os_str().to_owned();
+    name.push(format!(
+        ".{year:04}.{month:02}.{day:02}.{:02}.{:02}.{:02}.{:09}",
+        rem / 3600,
+        (rem / 60) % 60,
+        rem % 60,
+        d.subsec_nanos()
+    ));
+    PathBuf::from(name)
+}
+
+/// Once the file has passed its limit: keeps it under its backup name,
+/// starts a new one and says so in it first.
+fn rotate(s: &mut FileSink) {
+    let bak = backup_name(&s.path, SystemTime::now());
+    if let Err(e) = std::fs::rename(&s.path, &bak) {
+        // As the reference: try again when the file has doubled.
+        s.limit = s.limit.saturating_mul(2);
+        let _ = s.file.write_all(
+            line(
+                "ERR",
+                format_args!(
+                    "Unable to rotate logfile ({e}), will attempt next rotation at size {}",
+                    s.limit
+                ),
+            )
+            .as_bytes(),
+        );
+        return;
+    }
+    match open_append(&s.path) {
+        Ok((f, _)) => {
+            s.file = f;
+            let note = line(
+                "INF",
+                format_args!(
+                    "Rotated log, backup saved as {:?}",
+                    bak.display().to_string()
+                ),
+            );
+            let _ = s.file.write_all(note.as_bytes());
+            s.written = note.len() as u64;
+        }
+        Err(e) => {
+            // Keep writing to the renamed file rather than lose lines.
+            let _ = s.file.write_all(
+                line(
+                    "ERR",
+                    format_args!("Unable to re-open the logfile after rotation: {e}"),
+                )
+                .as_bytes(),
+            );
+        }
+    }
 }
 
 pub fn debug_enabled() -> bool {
@@ -65,8 +155,9 @@ fn timestamp(now: SystemTime) -> String {
     )
 }
 
-pub fn write(level: &str, msg: std::fmt::Arguments<'_>) {
-    let line = if LOGTIME.load(Ordering::Relaxed) {
+/// One log line, newline included.
+fn line(level: &str, msg: std::fmt::Arguments<'_>) -> String {
+    if LOGTIME.load(Ordering::Relaxed) {
         format!(
             "[{}] {} [{}] {}\n",
             std::process::id(),
@@ -76,11 +167,20 @@ pub fn write(level: &str, msg: std::fmt::Arguments<'_>) {
         )
     } else {
         format!("[{}] [{}] {}\n", std::process::id(), level, msg)
-    };
+    }
+}
+
+pub fn write(level: &str, msg: std::fmt::Arguments<'_>) {
+    let line = line(level, msg);
     let mut sink = SINK.lock().unwrap_or_else(|e| e.into_inner());
     match sink.as_mut() {
-        Some((f, _)) => {
-            let _ = f.write_all(line.as_bytes());
+        Some(s) => {
+            if s.file.write_all(line.as_bytes()).is_ok() {
+                s.written += line.len() as u64;
+                if s.limit > 0 && s.written > s.limit {
+                    rotate(s);
+                }
+            }
         }
         None => {
             let _ = std::io::stderr().write_all(line.as_bytes());

@@ -39,6 +39,15 @@ pub struct Options {
     pub max_control_line: usize,
     /// 0 means unlimited.
     pub max_subscriptions: usize,
+    /// `max_sub_tokens`: the most tokens a subscription's subject may
+    /// have (0: no limit).
+    pub max_sub_tokens: u8,
+    /// `no_header_support`: INFO says `headers: false` and clients cannot
+    /// turn headers on.
+    pub no_header_support: bool,
+    /// `allow_non_tls`: with TLS configured, clients may also stay plain
+    /// (INFO says `tls_available`; the first byte decides).
+    pub allow_non_tls: bool,
     pub ping_interval: Duration,
     pub ping_max: u32,
     pub write_deadline: Duration,
@@ -49,6 +58,8 @@ pub struct Options {
     pub trace: bool,
     pub logtime: bool,
     pub log_file: Option<PathBuf>,
+    /// `log_size_limit`: rotate the log file past this many bytes (0: never).
+    pub log_size_limit: u64,
     pub pid_file: Option<PathBuf>,
     pub ports_file_dir: Option<PathBuf>,
     /// Number of shards; 0 means one per available core.
@@ -101,12 +112,16 @@ impl Default for Options {
             trace: false,
             logtime: true,
             log_file: None,
+            log_size_limit: 0,
             pid_file: None,
             ports_file_dir: None,
             shards: 0,
             shard_cpus: Vec::new(),
             io_memory: IO_MEMORY,
             shard_spin: std::time::Duration::ZERO,
+            max_sub_tokens: 0,
+            no_header_support: false,
+            allow_non_tls: false,
             config_file: None,
             // As the reference: a default system account unless opted out.
             security: Arc::new(Security {
@@ -162,6 +177,7 @@ impl Options {
             trace: c.trace || c.trace_verbose,
             logtime: c.logtime,
             log_file: c.log_file.clone(),
+            log_size_limit: c.log_size_limit.max(0) as u64,
             pid_file: c.pid_file.clone(),
             ports_file_dir: c.ports_file_dir.clone(),
             shards: c.shards.count.unwrap_or(if c.shards.cpus.is_empty() {
@@ -172,6 +188,9 @@ impl Options {
             shard_cpus: c.shards.cpus.clone(),
             io_memory: c.shards.io_memory.map_or(IO_MEMORY, |m| m as usize),
             shard_spin: c.shards.spin,
+            max_sub_tokens: c.max_sub_tokens,
+            no_header_support: c.no_header_support,
+            allow_non_tls: c.allow_non_tls,
             config_file: Some(path.to_path_buf()),
             security: Arc::new(
                 Security::from_config(c).map_err(|e| format!("{}: {e}", path.display()))?,

@@ -164,11 +164,11 @@ pub fn server_info(opts: &Options, server_id: &str, port: u16) -> ServerInfo {
         go: concat!("natrix-", env!("CARGO_PKG_VERSION")).to_string(),
         host: opts.host.clone(),
         port,
-        headers: true,
+        headers: !opts.no_header_support,
         auth_required: opts.security.auth.required(),
-        tls_required: opts.tls.is_some(),
+        tls_required: opts.tls.is_some() && !opts.allow_non_tls,
         tls_verify: opts.tls.as_ref().is_some_and(|t| t.verify),
-        tls_available: false,
+        tls_available: opts.tls.is_some() && opts.allow_non_tls,
         max_payload: opts.max_payload as i64,
     }
 }
@@ -177,8 +177,14 @@ pub fn server_info(opts: &Options, server_id: &str, port: u16) -> ServerInfo {
 /// start-up failures.
 pub fn run(opts: Options, reload: impl Fn() -> Result<Options, String>) -> Result<(), String> {
     raise_limits();
-    crate::log::configure(opts.debug, opts.trace, opts.logtime, opts.log_file.clone())
-        .map_err(|e| format!("error opening log file: {e}"))?;
+    crate::log::configure(
+        opts.debug,
+        opts.trace,
+        opts.logtime,
+        opts.log_file.clone(),
+        opts.log_size_limit,
+    )
+    .map_err(|e| format!("error opening log file: {e}"))?;
     let sigs = signal_set();
     // SAFETY: blocking signals in this thread before any other starts, so
     // every shard inherits the mask and only `sigwait` below sees them.
@@ -323,8 +329,14 @@ pub fn run(opts: Options, reload: impl Fn() -> Result<Options, String>) -> Resul
                 let res = plane.apply(|current| {
                     let new = reload()
                         .and_then(|new| current.reload_refusal(&new).map_or(Ok(new), Err))?;
-                    crate::log::configure(new.debug, new.trace, new.logtime, new.log_file.clone())
-                        .map_err(|e| format!("log file: {e}"))?;
+                    crate::log::configure(
+                        new.debug,
+                        new.trace,
+                        new.logtime,
+                        new.log_file.clone(),
+                        new.log_size_limit,
+                    )
+                    .map_err(|e| format!("log file: {e}"))?;
                     Ok::<_, String>(new)
                 });
                 match res {

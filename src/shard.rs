@@ -1968,7 +1968,9 @@ impl Shard {
             let mut i = (**info).clone();
             i.max_payload = new.max_payload as i64;
             i.auth_required = new.security.auth.required();
-            i.tls_required = new.tls.is_some();
+            i.tls_required = new.tls.is_some() && !new.allow_non_tls;
+            i.tls_available = new.tls.is_some() && new.allow_non_tls;
+            i.headers = !new.no_header_support;
             i.tls_verify = new.tls.as_ref().is_some_and(|t| t.verify);
             if let Some(n) = &new.server_name {
                 i.server_name = n.clone();

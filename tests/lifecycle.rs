@@ -76,3 +76,58 @@ fn sigterm_stops_the_server_and_removes_the_ports_file() {
         assert_eq!(left, 0, "ports file removed on shutdown");
     });
 }
+
+/// `log_size_limit`: once the log file passes the limit it is kept under a
+/// dated backup name and a new file starts, saying where the old one went.
+#[test]
+fn log_size_limit_rotates_the_log_file() {
+    with_timeout(LIMIT, || {
+        let dir = TempDir::new("logrot");
+        let log = dir.path().join("server.log");
+        let srv = Server::with_config(
+            &format!(
+                "logfile: \"{}\"\nlog_size_limit: 2000\ndebug: true\n",
+                log.display()
+            ),
+            &[],
+        );
+        // Each connection writes a few debug lines.
+        for _ in 0..40 {
+            let mut c = Raw::connect_ok(srv.port());
+            c.sync();
+        }
+        let backups = || {
+            std::fs::read_dir(dir.path())
+                .expect("read dir")
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with("server.log."))
+                .collect::<Vec<_>>()
+        };
+        assert!(
+            wait_until(Duration::from_secs(5), || !backups().is_empty()),
+            "no rotated log in {}",
+            dir.path().display()
+        );
+        let name = backups().remove(0);
+        // server.log.YYYY.MM.DD.hh.mm.ss.nnnnnnnnn
+        let stamp: Vec<&str> = name["server.log.".len()..].split('.').collect();
+        assert_eq!(stamp.len(), 7, "backup name {name}");
+        assert!(
+            stamp.iter().all(|p| p.chars().all(|c| c.is_ascii_digit())),
+            "{name}"
+        );
+        let current = std::fs::read_to_string(&log).expect("current log");
+        assert!(
+            current.contains("Rotated log, backup saved as"),
+            "new log does not say where the old one went:\n{current}"
+        );
+        assert!(
+            std::fs::metadata(dir.path().join(&name))
+                .expect("backup")
+                .len()
+                > 2000,
+            "backup smaller than the limit"
+        );
+    });
+}

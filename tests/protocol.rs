@@ -350,6 +350,45 @@ fn hpub_from_client_without_headers_support_closes_silently() {
     });
 }
 
+/// `no_header_support: true`: INFO says `headers: false`, a client asking
+/// for headers does not get them (so HPUB closes it), and one that also
+/// asks for no_responders is refused, as the reference does.
+#[test]
+fn no_header_support_turns_headers_off_for_every_client() {
+    with_timeout(LIMIT, || {
+        let srv = Server::with_config("no_header_support: true\n", &[]);
+        let mut r = Raw::connect(srv.port());
+        assert_eq!(r.info["headers"], serde_json::json!(false), "{}", r.info);
+        r.send(b"CONNECT {\"verbose\":false,\"headers\":true}\r\n");
+        r.sync();
+        r.send(b"HPUB foo 12 12\r\nNATS/1.0\r\n\r\n\r\n");
+        r.expect_closed();
+
+        let mut nr = Raw::connect(srv.port());
+        nr.send(b"CONNECT {\"verbose\":false,\"headers\":true,\"no_responders\":true}\r\n");
+        nr.expect(b"-ERR 'no responders requires headers support'\r\n");
+        nr.expect_closed();
+    });
+}
+
+/// `max_sub_tokens`: a subscription with more tokens is refused with a
+/// permissions error; the connection and its other subscriptions live on.
+#[test]
+fn max_sub_tokens_refuses_longer_subscriptions_only() {
+    with_timeout(LIMIT, || {
+        let srv = Server::with_config("max_sub_tokens: 3\n", &[]);
+        let mut r = Raw::connect_ok(srv.port());
+        r.send(b"SUB a.b.c 1\r\nSUB a.b.c.d 2\r\nSUB a.> 3\r\n");
+        r.expect(
+            b"-ERR 'Permissions Violation for Subscription to \"a.b.c.d\", too many tokens'\r\n",
+        );
+        // Only the wildcard subscription gets it; the refused one never was.
+        r.send(b"PUB a.b.c.d 2\r\nhi\r\n");
+        r.expect(b"MSG a.b.c.d 3 2\r\nhi\r\n");
+        r.sync();
+    });
+}
+
 #[test]
 fn hpub_header_size_larger_than_total_closes_silently() {
     run(|srv| {

@@ -719,6 +719,34 @@ fn curve_preferences_limit_the_key_exchange() {
     });
 }
 
+/// `allow_non_tls: true`: INFO offers TLS (`tls_available`) without
+/// requiring it; a plain client and a TLS client both connect.
+#[test]
+fn allow_non_tls_serves_plain_and_tls_clients() {
+    with_timeout(LIMIT, || {
+        let p = pki();
+        let srv = Server::with_config(
+            &format!("allow_non_tls: true\n{}", tls_conf(&p.cert, &p.key, "")),
+            &[],
+        );
+        let mut plain = Raw::connect(srv.port());
+        assert_eq!(
+            plain.info["tls_available"],
+            serde_json::json!(true),
+            "{}",
+            plain.info
+        );
+        assert!(plain.info.get("tls_required").is_none(), "{}", plain.info);
+        plain.send(common::CONNECT_QUIET);
+        plain.send(b"SUB mixed 1\r\n");
+        plain.sync();
+        let mut secure = TlsRaw::connect_ok(srv.port(), client_cfg(&[p.ca.der()], None));
+        secure.send(b"PUB mixed 2\r\nok\r\n");
+        secure.sync();
+        plain.expect(b"MSG mixed 1 2\r\nok\r\n");
+    });
+}
+
 // ---------------------------------------------------------------- handshake_first
 // nats-server 2.10's `tls { handshake_first }`; 2.9.10 refuses the key, so
 // these run against natrix only.
