@@ -23,6 +23,7 @@ pub struct Flags {
     pub trace: Option<bool>,
     pub logtime: Option<bool>,
     pub log_file: Option<PathBuf>,
+    pub log_size_limit: Option<u64>,
     pub pid_file: Option<PathBuf>,
     pub ports_file_dir: Option<PathBuf>,
     pub user: Option<String>,
@@ -67,6 +68,7 @@ Monitoring Options:
 
 Logging Options:
     -l, --log <file>                 File to redirect log output
+        --log_size_limit <n>         Logfile size limit in bytes, past which it is rotated
     -T, --logtime                    Timestamp log entries (default: true)
     -D, --debug                      Enable debugging output
     -V, --trace                      Trace the raw protocol
@@ -216,6 +218,7 @@ pub fn parse(args: &[String]) -> Result<Flags, String> {
                     "ms" | "https_port" => f.https_port = Some(parse_num(name, &value)?),
                     "http_base_path" => f.http_base_path = Some(value),
                     "l" | "log" => f.log_file = Some(PathBuf::from(value)),
+                    "log_size_limit" => f.log_size_limit = Some(parse_num(name, &value)?),
                     "P" | "pid" => f.pid_file = Some(PathBuf::from(value)),
                     "ports_file_dir" => f.ports_file_dir = Some(PathBuf::from(value)),
                     "user" => f.user = Some(value),
@@ -227,10 +230,8 @@ pub fn parse(args: &[String]) -> Result<Flags, String> {
                     "tlscacert" => f.tls_ca = Some(PathBuf::from(value)),
                     "sl" | "signal" => f.signal = Some(value),
                     "r" | "remote_syslog" | "routes" | "cluster" | "cluster_name"
-                    | "cluster_advertise" | "sd" | "store_dir" | "log_size_limit"
-                    | "max_traced_msg_len" | "connect_retries" | "gateway" => {
-                        f.unsupported.push(format!("-{name}"))
-                    }
+                    | "cluster_advertise" | "sd" | "store_dir" | "max_traced_msg_len"
+                    | "connect_retries" | "gateway" => f.unsupported.push(format!("-{name}")),
                     _ => unreachable!("every name in VALUE_FLAGS is handled"),
                 }
             }
@@ -281,6 +282,14 @@ mod tests {
         );
         assert_eq!(p(&["-p"]).unwrap_err(), "flag needs an argument: -p");
         assert!(p(&["-p", "x"]).unwrap_err().contains("-p"));
+    }
+
+    #[test]
+    fn log_size_limit_flag_takes_bytes() {
+        let f = p(&["-l", "/tmp/x.log", "--log_size_limit", "1000"]).unwrap();
+        assert_eq!(f.log_size_limit, Some(1000));
+        assert!(f.unsupported.is_empty());
+        assert!(p(&["--log_size_limit", "big"]).is_err());
     }
 
     #[test]

@@ -51,6 +51,9 @@ fn apply_flags(opts: &mut Options, f: &Flags) -> Result<(), String> {
     if let Some(l) = &f.log_file {
         opts.log_file = Some(l.clone());
     }
+    if let Some(n) = f.log_size_limit {
+        opts.log_size_limit = n;
+    }
     if let Some(p) = &f.pid_file {
         opts.pid_file = Some(p.clone());
     }
