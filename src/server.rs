@@ -173,18 +173,22 @@ pub fn server_info(opts: &Options, server_id: &str, port: u16) -> ServerInfo {
     }
 }
 
+/// Applies the logging options (at start and on reload).
+fn configure_log(o: &Options) -> std::io::Result<()> {
+    crate::log::configure(
+        o.debug,
+        o.trace,
+        o.logtime,
+        o.log_file.clone(),
+        o.log_size_limit,
+    )
+}
+
 /// Runs the server until a stop signal. Returns an error message for
 /// start-up failures.
 pub fn run(opts: Options, reload: impl Fn() -> Result<Options, String>) -> Result<(), String> {
     raise_limits();
-    crate::log::configure(
-        opts.debug,
-        opts.trace,
-        opts.logtime,
-        opts.log_file.clone(),
-        opts.log_size_limit,
-    )
-    .map_err(|e| format!("error opening log file: {e}"))?;
+    configure_log(&opts).map_err(|e| format!("error opening log file: {e}"))?;
     let sigs = signal_set();
     // SAFETY: blocking signals in this thread before any other starts, so
     // every shard inherits the mask and only `sigwait` below sees them.
@@ -329,14 +333,7 @@ pub fn run(opts: Options, reload: impl Fn() -> Result<Options, String>) -> Resul
                 let res = plane.apply(|current| {
                     let new = reload()
                         .and_then(|new| current.reload_refusal(&new).map_or(Ok(new), Err))?;
-                    crate::log::configure(
-                        new.debug,
-                        new.trace,
-                        new.logtime,
-                        new.log_file.clone(),
-                        new.log_size_limit,
-                    )
-                    .map_err(|e| format!("log file: {e}"))?;
+                    configure_log(&new).map_err(|e| format!("log file: {e}"))?;
                     Ok::<_, String>(new)
                 });
                 match res {

@@ -364,10 +364,10 @@ fn no_header_support_turns_headers_off_for_every_client() {
         r.send(b"HPUB foo 12 12\r\nNATS/1.0\r\n\r\n\r\n");
         r.expect_closed();
 
-        let mut nr = Raw::connect(srv.port());
-        nr.send(b"CONNECT {\"verbose\":false,\"headers\":true,\"no_responders\":true}\r\n");
-        nr.expect(b"-ERR 'no responders requires headers support'\r\n");
-        nr.expect_closed();
+        no_responders_refused(
+            &srv,
+            b"CONNECT {\"verbose\":false,\"headers\":true,\"no_responders\":true}\r\n",
+        );
     });
 }
 
@@ -727,17 +727,26 @@ fn no_responders_not_sent_unless_requested() {
     });
 }
 
+/// A client sending `connect` is told no_responders needs headers, and
+/// closed.
+fn no_responders_refused(srv: &Server, connect: &[u8]) {
+    let mut r = Raw::connect(srv.port());
+    r.send(connect);
+    r.expect(b"-ERR 'no responders requires headers support'\r\n");
+    r.expect_closed();
+}
+
 #[test]
 fn no_responders_without_headers_is_rejected_and_closed() {
     run(|srv| {
-        let mut r = Raw::connect(srv.port());
-        r.send(b"CONNECT {\"verbose\":false,\"no_responders\":true}\r\n");
-        r.expect(b"-ERR 'no responders requires headers support'\r\n");
-        r.expect_closed();
-        let mut r = Raw::connect(srv.port());
-        r.send(b"CONNECT {\"verbose\":false,\"headers\":false,\"no_responders\":true}\r\n");
-        r.expect(b"-ERR 'no responders requires headers support'\r\n");
-        r.expect_closed();
+        no_responders_refused(
+            srv,
+            b"CONNECT {\"verbose\":false,\"no_responders\":true}\r\n",
+        );
+        no_responders_refused(
+            srv,
+            b"CONNECT {\"verbose\":false,\"headers\":false,\"no_responders\":true}\r\n",
+        );
     });
 }
 

@@ -261,14 +261,22 @@ fn read_plain_info(sock: &mut TcpStream) -> serde_json::Value {
 }
 
 impl TlsRaw {
-    /// TCP connect, INFO in clear, TLS handshake (server name "localhost").
-    /// `Err` describes a handshake failure seen by the client.
-    fn connect(port: u16, cfg: Arc<rustls::ClientConfig>) -> Result<TlsRaw, String> {
+    /// A TCP connection to the server with the tests' timeouts.
+    fn tcp(port: u16) -> TcpStream {
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let mut sock = TcpStream::connect_timeout(&addr, IO).expect("tcp connect");
+        let sock = TcpStream::connect_timeout(&addr, IO).expect("tcp connect");
         sock.set_nodelay(true).ok();
         sock.set_write_timeout(Some(IO)).expect("write timeout");
-        let info = read_plain_info(&mut sock);
+        sock
+    }
+
+    /// The client side of a TLS handshake on `sock` (server name
+    /// "localhost"); `Err` describes a failure the client saw.
+    fn handshake(
+        mut sock: TcpStream,
+        cfg: Arc<rustls::ClientConfig>,
+        info: serde_json::Value,
+    ) -> Result<TlsRaw, String> {
         let name = ServerName::try_from("localhost").expect("server name");
         let mut conn = rustls::ClientConnection::new(cfg, name).expect("client connection");
         let deadline = Instant::now() + IO;
@@ -287,30 +295,21 @@ impl TlsRaw {
         })
     }
 
+    /// TCP connect, INFO in clear, TLS handshake.
+    /// `Err` describes a handshake failure seen by the client.
+    fn connect(port: u16, cfg: Arc<rustls::ClientConfig>) -> Result<TlsRaw, String> {
+        let mut sock = Self::tcp(port);
+        let info = read_plain_info(&mut sock);
+        Self::handshake(sock, cfg, info)
+    }
+
     /// TCP connect and TLS handshake at once, then INFO over TLS: a client
     /// using `handshake_first` (nothing is read in the clear).
     fn connect_tls_first(port: u16, cfg: Arc<rustls::ClientConfig>) -> TlsRaw {
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let mut sock = TcpStream::connect_timeout(&addr, IO).expect("tcp connect");
-        sock.set_nodelay(true).ok();
-        sock.set_write_timeout(Some(IO)).expect("write timeout");
+        let sock = Self::tcp(port);
         sock.set_read_timeout(Some(IO)).expect("read timeout");
-        let name = ServerName::try_from("localhost").expect("server name");
-        let mut conn = rustls::ClientConnection::new(cfg, name).expect("client connection");
-        let deadline = Instant::now() + IO;
-        while conn.is_handshaking() {
-            assert!(
-                Instant::now() < deadline,
-                "handshake did not finish within 5 s"
-            );
-            conn.complete_io(&mut sock)
-                .unwrap_or_else(|e| panic!("TLS-first handshake: {e}"));
-        }
-        let mut r = TlsRaw {
-            tls: rustls::StreamOwned::new(conn, sock),
-            buf: Vec::new(),
-            info: serde_json::Value::Null,
-        };
+        let mut r = Self::handshake(sock, cfg, serde_json::Value::Null)
+            .unwrap_or_else(|e| panic!("TLS-first {e}"));
         let line = r.line_raw();
         let json = line
             .strip_prefix("INFO ")
