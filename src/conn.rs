@@ -1050,10 +1050,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
             // As the reference: whatever the client sends first within the
             // fallback delay means it starts the handshake; silence means
             // it waits for INFO, which then goes in the clear.
-            Some(wait) => {
-                let mut first = [0u8; 1];
-                matches!(glommio::timer::timeout(wait, stream.peek(&mut first)).await, Ok(n) if n > 0)
-            }
+            Some(wait) => first_byte(&stream, wait).await.is_some(),
         },
         _ => false,
     };
@@ -1169,16 +1166,14 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     if count > opts.max_connections {
         crate::error!("{} - maximum connections exceeded", client.desc.borrow());
         refusal = Some("maximum connections exceeded");
-    } else if client.tls.is_some() && opts.allow_non_tls && !tls_first {
+    } else if let Some(t) = opts
+        .tls
+        .as_ref()
+        .filter(|_| opts.allow_non_tls && !tls_first)
+    {
         // allow_non_tls: the client's first byte says whether it starts
         // the handshake (0x16, a TLS handshake record) or stays plain.
-        let mut first = [0u8; 1];
-        let wait = opts
-            .tls
-            .as_ref()
-            .map_or(Duration::from_secs(2), |t| t.timeout);
-        let peeked = glommio::timer::timeout(wait, stream.peek(&mut first)).await;
-        if !matches!(peeked, Ok(n) if n > 0 && first[0] == 0x16) {
+        if first_byte(&stream, t.timeout).await != Some(0x16) {
             if let Some(c) = Rc::get_mut(&mut client) {
                 c.tls = None;
                 c.tls_deadline.set(None);
@@ -1234,6 +1229,15 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         shard.remove_sub(&s.key(), &s.handle());
     }
     shard.clients.borrow_mut().remove(&cid);
+}
+
+/// The client's first byte, if one arrives within `wait`; it stays unread.
+async fn first_byte(stream: &TcpStream, wait: Duration) -> Option<u8> {
+    let mut first = [0u8; 1];
+    match glommio::timer::timeout(wait, stream.peek(&mut first)).await {
+        Ok(n) if n > 0 => Some(first[0]),
+        _ => None,
+    }
 }
 
 /// One connection's place in the server-wide and its shard's counts,
@@ -1683,7 +1687,7 @@ async fn handle(client: &Rc<Client>, shard: &Rc<Shard>, op: Op<'_>, opts: &Optio
             sid,
         } => {
             client.active.set(true);
-            sub(client, shard, subject, queue, sid)
+            sub(client, shard, opts, subject, queue, sid)
         }
         Op::Unsub { sid, max } => {
             client.active.set(true);
@@ -1877,9 +1881,7 @@ async fn connect(client: &Rc<Client>, json: &[u8], opts: &Options) {
     *client.version.borrow_mut() = co.version.clone().filter(|s| !s.is_empty());
     client.verbose.set(co.verbose);
     client.pedantic.set(co.pedantic);
-    client
-        .headers
-        .set(co.headers && !client.shard.options().no_header_support);
+    client.headers.set(co.headers && !opts.no_header_support);
     client.no_responders.set(co.no_responders);
     client.protocol.set(co.protocol);
     *client.connect_user.borrow_mut() = co.user.clone().filter(|s| !s.is_empty());
@@ -1991,7 +1993,14 @@ async fn connect(client: &Rc<Client>, json: &[u8], opts: &Options) {
     }
 }
 
-fn sub(client: &Rc<Client>, shard: &Rc<Shard>, subject: &[u8], queue: Option<&[u8]>, sid: &[u8]) {
+fn sub(
+    client: &Rc<Client>,
+    shard: &Rc<Shard>,
+    opts: &Options,
+    subject: &[u8],
+    queue: Option<&[u8]>,
+    sid: &[u8],
+) {
     if let Some(p) = client.perms.borrow().clone() {
         if !p.can_subscribe(subject, queue) {
             let subj = String::from_utf8_lossy(subject);
@@ -2016,7 +2025,7 @@ fn sub(client: &Rc<Client>, shard: &Rc<Shard>, subject: &[u8], queue: Option<&[u
             return;
         }
     }
-    let max_tokens = shard.options().max_sub_tokens as usize;
+    let max_tokens = opts.max_sub_tokens as usize;
     if max_tokens > 0 && subject.split(|&b| b == b'.').count() > max_tokens {
         let subj = String::from_utf8_lossy(subject);
         let user = client.user.borrow();

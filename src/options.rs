@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::proto::encode::ServerInfo;
 use crate::security::account::Security;
 use crate::security::tls::TlsSettings;
 
@@ -230,6 +231,17 @@ impl Options {
     /// The monitoring listener's host.
     pub fn monitor_host(&self) -> String {
         self.http_host.clone().unwrap_or_else(|| self.host.clone())
+    }
+
+    /// The INFO fields these options decide, for a new server and again
+    /// on reload.
+    pub fn apply_to_info(&self, i: &mut ServerInfo) {
+        i.headers = !self.no_header_support;
+        i.auth_required = self.security.auth.required();
+        i.tls_required = self.tls.is_some() && !self.allow_non_tls;
+        i.tls_verify = self.tls.as_ref().is_some_and(|t| t.verify);
+        i.tls_available = self.tls.is_some() && self.allow_non_tls;
+        i.max_payload = self.max_payload as i64;
     }
 
     /// Settings that cannot work together, found once flags are applied.

@@ -153,7 +153,7 @@ fn write_ports_file(dir: &Path, addr: SocketAddr, monitoring: &[String]) -> io::
 }
 
 pub fn server_info(opts: &Options, server_id: &str, port: u16) -> ServerInfo {
-    ServerInfo {
+    let mut info = ServerInfo {
         server_id: server_id.to_string(),
         server_name: opts
             .server_name
@@ -164,13 +164,16 @@ pub fn server_info(opts: &Options, server_id: &str, port: u16) -> ServerInfo {
         go: concat!("natrix-", env!("CARGO_PKG_VERSION")).to_string(),
         host: opts.host.clone(),
         port,
-        headers: !opts.no_header_support,
-        auth_required: opts.security.auth.required(),
-        tls_required: opts.tls.is_some() && !opts.allow_non_tls,
-        tls_verify: opts.tls.as_ref().is_some_and(|t| t.verify),
-        tls_available: opts.tls.is_some() && opts.allow_non_tls,
-        max_payload: opts.max_payload as i64,
-    }
+        // Set from the options just below.
+        headers: false,
+        auth_required: false,
+        tls_required: false,
+        tls_verify: false,
+        tls_available: false,
+        max_payload: 0,
+    };
+    opts.apply_to_info(&mut info);
+    info
 }
 
 /// Applies the logging options (at start and on reload).
@@ -214,11 +217,10 @@ pub fn run(opts: Options, reload: impl Fn() -> Result<Options, String>) -> Resul
         crate::info!("Using configuration file: {}", c.display());
     }
 
-    let global = Arc::new(Global::new(n));
-    global.tls_rate_limit.store(
+    let global = Arc::new(Global::new(
+        n,
         opts.tls.as_ref().map_or(0, |t| t.rate_limit),
-        std::sync::atomic::Ordering::Relaxed,
-    );
+    ));
     // The system account's events and requests: shards publish events
     // themselves and hand requests to the service thread started below.
     let (sys_tx, sys_rx) = std::sync::mpsc::channel();

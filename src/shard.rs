@@ -94,7 +94,7 @@ pub struct Global {
     pub shard_busy: Vec<AtomicUsize>,
     /// `tls { connection_rate_limit }`: TLS connections allowed per second
     /// (0: no limit), fixed at start as in the reference.
-    pub tls_rate_limit: std::sync::atomic::AtomicI64,
+    tls_rate_limit: i64,
     /// The rate limit's current one-second window and what it refused
     /// since the last report. Touched once per TLS connection, never per
     /// message.
@@ -109,13 +109,13 @@ struct TlsRate {
 }
 
 impl Global {
-    pub fn new(nshards: usize) -> Global {
+    pub fn new(nshards: usize, tls_rate_limit: i64) -> Global {
         Global {
             connections: AtomicUsize::new(0),
             next_cid: AtomicU64::new(0),
             shard_conns: (0..nshards).map(|_| AtomicUsize::new(0)).collect(),
             shard_busy: (0..nshards).map(|_| AtomicUsize::new(0)).collect(),
-            tls_rate_limit: std::sync::atomic::AtomicI64::new(0),
+            tls_rate_limit,
             tls_rate: std::sync::Mutex::new(TlsRate::default()),
         }
     }
@@ -124,7 +124,7 @@ impl Global {
     /// counted as the reference does: a window opens with the first
     /// connection after the last one ended, and lasts a second.
     pub fn tls_rate_allow(&self) -> bool {
-        let limit = self.tls_rate_limit.load(Ordering::Relaxed);
+        let limit = self.tls_rate_limit;
         if limit <= 0 {
             return true;
         }
@@ -783,7 +783,7 @@ impl Shard {
             if shard == self.id {
                 routed.merge(self.respond(token, m));
             } else if shard < self.nshards {
-                let d = self.delivery(acc, Msg { reply: None, ..m }, false, Groups::None);
+                let d = self.delivery(acc, Msg { reply: None, ..m });
                 let len = d.data.len();
                 self.push_data(shard, ShardMsg::Response { token, d }, len);
                 routed.delivered = true;
@@ -825,7 +825,9 @@ impl Shard {
         )
     }
 
-    fn delivery(&self, account: AccountId, m: Msg<'_>, plain: bool, queues: Groups) -> Delivery {
+    /// A delivery of `m` for peers; each sets `plain` and `queues` for its
+    /// own peer.
+    fn delivery(&self, account: AccountId, m: Msg<'_>) -> Delivery {
         let Msg {
             subject,
             reply,
@@ -847,8 +849,8 @@ impl Shard {
             hdr_len: hdr_len as u32,
             has_headers,
             has_reply: reply.is_some(),
-            plain,
-            queues,
+            plain: false,
+            queues: Groups::None,
             producer: self.producer.get(),
         }
     }
@@ -927,7 +929,7 @@ impl Shard {
             }
         }
         if any_remote {
-            let mut proto = self.delivery(acc, m, false, Groups::None);
+            let mut proto = self.delivery(acc, m);
             let len = proto.data.len();
             let wanted = |e: &PeerPick| e.0 || !e.1.is_empty();
             // The last peer takes the payload itself: a message for one
@@ -1966,12 +1968,7 @@ impl Shard {
         {
             let mut info = self.info.borrow_mut();
             let mut i = (**info).clone();
-            i.max_payload = new.max_payload as i64;
-            i.auth_required = new.security.auth.required();
-            i.tls_required = new.tls.is_some() && !new.allow_non_tls;
-            i.tls_available = new.tls.is_some() && new.allow_non_tls;
-            i.headers = !new.no_header_support;
-            i.tls_verify = new.tls.as_ref().is_some_and(|t| t.verify);
+            new.apply_to_info(&mut i);
             if let Some(n) = &new.server_name {
                 i.server_name = n.clone();
             }
@@ -2042,10 +2039,9 @@ mod tests {
 
     #[test]
     fn tls_rate_limit_counts_as_the_reference() {
-        let g = super::Global::new(1);
+        let g = super::Global::new(1, 0);
         assert!((0..5).all(|_| g.tls_rate_allow()), "no limit set");
-        g.tls_rate_limit
-            .store(2, std::sync::atomic::Ordering::Relaxed);
+        let g = super::Global::new(1, 2);
         // The first call opens a one-second window; `limit` fit in it.
         let got: Vec<bool> = (0..4).map(|_| g.tls_rate_allow()).collect();
         assert_eq!(got, [true, true, false, false]);
