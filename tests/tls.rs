@@ -215,11 +215,20 @@ fn client_cfg(
     roots: &[CertificateDer<'static>],
     client: Option<&Leaf>,
 ) -> Arc<rustls::ClientConfig> {
+    client_cfg_with(provider(), roots, client)
+}
+
+/// [`client_cfg`] with the crypto provider `prov` (e.g. fewer key exchanges).
+fn client_cfg_with(
+    prov: Arc<rustls::crypto::CryptoProvider>,
+    roots: &[CertificateDer<'static>],
+    client: Option<&Leaf>,
+) -> Arc<rustls::ClientConfig> {
     let mut store = rustls::RootCertStore::empty();
     for r in roots {
         store.add(r.clone()).expect("add root");
     }
-    let b = rustls::ClientConfig::builder_with_provider(provider())
+    let b = rustls::ClientConfig::builder_with_provider(prov)
         .with_safe_default_protocol_versions()
         .expect("protocol versions")
         .with_root_certificates(store);
@@ -625,21 +634,6 @@ fn raw_protocol_over_tls_including_large_payload() {
 
 // ---------------------------------------------------------------- rate limit, curves
 
-/// Reads from `sock` until EOF (or `IO` passes): what the server sent.
-fn read_to_close(sock: &mut TcpStream) -> Vec<u8> {
-    sock.set_read_timeout(Some(IO)).expect("read timeout");
-    let mut got = Vec::new();
-    let mut buf = [0u8; 4096];
-    let deadline = Instant::now() + IO;
-    while Instant::now() < deadline {
-        match sock.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => got.extend_from_slice(&buf[..n]),
-        }
-    }
-    got
-}
-
 #[test]
 fn connection_rate_limit_refuses_tls_connections_past_the_limit_in_the_clear() {
     with_timeout(LIMIT, || {
@@ -648,18 +642,11 @@ fn connection_rate_limit_refuses_tls_connections_past_the_limit_in_the_clear() {
             &tls_conf(&p.cert, &p.key, "  connection_rate_limit: 2"),
             &[],
         );
-        let addr = SocketAddr::from(([127, 0, 0, 1], srv.port()));
         // Two connections within the second are let through to the
         // handshake; the third gets INFO, then the refusal, in the clear.
-        let mut socks = Vec::new();
-        for _ in 0..2 {
-            let mut s = TcpStream::connect_timeout(&addr, IO).expect("tcp connect");
-            read_plain_info(&mut s);
-            socks.push(s);
-        }
-        let mut third = TcpStream::connect_timeout(&addr, IO).expect("tcp connect");
-        read_plain_info(&mut third);
-        let rest = read_to_close(&mut third);
+        let socks: Vec<Raw> = (0..2).map(|_| Raw::connect(srv.port())).collect();
+        let mut third = Raw::connect(srv.port());
+        let rest = third.read_until_closed(IO);
         assert_eq!(
             show(&rest),
             show(b"-ERR 'Connection throttling is active. Please try again later.'\r\n"),
@@ -684,19 +671,9 @@ fn client_cfg_kx(
     roots: &[CertificateDer<'static>],
     group: &'static dyn rustls::crypto::SupportedKxGroup,
 ) -> Arc<rustls::ClientConfig> {
-    let mut store = rustls::RootCertStore::empty();
-    for r in roots {
-        store.add(r.clone()).expect("add root");
-    }
     let mut prov = rustls::crypto::ring::default_provider();
     prov.kx_groups = vec![group];
-    Arc::new(
-        rustls::ClientConfig::builder_with_provider(Arc::new(prov))
-            .with_safe_default_protocol_versions()
-            .expect("protocol versions")
-            .with_root_certificates(store)
-            .with_no_client_auth(),
-    )
+    client_cfg_with(Arc::new(prov), roots, None)
 }
 
 #[test]
@@ -750,22 +727,6 @@ fn allow_non_tls_serves_plain_and_tls_clients() {
 // nats-server 2.10's `tls { handshake_first }`; 2.9.10 refuses the key, so
 // these run against natrix only.
 
-/// A plain client that waits for INFO in the clear: what it got within `wait`.
-fn plain_bytes_within(port: u16, wait: Duration) -> Vec<u8> {
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let mut sock = TcpStream::connect_timeout(&addr, IO).expect("tcp connect");
-    sock.set_read_timeout(Some(wait)).expect("read timeout");
-    let mut got = vec![0u8; 4096];
-    match sock.read(&mut got) {
-        Ok(n) => got.truncate(n),
-        Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::TimedOut => {
-            got.clear()
-        }
-        Err(e) => panic!("plain read: {e}"),
-    }
-    got
-}
-
 #[test]
 fn natrix_only_handshake_first_sends_info_only_after_the_handshake() {
     with_timeout(LIMIT, || {
@@ -785,7 +746,7 @@ fn natrix_only_handshake_first_sends_info_only_after_the_handshake() {
         assert_eq!(r.read_exact_bytes(4), b"ok\r\n");
 
         // Without a fallback, a client that waits for INFO gets nothing.
-        let got = plain_bytes_within(srv.port(), Duration::from_millis(300));
+        let got = Raw::connect_no_info(srv.port()).read_for(300);
         assert!(got.is_empty(), "INFO sent in the clear: {}", show(&got));
         assert!(
             srv.log().contains(
