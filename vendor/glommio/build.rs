@@ -7,18 +7,12 @@ fn main() {
         .canonicalize()
         .unwrap();
 
+    // natrix: the liburing sources are part of this copy. Upstream ran
+    // `git submodule update --init` here, which inside natrix's repository
+    // would act on natrix's submodules, not glommio's.
     let liburing = match env::var("GLOMMIO_LIBURING_DIR") {
         Ok(path) => PathBuf::from(path).canonicalize().unwrap(),
-        Err(_) => {
-            Command::new("git")
-                .arg("submodule")
-                .arg("update")
-                .arg("--init")
-                .status()
-                .unwrap();
-
-            project.join("liburing")
-        }
+        Err(_) => project.join("liburing"),
     };
 
     // Run the configure script in OUT_DIR to get `compat.h`

@@ -14,7 +14,10 @@ use std::{
     net::{Shutdown, TcpStream},
     os::unix::io::{AsRawFd, FromRawFd, RawFd},
     rc::Rc,
-    sync::{atomic::Ordering, Arc, RwLock},
+    sync::{
+        atomic::{fence, Ordering},
+        Arc, RwLock,
+    },
     task::Waker,
     time::Duration,
 };
@@ -172,7 +175,6 @@ pub(crate) fn sendmsg_syscall(
 }
 
 mod dma_buffer;
-mod membarrier;
 pub(crate) mod source;
 pub(crate) mod sysfs;
 mod uring;
@@ -306,6 +308,10 @@ impl SleepNotifier {
     }
 
     pub(crate) fn notify(&self, force: bool) {
+        // natrix: orders the caller's publication (an item pushed, a waker
+        // queued) before the read of `should_notify`; pairs with the fence
+        // in `prepare_to_sleep`.
+        fence(Ordering::SeqCst);
         if self
             .should_notify
             .compare_exchange(true, false, Ordering::Relaxed, Ordering::Relaxed)
@@ -344,6 +350,9 @@ impl SleepNotifier {
         // for the placeholder (disconnected) case.
         assert_ne!(self.id, usize::MAX);
         self.should_notify.store(true, Ordering::Relaxed);
+        // natrix: orders the store above before the reactor's last sweep of
+        // its channels; pairs with the fence in `notify`.
+        fence(Ordering::SeqCst);
     }
 
     pub(super) fn wake_up(&self) {

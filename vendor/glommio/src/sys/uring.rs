@@ -37,7 +37,7 @@ use crate::{
         self,
         blocking::{BlockingThreadOp, BlockingThreadPool},
         dma_buffer::{BufferStorage, DmaBuffer},
-        membarrier, DirectIo, EnqueuedSource, EnqueuedStatus, InnerSource, IoBuffer,
+        DirectIo, EnqueuedSource, EnqueuedStatus, InnerSource, IoBuffer,
         PollableStatus, Source, SourceType, Statx, TimeSpec64,
     },
     uring_sys::{self, IoRingOp},
@@ -637,6 +637,7 @@ pub(crate) trait UringCommon {
     fn submission_queue(&mut self) -> ReactorQueue;
     fn submit_sqes(&mut self) -> io::Result<usize>;
     fn waiting_kernel_submission(&self) -> usize;
+    #[allow(dead_code)] // natrix: newer rustc warns; unchanged upstream
     fn in_kernel(&self) -> usize;
     fn waiting_kernel_collection(&self) -> usize;
     fn needs_kernel_enter(&self) -> bool;
@@ -899,12 +900,25 @@ impl SleepableRing {
     fn new(
         size: usize,
         name: &'static str,
+        flags: iou::SetupFlags,
         allocator: Rc<UringBufferAllocator>,
         source_map: Rc<RefCell<SourceMap>>,
     ) -> io::Result<Self> {
         assert!(*IO_URING_RECENT_ENOUGH);
+        let flagged = !flags.is_empty();
+        let ring = match iou::IoUring::new_with_flags(
+            size as _,
+            flags,
+            iou::SetupFeatures::empty(),
+        ) {
+            // natrix: a kernel older than a flag refuses it; run without.
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) && flagged => {
+                iou::IoUring::new(size as _)?
+            }
+            r => r?,
+        };
         Ok(SleepableRing {
-            ring: iou::IoUring::new(size as _)?,
+            ring,
             size,
             submission_queue: UringQueueState::with_capacity(size * 4),
             name,
@@ -1306,11 +1320,27 @@ impl Reactor {
         let allocator = Rc::new(UringBufferAllocator::new(io_memory));
         let registry = vec![allocator.as_bytes()];
 
-        let main_ring =
-            SleepableRing::new(ring_depth, "main", allocator.clone(), source_map.clone())?;
+        // natrix: socket completions land in the main ring. Without
+        // COOP_TASKRUN each one that arrives while this thread runs costs a
+        // rescheduling interrupt; with it, the kernel posts them when the
+        // loop next enters io_uring, which it does on every pass. The
+        // latency ring keeps the default: its preemption timer must
+        // interrupt a task that makes no system call.
+        let main_ring = SleepableRing::new(
+            ring_depth,
+            "main",
+            iou::SetupFlags::COOP_TASKRUN,
+            allocator.clone(),
+            source_map.clone(),
+        )?;
         let poll_ring = PollRing::new(ring_depth, allocator.clone(), source_map.clone())?;
-        let mut latency_ring =
-            SleepableRing::new(ring_depth, "latency", allocator.clone(), source_map.clone())?;
+        let mut latency_ring = SleepableRing::new(
+            ring_depth,
+            "latency",
+            iou::SetupFlags::empty(),
+            allocator.clone(),
+            source_map.clone(),
+        )?;
 
         match main_ring.registrar().register_buffers_by_ref(&registry) {
             Err(x) => warn!("Error: registering buffers in the main ring. Skipping{x:#?}"),
@@ -1859,11 +1889,12 @@ impl Reactor {
             // We have to sweep the remote channels function once more because since
             // last time until now it could be that something happened in a remote executor
             // that opened up room. If it did we bail on sleep and go process it.
+            // natrix: `prepare_to_sleep` ends in a SeqCst fence that pairs
+            // with the one in `SleepNotifier::notify`, so either a producer
+            // sees the flag or this sweep sees its item. Upstream used a
+            // process-wide membarrier here, which interrupts every CPU that
+            // runs another executor of the process each time one parks.
             self.notifier.prepare_to_sleep();
-            // See https://www.scylladb.com/2018/02/15/memory-barriers-seastar-linux/ for
-            // details. This translates to `sys_membarrier()` /
-            // `MEMBARRIER_CMD_PRIVATE_EXPEDITED`
-            membarrier::heavy();
             let events = process_remote_channels() + self.flush_syscall_thread();
             if events == 0 {
                 if self.eventfd_src.is_installed().unwrap() {
@@ -2155,7 +2186,7 @@ mod tests {
     fn sqe_link_chain() {
         let allocator = Rc::new(UringBufferAllocator::new(65536));
         let source_map = Rc::new(RefCell::new(SourceMap::default()));
-        let mut ring = SleepableRing::new(4, "main", allocator, source_map).unwrap();
+        let mut ring = SleepableRing::new(4, "main", iou::SetupFlags::empty(), allocator, source_map).unwrap();
         let q = ring.submission_queue();
         let mut queue = q.borrow_mut();
 
@@ -2189,7 +2220,7 @@ mod tests {
     fn unterminated_sqe_link_chain() {
         let allocator = Rc::new(UringBufferAllocator::new(65536));
         let source_map = Rc::new(RefCell::new(SourceMap::default()));
-        let mut ring = SleepableRing::new(2, "main", allocator, source_map).unwrap();
+        let mut ring = SleepableRing::new(2, "main", iou::SetupFlags::empty(), allocator, source_map).unwrap();
         let q = ring.submission_queue();
         let mut queue = q.borrow_mut();
 
@@ -2209,7 +2240,7 @@ mod tests {
     fn sqe_link_chain_overflow() {
         let allocator = Rc::new(UringBufferAllocator::new(65536));
         let source_map = Rc::new(RefCell::new(SourceMap::default()));
-        let mut ring = SleepableRing::new(2, "main", allocator, source_map).unwrap();
+        let mut ring = SleepableRing::new(2, "main", iou::SetupFlags::empty(), allocator, source_map).unwrap();
         let q = ring.submission_queue();
         let mut queue = q.borrow_mut();
 
