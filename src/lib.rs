@@ -27,6 +27,8 @@ pub mod monitor;
 pub mod options;
 pub mod plane;
 pub mod proto;
+#[cfg(test)]
+mod reactor_tests;
 pub mod security;
 pub mod server;
 pub mod shard;
