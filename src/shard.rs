@@ -359,6 +359,9 @@ struct ResponseRoute {
 
 struct Peer {
     batch: RefCell<Batch>,
+    /// Length of the last batch sent, capped: the next one starts with
+    /// room for that many instead of regrowing through every doubling.
+    batch_hint: Cell<usize>,
     flusher: Cell<Option<Waker>>,
     /// Bytes pushed to this peer that it has not credited back yet.
     outstanding: Cell<usize>,
@@ -367,6 +370,9 @@ struct Peer {
     /// Producers waiting for this peer's window to reopen.
     waiters: RefCell<Vec<Waker>>,
 }
+
+/// The most deliveries a new batch reserves room for up front.
+const BATCH_HINT_MAX: usize = 1024;
 
 /// Bytes in flight on one link (pushed, not yet delivered by the peer)
 /// above which producers that feed it wait before reading more.
@@ -608,7 +614,12 @@ impl Shard {
     /// Queues a control message (no flow control) for `peer`.
     fn push(&self, peer: usize, msg: ShardMsg) {
         let p = &self.peers[peer];
-        p.batch.borrow_mut().push(msg);
+        let mut batch = p.batch.borrow_mut();
+        if batch.capacity() == 0 {
+            batch.reserve(p.batch_hint.get());
+        }
+        batch.push(msg);
+        drop(batch);
         if let Some(w) = p.flusher.take() {
             w.wake();
         }
@@ -1321,6 +1332,9 @@ impl Shard {
             .await;
             let owed = self.peers[peer].owed.replace(0);
             let mut batch = std::mem::take(&mut *self.peers[peer].batch.borrow_mut());
+            self.peers[peer]
+                .batch_hint
+                .set(batch.len().min(BATCH_HINT_MAX));
             if owed > 0 {
                 batch.push(ShardMsg::Credit(owed));
             }
@@ -1658,6 +1672,7 @@ pub async fn run(spec: ShardSpec) {
         peers: (0..nshards)
             .map(|_| Peer {
                 batch: RefCell::new(Vec::new()),
+                batch_hint: Cell::new(0),
                 flusher: Cell::new(None),
                 outstanding: Cell::new(0),
                 owed: Cell::new(0),
