@@ -37,8 +37,8 @@ use crate::{
         self,
         blocking::{BlockingThreadOp, BlockingThreadPool},
         dma_buffer::{BufferStorage, DmaBuffer},
-        DirectIo, EnqueuedSource, EnqueuedStatus, InnerSource, IoBuffer,
-        PollableStatus, Source, SourceType, Statx, TimeSpec64,
+        DirectIo, EnqueuedSource, EnqueuedStatus, InnerSource, IoBuffer, PollableStatus, Source,
+        SourceType, Statx, TimeSpec64,
     },
     uring_sys::{self, IoRingOp},
     GlommioError, IoRequirements, IoStats, ReactorErrorKind, RingIoStats, TaskQueueHandle,
@@ -906,11 +906,8 @@ impl SleepableRing {
     ) -> io::Result<Self> {
         assert!(*IO_URING_RECENT_ENOUGH);
         let flagged = !flags.is_empty();
-        let ring = match iou::IoUring::new_with_flags(
-            size as _,
-            flags,
-            iou::SetupFeatures::empty(),
-        ) {
+        let ring = match iou::IoUring::new_with_flags(size as _, flags, iou::SetupFeatures::empty())
+        {
             // natrix: a kernel older than a flag refuses it; run without.
             Err(e) if e.raw_os_error() == Some(libc::EINVAL) && flagged => {
                 iou::IoUring::new(size as _)?
@@ -2186,7 +2183,8 @@ mod tests {
     fn sqe_link_chain() {
         let allocator = Rc::new(UringBufferAllocator::new(65536));
         let source_map = Rc::new(RefCell::new(SourceMap::default()));
-        let mut ring = SleepableRing::new(4, "main", iou::SetupFlags::empty(), allocator, source_map).unwrap();
+        let mut ring =
+            SleepableRing::new(4, "main", iou::SetupFlags::empty(), allocator, source_map).unwrap();
         let q = ring.submission_queue();
         let mut queue = q.borrow_mut();
 
@@ -2220,7 +2218,8 @@ mod tests {
     fn unterminated_sqe_link_chain() {
         let allocator = Rc::new(UringBufferAllocator::new(65536));
         let source_map = Rc::new(RefCell::new(SourceMap::default()));
-        let mut ring = SleepableRing::new(2, "main", iou::SetupFlags::empty(), allocator, source_map).unwrap();
+        let mut ring =
+            SleepableRing::new(2, "main", iou::SetupFlags::empty(), allocator, source_map).unwrap();
         let q = ring.submission_queue();
         let mut queue = q.borrow_mut();
 
@@ -2240,7 +2239,8 @@ mod tests {
     fn sqe_link_chain_overflow() {
         let allocator = Rc::new(UringBufferAllocator::new(65536));
         let source_map = Rc::new(RefCell::new(SourceMap::default()));
-        let mut ring = SleepableRing::new(2, "main", iou::SetupFlags::empty(), allocator, source_map).unwrap();
+        let mut ring =
+            SleepableRing::new(2, "main", iou::SetupFlags::empty(), allocator, source_map).unwrap();
         let q = ring.submission_queue();
         let mut queue = q.borrow_mut();
 
