@@ -32,6 +32,7 @@ use serde::Deserialize;
 use crate::fanout::{self, Msg, Outbound, Session, SubRef, Subscriber};
 use crate::monitor::snapshot::{ConnBrief, ConnFilter, ConnInfo, SubInfo};
 use crate::options::Options;
+use crate::outbuf::OutBuf;
 use crate::proto::encode::{self, push_err, push_msg};
 use crate::proto::{parse, Limits, Op, ParseError, Parsed};
 use crate::security::account::{self, AccountId};
@@ -180,7 +181,7 @@ pub struct Client {
     pub addr: SocketAddr,
     fd: RawFd,
     shard: Rc<Shard>,
-    out: RefCell<Vec<u8>>,
+    out: RefCell<OutBuf>,
     /// Bytes handed to the writer's current write, still counted as pending.
     inflight: Cell<usize>,
     writer: Cell<Option<Waker>>,
@@ -552,7 +553,9 @@ impl Client {
         if self.is_closed() {
             return;
         }
-        push_err(&mut self.out.borrow_mut(), text);
+        self.out
+            .borrow_mut()
+            .append(text.len() + 9, |v| push_err(v, text));
         self.queued();
     }
 
@@ -993,23 +996,25 @@ fn deliver(s: &Subscription, m: &Msg<'_>) -> bool {
         crate::shard::bump(&space.stats.out_bytes, bytes);
     }
     {
-        let mut out = c.out.borrow_mut();
-        if !has_headers {
-            push_msg(&mut out, subject, &s.sid, reply, false, 0, msg);
-        } else if c.headers.get() {
-            push_msg(&mut out, subject, &s.sid, reply, true, hdr_len, msg);
-        } else {
-            // A client without header support gets the payload alone.
-            push_msg(
-                &mut out,
-                subject,
-                &s.sid,
-                reply,
-                false,
-                0,
-                &msg[hdr_len.min(msg.len())..],
-            );
-        }
+        let need = subject.len() + s.sid.len() + reply.map_or(0, |r| r.len()) + msg.len() + 64;
+        c.out.borrow_mut().append(need, |out| {
+            if !has_headers {
+                push_msg(out, subject, &s.sid, reply, false, 0, msg);
+            } else if c.headers.get() {
+                push_msg(out, subject, &s.sid, reply, true, hdr_len, msg);
+            } else {
+                // A client without header support gets the payload alone.
+                push_msg(
+                    out,
+                    subject,
+                    &s.sid,
+                    reply,
+                    false,
+                    0,
+                    &msg[hdr_len.min(msg.len())..],
+                );
+            }
+        });
     }
     c.queued();
     if !c.is_closed() && c.pending() > c.stall_level() {
@@ -1076,7 +1081,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         addr,
         fd,
         shard: shard.clone(),
-        out: RefCell::new(Vec::new()),
+        out: RefCell::new(OutBuf::default()),
         inflight: Cell::new(0),
         writer: Cell::new(None),
         drain_waiters: RefCell::new(Vec::new()),
@@ -1289,8 +1294,131 @@ async fn write_all(s: &RefCell<TcpStream>, mut data: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
+/// Writes a buffer's chunks in order. A plain connection sends as many
+/// chunks as the socket takes in one `sendmsg`, so a long buffer costs no
+/// more system calls (nor wake-ups of the reading client) than one vector
+/// would; an encrypted one seals each chunk in TLS records first. The
+/// whole buffer counts as pending until it is all written, as one vector
+/// did: producers waiting on this consumer resume once, with room for a
+/// good batch, rather than each time a little was written.
+async fn write_chunks(
+    client: &Client,
+    stream: &Shared,
+    out: &OutBuf,
+    raw: &mut Vec<u8>,
+) -> io::Result<()> {
+    let Some(t) = &client.tls else {
+        let (mut idx, mut off) = (0, 0);
+        // Whether the socket took all it was last offered; when it did
+        // not, the next write waits for room.
+        let mut room = true;
+        loop {
+            // Step over what was sent, and over empty chunks.
+            while idx < out.chunk_count() && off >= out.chunk(idx).len() {
+                off -= out.chunk(idx).len();
+                idx += 1;
+            }
+            if idx == out.chunk_count() {
+                return Ok(());
+            }
+            // Several chunks go in one call; the last one, or any write
+            // after a short one, goes the usual way, which waits for room
+            // and keeps the write deadline.
+            let sent = if room && idx + 1 < out.chunk_count() {
+                send_vectored(client.fd, out, idx, off)
+            } else {
+                None
+            };
+            let (n, offered) = match sent {
+                Some(r) => r?,
+                None => {
+                    let first = &out.chunk(idx)[off..];
+                    let n = poll_fn(|cx| {
+                        let mut st = stream.borrow_mut();
+                        std::pin::Pin::new(&mut *st).poll_write(cx, first)
+                    })
+                    .await?;
+                    (n, first.len())
+                }
+            };
+            if n == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            room = n == offered;
+            off += n;
+        }
+    };
+    let mut chunks = out.chunks().peekable();
+    if chunks.peek().is_none() {
+        // Nothing queued, but TLS has records of its own to send.
+        raw.clear();
+        t.borrow_mut().drain(raw)?;
+        return write_all(stream, raw).await;
+    }
+    for chunk in chunks {
+        raw.clear();
+        t.borrow_mut().encrypt(chunk, raw)?;
+        write_all(stream, raw).await?;
+    }
+    Ok(())
+}
+
+/// One non-blocking `sendmsg` of `out`'s chunks from `idx` on, the first
+/// from `off` on: how much it took of how much was offered, or `None`
+/// when the socket has no room.
+fn send_vectored(
+    fd: RawFd,
+    out: &OutBuf,
+    idx: usize,
+    off: usize,
+) -> Option<io::Result<(usize, usize)>> {
+    const MAX_IOV: usize = 64;
+    let mut iov = [libc::iovec {
+        iov_base: std::ptr::null_mut(),
+        iov_len: 0,
+    }; MAX_IOV];
+    let (mut k, mut offered) = (0, 0);
+    for i in idx..out.chunk_count() {
+        if k == MAX_IOV {
+            break;
+        }
+        let c = out.chunk(i);
+        let c = if i == idx { &c[off..] } else { c };
+        if c.is_empty() {
+            continue;
+        }
+        iov[k] = libc::iovec {
+            iov_base: c.as_ptr() as *mut libc::c_void,
+            iov_len: c.len(),
+        };
+        k += 1;
+        offered += c.len();
+    }
+    if k == 0 {
+        return Some(Ok((0, 0)));
+    }
+    // SAFETY: a zeroed msghdr is valid; it points at `k` initialized iovecs
+    // that borrow `out`, which outlives the call.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = iov.as_mut_ptr();
+    msg.msg_iovlen = k as _;
+    loop {
+        // SAFETY: `fd` is this connection's open socket and `msg` is valid.
+        let n = unsafe { libc::sendmsg(fd, &msg, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) };
+        if n >= 0 {
+            return Some(Ok((n as usize, offered)));
+        }
+        let e = io::Error::last_os_error();
+        match e.kind() {
+            io::ErrorKind::Interrupted => continue,
+            io::ErrorKind::WouldBlock => return None,
+            _ => return Some(Err(e)),
+        }
+    }
+}
+
 async fn writer(client: Rc<Client>, stream: Shared) {
-    let mut spare: Vec<u8> = Vec::new();
+    let mut spare = OutBuf::default();
     let mut raw: Vec<u8> = Vec::new();
     // Messages written so far: delivering one is activity too.
     let mut written_msgs = client.out_msgs.get();
@@ -1323,17 +1451,7 @@ async fn writer(client: Rc<Client>, stream: Shared) {
             written_msgs = client.out_msgs.get();
             client.last_activity.set(Instant::now());
         }
-        let res = match &client.tls {
-            Some(t) => {
-                raw.clear();
-                let sealed = t.borrow_mut().encrypt(&spare, &mut raw);
-                match sealed {
-                    Ok(()) => write_all(&stream, &raw).await,
-                    Err(e) => Err(e),
-                }
-            }
-            None => write_all(&stream, &spare).await,
-        };
+        let res = write_chunks(&client, &stream, &spare, &mut raw).await;
         client.inflight.set(0);
         for w in client.drain_waiters.borrow_mut().drain(..) {
             w.wake();
@@ -1353,12 +1471,7 @@ async fn writer(client: Rc<Client>, stream: Shared) {
             client.close(reason, false);
             break;
         }
-        // Keep a modest buffer between bursts; give back big ones.
-        if spare.capacity() > 1024 * 1024 {
-            spare = Vec::new();
-        } else {
-            spare.clear();
-        }
+        spare.keep_one();
         if raw.capacity() > 1024 * 1024 {
             raw = Vec::new();
         }

@@ -25,6 +25,7 @@ pub mod jwtcli;
 pub mod log;
 pub mod monitor;
 pub mod options;
+pub mod outbuf;
 pub mod plane;
 pub mod proto;
 #[cfg(test)]

@@ -878,3 +878,58 @@ fn quiet_connect_constant_is_accepted() {
         r.expect(b"PONG\r\n");
     });
 }
+
+// ---------------------------------------------------------------- buffered output
+
+/// A subscriber gets every message back byte for byte and in order, whatever the
+/// sizes: tiny ones, ones around 64 KiB, and ones bigger than that, while an unpaced
+/// publisher sends more than the kernel's socket buffers hold (about 17 MB). The
+/// subscriber's small receive buffer keeps the server's writes short, so its output
+/// queues up on the server. Publisher and subscriber are on different shards of a
+/// fresh natrix (connection k lands on shard k mod N).
+#[test]
+fn a_stream_of_mixed_sizes_arrives_byte_exact() {
+    const SIZES: [usize; 7] = [0, 1, 100, 4000, 65_000, 70_000, 300_000];
+    const COUNT: usize = 40 * SIZES.len();
+    fn body(i: usize) -> Vec<u8> {
+        let size = SIZES[(i * 3 + i / SIZES.len()) % SIZES.len()];
+        (0..size).map(|k| ((k + 31 * i) % 251) as u8).collect()
+    }
+    with_timeout(LIMIT, || {
+        let flags = common::shard_flags(2);
+        let args: Vec<&str> = flags.iter().map(|s| s.as_str()).collect();
+        let srv = Server::start(&args);
+        let mut sub = Raw::connect_small_rcvbuf(srv.port(), 16 * 1024);
+        sub.send(CONNECT_QUIET);
+        sub.sync();
+        let mut publ = Raw::connect_ok(srv.port());
+        sub.send(b"SUB mix 1\r\n");
+        sub.sync();
+        let publisher = std::thread::spawn(move || {
+            let mut burst = Vec::new();
+            for i in 0..COUNT {
+                let b = body(i);
+                burst.extend_from_slice(format!("PUB mix {}\r\n", b.len()).as_bytes());
+                burst.extend_from_slice(&b);
+                burst.extend_from_slice(b"\r\n");
+                if burst.len() > 1 << 20 || i + 1 == COUNT {
+                    publ.send(&burst);
+                    burst.clear();
+                }
+            }
+            publ.sync();
+        });
+        for i in 0..COUNT {
+            let want = body(i);
+            let line = sub.next_line();
+            assert_eq!(line, format!("MSG mix 1 {}", want.len()), "message {i}");
+            let got = sub.read_exact_bytes(want.len() + 2);
+            assert!(
+                got[..want.len()] == want[..],
+                "message {i}: payload differs"
+            );
+            assert_eq!(&got[want.len()..], b"\r\n", "message {i}");
+        }
+        publisher.join().expect("publisher");
+    });
+}
