@@ -1766,7 +1766,18 @@ async fn handle(client: &Rc<Client>, shard: &Rc<Shard>, op: Op<'_>, opts: &Optio
                 hdr_len,
                 body: msg,
             };
-            let routed = route_from(client, shard, m);
+            let mut routed = route_from(client, shard, m);
+            if !routed.delivered && shard.interest_in_flight() {
+                // Nobody here wanted it, but new interest is on its way
+                // from another shard: catch up with every peer (their
+                // acknowledgements follow what they sent before), then
+                // route again, so a subscription that another shard took
+                // before this message arrived gets it, as with the
+                // reference's single subject index.
+                client.needs_barrier.set(false);
+                shard.barrier().await;
+                routed = route_from(client, shard, m);
+            }
             if routed.remote {
                 client.needs_barrier.set(true);
             }

@@ -83,7 +83,7 @@ use crate::subject;
 use crate::sublist::{MatchResult, SubList};
 use crate::system::{SysIn, System, INTERNAL_CID};
 
-/// State shared by all shards: counters only, never touched per message.
+/// State shared by all shards: counters only, never written per message.
 pub struct Global {
     pub connections: AtomicUsize,
     pub next_cid: AtomicU64,
@@ -92,6 +92,11 @@ pub struct Global {
     /// Each shard's recent CPU use in tenths of its core (0–10), which each
     /// shard refreshes for itself a few times a second, for placement.
     pub shard_busy: Vec<AtomicUsize>,
+    /// New interest (a subject or queue group a shard had no subscription
+    /// for) announced by any shard, ever. A shard that knows of fewer has
+    /// some on the way to it; it reads this only for a message that found
+    /// no subscriber (see [`Shard::interest_in_flight`]).
+    pub interest_adds: AtomicU64,
     /// `tls { connection_rate_limit }`: TLS connections allowed per second
     /// (0: no limit), fixed at start as in the reference.
     tls_rate_limit: i64,
@@ -115,6 +120,7 @@ impl Global {
             next_cid: AtomicU64::new(0),
             shard_conns: (0..nshards).map(|_| AtomicUsize::new(0)).collect(),
             shard_busy: (0..nshards).map(|_| AtomicUsize::new(0)).collect(),
+            interest_adds: AtomicU64::new(0),
             tls_rate_limit,
             tls_rate: std::sync::Mutex::new(TlsRate::default()),
         }
@@ -236,6 +242,8 @@ pub enum ShardMsg {
         subject: Box<[u8]>,
         queue: Option<Box<[u8]>>,
         count: u32,
+        /// New interest, counted in [`Global::interest_adds`].
+        added: bool,
     },
     Barrier {
         token: u64,
@@ -444,6 +452,9 @@ pub struct Shard {
     senders: Senders<Batch>,
     barriers: RefCell<HashMap<u64, BarrierState>>,
     next_token: Cell<u64>,
+    /// New interest this shard knows of: its own and what peers announced
+    /// to it, against [`Global::interest_adds`].
+    interest_known: Cell<u64>,
     pub clients: RefCell<HashMap<u64, Rc<dyn Session>>>,
     serve: Serve,
     pub stats: ShardStats,
@@ -566,7 +577,12 @@ impl Shard {
             *c
         };
         if s.queue.is_some() || count == 1 {
-            self.announce(s.account, s.subject, s.queue, count);
+            let added = count == 1;
+            if added && self.nshards > 1 {
+                self.global.interest_adds.fetch_add(1, Ordering::Release);
+                self.interest_known.set(self.interest_known.get() + 1);
+            }
+            self.announce(s.account, s.subject, s.queue, count, added);
         }
     }
 
@@ -592,12 +608,19 @@ impl Shard {
             }
         };
         if s.queue.is_some() || count == 0 {
-            self.announce(s.account, s.subject, s.queue, count);
+            self.announce(s.account, s.subject, s.queue, count, false);
         }
         true
     }
 
-    fn announce(&self, account: AccountId, subject: &[u8], queue: Option<&[u8]>, count: u32) {
+    fn announce(
+        &self,
+        account: AccountId,
+        subject: &[u8],
+        queue: Option<&[u8]>,
+        count: u32,
+        added: bool,
+    ) {
         for p in 0..self.nshards {
             if p != self.id {
                 let msg = ShardMsg::Interest {
@@ -605,6 +628,7 @@ impl Shard {
                     subject: subject.into(),
                     queue: queue.map(Into::into),
                     count,
+                    added,
                 };
                 self.push(p, msg);
             }
@@ -669,6 +693,17 @@ impl Shard {
         })
         .await;
         self.note_stall(start.elapsed());
+    }
+
+    /// Whether another shard announced new interest that has not reached
+    /// this one yet. A message that found no subscriber checks this: a
+    /// client may have subscribed on another shard just before the message
+    /// arrived here, and the reference, with one subject index, would have
+    /// delivered to it. nats.py's `flush()`, for one, writes its PING ahead
+    /// of a SUB still queued, so its PONG does not prove the SUB arrived.
+    pub fn interest_in_flight(&self) -> bool {
+        self.nshards > 1
+            && self.global.interest_adds.load(Ordering::Acquire) > self.interest_known.get()
     }
 
     /// Adds to the time spent stalled, for monitoring.
@@ -1038,7 +1073,11 @@ impl Shard {
                     subject,
                     queue,
                     count,
+                    added,
                 } => {
+                    if added {
+                        self.interest_known.set(self.interest_known.get() + 1);
+                    }
                     self.remote_interest(from, account, subject, queue, count);
                     continue;
                 }
@@ -1682,6 +1721,7 @@ pub async fn run(spec: ShardSpec) {
         senders,
         barriers: RefCell::new(HashMap::new()),
         next_token: Cell::new(0),
+        interest_known: Cell::new(0),
         clients: RefCell::new(HashMap::new()),
         serve: spec.serve,
         stats: ShardStats::default(),
