@@ -202,6 +202,10 @@ pub struct Client {
     /// the next PING waits until every peer has processed them, so a PONG
     /// means all earlier input took effect server-wide, as in the reference.
     needs_barrier: Cell<bool>,
+    /// This read's input already caught up with interest on its way from
+    /// other shards (see the `Pub` handler): everything in one read
+    /// arrived at once, so one catch-up covers all of it.
+    caught_up: Cell<bool>,
     last_activity: Cell<Instant>,
     /// This read batch carried a message or a (un)subscription: activity
     /// in the reference's sense (PINGs and PONGs are not).
@@ -1096,6 +1100,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         subs: RefCell::new(HashMap::new()),
         touched: Cell::new(0),
         needs_barrier: Cell::new(false),
+        caught_up: Cell::new(false),
         last_activity: Cell::new(now),
         active: Cell::new(false),
         last_ping_in: Cell::new(None),
@@ -1589,6 +1594,7 @@ async fn read_loop(client: &Rc<Client>, stream: &Shared, mut info: Option<Vec<u8
         };
         let mut pos = 0;
         let mut need = 0;
+        client.caught_up.set(false);
         while pos < filled && !client.is_closed() {
             let limits = Limits {
                 headers: client.headers.get(),
@@ -1767,14 +1773,17 @@ async fn handle(client: &Rc<Client>, shard: &Rc<Shard>, op: Op<'_>, opts: &Optio
                 body: msg,
             };
             let mut routed = route_from(client, shard, m);
-            if !routed.delivered && shard.interest_in_flight() {
+            if !routed.delivered && !client.caught_up.get() && shard.interest_in_flight() {
                 // Nobody here wanted it, but new interest is on its way
                 // from another shard: catch up with every peer (their
                 // acknowledgements follow what they sent before), then
                 // route again, so a subscription that another shard took
                 // before this message arrived gets it, as with the
-                // reference's single subject index.
+                // reference's single subject index. Once per read, so
+                // that a publisher is not held at every message while
+                // other clients keep subscribing.
                 client.needs_barrier.set(false);
+                client.caught_up.set(true);
                 shard.barrier().await;
                 routed = route_from(client, shard, m);
             }
