@@ -1000,7 +1000,7 @@ fn deliver(s: &Subscription, m: &Msg<'_>) -> bool {
         crate::shard::bump(&space.stats.out_bytes, bytes);
     }
     {
-        let need = subject.len() + s.sid.len() + reply.map_or(0, |r| r.len()) + msg.len() + 64;
+        let need = encode::msg_size(subject, &s.sid, reply, msg);
         c.out.borrow_mut().append(need, |out| {
             if !has_headers {
                 push_msg(out, subject, &s.sid, reply, false, 0, msg);
@@ -1282,15 +1282,21 @@ async fn read_some(s: &RefCell<TcpStream>, buf: &mut [u8]) -> io::Result<usize> 
     .await
 }
 
-/// Writes all of `data`; each borrow lasts one poll, so the reader can
-/// poll in between while the socket is full.
+/// Writes what the socket takes of `data`, waiting for room (within the
+/// write deadline) if it has none; the borrow lasts one poll, so the reader
+/// can poll in between while the socket is full.
+async fn write_some(s: &RefCell<TcpStream>, data: &[u8]) -> io::Result<usize> {
+    poll_fn(|cx| {
+        let mut st = s.borrow_mut();
+        std::pin::Pin::new(&mut *st).poll_write(cx, data)
+    })
+    .await
+}
+
+/// Writes all of `data`.
 async fn write_all(s: &RefCell<TcpStream>, mut data: &[u8]) -> io::Result<()> {
     while !data.is_empty() {
-        let n = poll_fn(|cx| {
-            let mut st = s.borrow_mut();
-            std::pin::Pin::new(&mut *st).poll_write(cx, data)
-        })
-        .await?;
+        let n = write_some(s, data).await?;
         if n == 0 {
             return Err(io::ErrorKind::WriteZero.into());
         }
@@ -1338,12 +1344,7 @@ async fn write_chunks(
                 Some(r) => r?,
                 None => {
                     let first = &out.chunk(idx)[off..];
-                    let n = poll_fn(|cx| {
-                        let mut st = stream.borrow_mut();
-                        std::pin::Pin::new(&mut *st).poll_write(cx, first)
-                    })
-                    .await?;
-                    (n, first.len())
+                    (write_some(stream, first).await?, first.len())
                 }
             };
             if n == 0 {
@@ -1476,7 +1477,7 @@ async fn writer(client: Rc<Client>, stream: Shared) {
             client.close(reason, false);
             break;
         }
-        spare.keep_one();
+        spare.clear();
         if raw.capacity() > 1024 * 1024 {
             raw = Vec::new();
         }
@@ -1773,15 +1774,23 @@ async fn handle(client: &Rc<Client>, shard: &Rc<Shard>, op: Op<'_>, opts: &Optio
                 body: msg,
             };
             let mut routed = route_from(client, shard, m);
-            if !routed.delivered && !client.caught_up.get() && shard.interest_in_flight() {
-                // Nobody here wanted it, but new interest is on its way
-                // from another shard: catch up with every peer (their
-                // acknowledgements follow what they sent before), then
-                // route again, so a subscription that another shard took
-                // before this message arrived gets it, as with the
-                // reference's single subject index. Once per read, so
-                // that a publisher is not held at every message while
-                // other clients keep subscribing.
+            let wants_503 = reply.is_some() && client.no_responders.get();
+            if !routed.delivered
+                && shard.nshards > 1
+                && (wants_503 || (!client.caught_up.get() && shard.interest_in_flight()))
+            {
+                // Nobody here wanted it, but a subscriber may have taken
+                // it on another shard just before it arrived, its interest
+                // still on the way here (nats.py, for one, writes a
+                // flush's PING ahead of a queued SUB). Catch up with every
+                // peer (their acknowledgements follow what they sent
+                // before), then route again, as the reference's single
+                // subject index would have. A request always does so
+                // before its 503; the barrier also proves this client's
+                // earlier SUBs took effect, as a PONG does. Other messages
+                // do so only while new interest is in flight, and once
+                // per read, so that a publisher is not held at every
+                // message while other clients keep subscribing.
                 client.needs_barrier.set(false);
                 client.caught_up.set(true);
                 shard.barrier().await;
@@ -1792,24 +1801,6 @@ async fn handle(client: &Rc<Client>, shard: &Rc<Shard>, op: Op<'_>, opts: &Optio
             }
             if !routed.delivered {
                 if let Some(reply) = reply.filter(|_| client.no_responders.get()) {
-                    if shard.nshards > 1 {
-                        // Before answering "no responders", catch up with
-                        // every peer: a responder may have subscribed on
-                        // another shard just before this request arrived,
-                        // its interest still on the way here (nats.py, for
-                        // one, writes a flush's PING ahead of a queued
-                        // SUB). The barrier's acknowledgements come after
-                        // everything the peers sent earlier, so afterwards
-                        // this shard knows all interest they had; it also
-                        // proves this client's earlier SUBs took effect, as
-                        // a PONG does. Then route again.
-                        client.needs_barrier.set(false);
-                        shard.barrier().await;
-                        let again = route_from(client, shard, m);
-                        if again.delivered {
-                            return;
-                        }
-                    }
                     no_responders(client, reply);
                 }
             }

@@ -107,11 +107,6 @@ impl OutBuf {
         }
     }
 
-    /// Drops everything queued, keeping the last chunk for reuse.
-    pub fn clear(&mut self) {
-        self.keep_one();
-    }
-
     /// How many chunks [`chunk`](Self::chunk) numbers; some may be empty.
     pub fn chunk_count(&self) -> usize {
         self.full.len() + 1
@@ -132,9 +127,10 @@ impl OutBuf {
             .filter(|c| !c.is_empty())
     }
 
-    /// After a write: empties the buffer, keeping the chunk appended to
-    /// last if it is no bigger than a chunk, and pooling the others.
-    pub fn keep_one(&mut self) {
+    /// Empties the buffer (after a write, or when it will not be sent),
+    /// keeping the chunk appended to last if it is no bigger than a chunk,
+    /// and pooling the others.
+    pub fn clear(&mut self) {
         for c in self.full.drain(..) {
             recycle_chunk(c);
         }
@@ -184,7 +180,7 @@ mod tests {
         want.extend_from_slice(&big);
         want.extend_from_slice(b"\r\n");
         assert_eq!(contents(&b), want);
-        b.keep_one();
+        b.clear();
         assert!(b.is_empty());
         assert!(b.full.is_empty());
         assert!(b.cur.capacity() <= CHUNK);
@@ -195,7 +191,7 @@ mod tests {
     fn an_oversized_first_chunk_is_given_back() {
         let mut b = OutBuf::default();
         b.extend_from_slice(&vec![1u8; 2 * CHUNK]);
-        b.keep_one();
+        b.clear();
         assert_eq!(b.cur.capacity(), 0);
         b.extend_from_slice(b"PONG\r\n");
         assert_eq!(contents(&b), b"PONG\r\n");

@@ -27,6 +27,13 @@ pub fn push_usize(out: &mut Vec<u8>, mut n: usize) {
     out.extend_from_slice(&tmp[i..]);
 }
 
+/// At least the length of the frame [`push_msg`] writes for these parts
+/// (the verb, spaces, both lengths and line ends take at most 64 bytes).
+#[inline]
+pub fn msg_size(subject: &[u8], sid: &[u8], reply: Option<&[u8]>, msg: &[u8]) -> usize {
+    subject.len() + sid.len() + reply.map_or(0, |r| r.len()) + msg.len() + 64
+}
+
 /// Appends a full MSG or HMSG frame for one subscription.
 /// `hdr_len` is meaningful only when `with_headers`.
 #[inline]
@@ -40,7 +47,7 @@ pub fn push_msg(
     hdr_len: usize,
     msg: &[u8],
 ) {
-    out.reserve(subject.len() + sid.len() + reply.map_or(0, |r| r.len()) + msg.len() + 32);
+    out.reserve(msg_size(subject, sid, reply, msg));
     out.extend_from_slice(if with_headers { b"HMSG " } else { b"MSG " });
     out.extend_from_slice(subject);
     out.push(b' ');
