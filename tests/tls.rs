@@ -644,14 +644,29 @@ fn connection_rate_limit_refuses_tls_connections_past_the_limit_in_the_clear() {
         );
         // Two connections within the second are let through to the
         // handshake; the third gets INFO, then the refusal, in the clear.
-        let socks: Vec<Raw> = (0..2).map(|_| Raw::connect(srv.port())).collect();
-        let mut third = Raw::connect(srv.port());
-        let rest = third.read_until_closed(IO);
-        assert_eq!(
-            show(&rest),
-            show(b"-ERR 'Connection throttling is active. Please try again later.'\r\n"),
-        );
-        drop(socks);
+        // The window is a second of the server's clock from the first
+        // connection: on a loaded machine the three may not reach the
+        // server within it, and then the third is rightly let through (and
+        // closed when its handshake times out). So a burst is tried up to
+        // three times, each after the last window has passed; a server
+        // that does not limit fails all three.
+        let refusal = show(b"-ERR 'Connection throttling is active. Please try again later.'\r\n");
+        let mut got = Vec::new();
+        for attempt in 0..3 {
+            if attempt > 0 {
+                std::thread::sleep(Duration::from_millis(1100));
+            }
+            let socks: Vec<Raw> = (0..2).map(|_| Raw::connect(srv.port())).collect();
+            let mut third = Raw::connect(srv.port());
+            let rest = show(&third.read_until_closed(IO));
+            drop(socks);
+            let refused = rest == refusal;
+            got.push(rest);
+            if refused {
+                break;
+            }
+        }
+        assert_eq!(got.last(), Some(&refusal), "every burst: {got:?}");
         let cfg = client_cfg(&[p.ca.der()], None);
         assert!(
             wait_until(Duration::from_secs(3), || srv
