@@ -68,6 +68,8 @@ pub struct Options {
     /// CPUs to pin shards to, in order; empty pins shard i to the i-th
     /// available core.
     pub shard_cpus: Vec<usize>,
+    /// `shards.pin`: false leaves every shard unpinned.
+    pub shard_pin: bool,
     pub io_memory: usize,
     /// How long an idle shard polls before it sleeps (`shards.spin`).
     pub shard_spin: std::time::Duration,
@@ -118,6 +120,7 @@ impl Default for Options {
             ports_file_dir: None,
             shards: 0,
             shard_cpus: Vec::new(),
+            shard_pin: true,
             io_memory: IO_MEMORY,
             shard_spin: std::time::Duration::ZERO,
             max_sub_tokens: 0,
@@ -187,6 +190,7 @@ impl Options {
                 c.shards.cpus.len()
             }),
             shard_cpus: c.shards.cpus.clone(),
+            shard_pin: c.shards.pin,
             io_memory: c.shards.io_memory.map_or(IO_MEMORY, |m| m as usize),
             shard_spin: c.shards.spin,
             max_sub_tokens: c.max_sub_tokens,
@@ -261,7 +265,7 @@ impl Options {
     /// Why `new` cannot replace `self` by a reload, if it cannot: the
     /// listener and the shard layout are fixed for the life of the process.
     pub fn reload_refusal(&self, new: &Options) -> Option<String> {
-        let fixed: [(&str, bool); 10] = [
+        let fixed: [(&str, bool); 11] = [
             ("host", self.host != new.host),
             ("port", self.port != new.port),
             ("http_host", self.http_host != new.http_host),
@@ -270,6 +274,7 @@ impl Options {
             ("http_base_path", self.http_base_path != new.http_base_path),
             ("shards.count", self.shards != new.shards),
             ("shards.cpus", self.shard_cpus != new.shard_cpus),
+            ("shards.pin", self.shard_pin != new.shard_pin),
             ("shards.io_memory", self.io_memory != new.io_memory),
             ("shards.spin", self.shard_spin != new.shard_spin),
         ];

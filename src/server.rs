@@ -111,7 +111,9 @@ fn placement(opts: &Options) -> Vec<Option<usize>> {
     };
     (0..n)
         .map(|i| {
-            if !opts.shard_cpus.is_empty() {
+            if !opts.shard_pin {
+                None
+            } else if !opts.shard_cpus.is_empty() {
                 opts.shard_cpus.get(i).copied()
             } else if n <= cores.len() {
                 Some(cores[i])

@@ -1509,6 +1509,22 @@ fn thread_cpu_ns() -> u64 {
     tv(ru.ru_utime) + tv(ru.ru_stime)
 }
 
+/// The CPUs the calling thread may run on, in ascending order.
+fn thread_cpus() -> Vec<usize> {
+    // SAFETY: sched_getaffinity fills a local, zeroed CPU set.
+    let set = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return Vec::new();
+        }
+        set
+    };
+    (0..libc::CPU_SETSIZE as usize)
+        // SAFETY: every index is below CPU_SETSIZE, the set's capacity.
+        .filter(|&c| unsafe { libc::CPU_ISSET(c, &set) })
+        .collect()
+}
+
 /// How often a shard measures its CPU use for placement.
 const BUSY_EVERY: Duration = Duration::from_millis(250);
 
@@ -1989,6 +2005,7 @@ impl Shard {
             stalled_ns: st.stalled_ns.get(),
             cpu_ns: thread_cpu_ns(),
             busy_tenths: self.global.shard_busy[self.id].load(Ordering::Relaxed),
+            cpus: thread_cpus(),
             accounts,
             responses: if q.responses {
                 let now = Instant::now();

@@ -943,6 +943,33 @@ fn natrix_only_placement_prefers_the_less_busy_shard() {
 }
 
 #[test]
+fn natrix_only_shards_are_pinned_unless_pin_is_false() {
+    with_timeout(LIMIT, || {
+        // The server inherits this process's CPUs.
+        let available = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let cpus = |conf: &str| -> Vec<u64> {
+            let srv = Server::with_config(conf, &["-m", "-1"]);
+            let v = get_json(srv.monitor_port(), "/varz");
+            let shard = &v["natrix"]["shards"][0];
+            shard["cpus"]
+                .as_array()
+                .unwrap_or_else(|| panic!("no cpus list: {shard}"))
+                .iter()
+                .map(|c| c.as_u64().expect("a CPU number"))
+                .collect()
+        };
+        // One shard, the default: pinned to a single CPU.
+        assert_eq!(cpus("shards { count: 1 }\n").len(), 1);
+        // pin: false leaves it every CPU the process may use.
+        assert_eq!(
+            cpus("shards { count: 1, pin: false }\n").len(),
+            available,
+            "an unpinned shard is confined"
+        );
+    });
+}
+
+#[test]
 fn natrix_only_varz_reports_each_shard() {
     with_timeout(LIMIT, || {
         let srv = start(&[]);

@@ -402,6 +402,8 @@ pub struct ShardSnapshot {
     pub cpu_ns: u64,
     /// Recent CPU use in tenths of a core, as placement sees it.
     pub busy_tenths: usize,
+    /// The CPUs the shard's thread may run on: one when it is pinned.
+    pub cpus: Vec<usize>,
     pub accounts: Vec<AccountCounters>,
     /// Service responses awaited (when asked for).
     pub responses: Vec<PendingResponse>,

@@ -32,6 +32,8 @@ pub struct ShardJson {
     pub cpu_ns: u64,
     /// Recent CPU use in tenths of a core, as placement sees it.
     pub busy_tenths: usize,
+    /// The CPUs the shard's thread may run on: one when it is pinned.
+    pub cpus: Vec<usize>,
 }
 
 impl From<&ShardSnapshot> for ShardJson {
@@ -51,6 +53,7 @@ impl From<&ShardSnapshot> for ShardJson {
             stalled_ns: s.stalled_ns,
             cpu_ns: s.cpu_ns,
             busy_tenths: s.busy_tenths,
+            cpus: s.cpus.clone(),
         }
     }
 }

@@ -1,10 +1,12 @@
-//! natrix-only `shards { count, cpus, io_memory, spin }`: how many
-//! thread-per-core shards to run, which CPUs to pin them to, each one's I/O
-//! memory, and how long an idle shard polls before it sleeps.
+//! natrix-only `shards { count, cpus, pin, io_memory, spin }`: how many
+//! thread-per-core shards to run, which CPUs to pin them to (or none),
+//! each one's I/O memory, and how long an idle shard polls before it
+//! sleeps.
 //!
 //! Invariants: `count` is at least 1 and, when `cpus` is also given, equals
 //! its length; a CPU is listed at most once; `io_memory` is a positive byte
 //! size (an integer such as `64MB` or a quoted size such as `"1GiB"`);
+//! `pin: false` cannot be combined with `cpus`;
 //! `spin` is a duration string of at most 10ms (`"50us"`). The
 //! reference has no such block, so a config that uses it is natrix-only.
 
@@ -14,14 +16,19 @@ use std::time::Duration;
 use super::{duration_str, Node};
 use crate::config::lex::{Scalar, Scanner};
 use crate::config::{ConfigError, Value};
-/// natrix-only `shards { count, cpus, io_memory, spin }`.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// natrix-only `shards { count, cpus, pin, io_memory, spin }`.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ShardsConfig {
     /// Number of shards (one per core); `None` means one per available CPU
     /// (or one per entry of `cpus`).
     pub count: Option<usize>,
-    /// CPUs to pin shards to, in shard order; empty means no pinning.
+    /// CPUs to pin shards to, in shard order; empty means the default:
+    /// shard i on the i-th available CPU while there are enough of them.
     pub cpus: Vec<usize>,
+    /// Whether shards are pinned at all (default true). `false` leaves
+    /// them to the kernel's scheduler, for machines where clients share
+    /// the shards' cores.
+    pub pin: bool,
     /// Bytes of I/O buffer memory per shard; `None` means the default.
     pub io_memory: Option<u64>,
     /// How long an idle shard keeps polling before it sleeps: a message
@@ -30,14 +37,27 @@ pub struct ShardsConfig {
     pub spin: Duration,
 }
 
+impl Default for ShardsConfig {
+    fn default() -> Self {
+        ShardsConfig {
+            count: None,
+            cpus: Vec::new(),
+            pin: true,
+            io_memory: None,
+            spin: Duration::ZERO,
+        }
+    }
+}
+
 /// The longest `spin` accepted: beyond it a shard burns its core for
 /// nothing a sleep would not do as well.
 const SPIN_MAX: Duration = Duration::from_millis(10);
 
 pub(super) fn shards(n: &Node<'_>) -> Result<ShardsConfig, ConfigError> {
-    const KEYS: &[&str] = &["count", "cpus", "io_memory", "spin"];
+    const KEYS: &[&str] = &["count", "cpus", "pin", "io_memory", "spin"];
     let mut s = ShardsConfig::default();
     let mut count_node = None;
+    let mut pin_node = None;
     for field in n.entries()? {
         let v = &field.node;
         match field.name.as_str() {
@@ -59,6 +79,10 @@ pub(super) fn shards(n: &Node<'_>) -> Result<ShardsConfig, ConfigError> {
                     s.cpus.push(cpu);
                 }
             }
+            "pin" => {
+                s.pin = v.bool()?;
+                pin_node = Some(v.clone());
+            }
             "io_memory" => {
                 let bytes = size(v)?;
                 if bytes == 0 {
@@ -78,6 +102,9 @@ pub(super) fn shards(n: &Node<'_>) -> Result<ShardsConfig, ConfigError> {
             }
             _ => field.unknown(KEYS)?,
         }
+    }
+    if let Some(node) = pin_node.filter(|_| !s.pin && !s.cpus.is_empty()) {
+        return Err(node.err("pin: false cannot be combined with a cpus list"));
     }
     if let (Some(count), Some(node)) = (s.count, count_node) {
         if !s.cpus.is_empty() && s.cpus.len() != count {
@@ -123,9 +150,15 @@ mod tests {
             ShardsConfig {
                 count: Some(4),
                 cpus: vec![0, 2, 4, 6],
+                pin: true,
                 io_memory: Some(64 << 20),
                 spin: Duration::ZERO,
             }
+        );
+        assert!(!ok("shards { count: 2, pin: false }").shards.pin);
+        assert_eq!(
+            err("shards { cpus: [0, 1]\n  pin: false }"),
+            "<string>:2:8: shards.pin: pin: false cannot be combined with a cpus list"
         );
         assert_eq!(
             ok("shards { spin: \"50us\" }").shards.spin,
