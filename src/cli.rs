@@ -21,6 +21,7 @@ pub struct Flags {
     pub http_base_path: Option<String>,
     pub debug: Option<bool>,
     pub trace: Option<bool>,
+    pub max_traced_msg_len: Option<usize>,
     pub logtime: Option<bool>,
     pub log_file: Option<PathBuf>,
     pub log_size_limit: Option<u64>,
@@ -73,6 +74,7 @@ Logging Options:
     -D, --debug                      Enable debugging output
     -V, --trace                      Trace the raw protocol
     -DV                              Debug and trace
+        --max_traced_msg_len <len>   Maximum printable length for traced messages (default: 0, unlimited)
 
 TLS Options:
         --tls                        Enable TLS, do not verify clients (default: false)
@@ -230,8 +232,14 @@ pub fn parse(args: &[String]) -> Result<Flags, String> {
                     "tlscacert" => f.tls_ca = Some(PathBuf::from(value)),
                     "sl" | "signal" => f.signal = Some(value),
                     "r" | "remote_syslog" | "routes" | "cluster" | "cluster_name"
-                    | "cluster_advertise" | "sd" | "store_dir" | "max_traced_msg_len"
-                    | "connect_retries" | "gateway" => f.unsupported.push(format!("-{name}")),
+                    | "cluster_advertise" | "sd" | "store_dir" | "connect_retries" | "gateway" => {
+                        f.unsupported.push(format!("-{name}"))
+                    }
+                    "max_traced_msg_len" => {
+                        // As the reference: 0 or less means no limit.
+                        let n: i64 = parse_num(name, &value)?;
+                        f.max_traced_msg_len = Some(usize::try_from(n).unwrap_or(0))
+                    }
                     _ => unreachable!("every name in VALUE_FLAGS is handled"),
                 }
             }
@@ -290,6 +298,16 @@ mod tests {
         assert_eq!(f.log_size_limit, Some(1000));
         assert!(f.unsupported.is_empty());
         assert!(p(&["--log_size_limit", "big"]).is_err());
+    }
+
+    #[test]
+    fn max_traced_msg_len_flag_takes_a_length() {
+        let f = p(&["-V", "--max_traced_msg_len", "64"]).unwrap();
+        assert_eq!((f.trace, f.max_traced_msg_len), (Some(true), Some(64)));
+        assert!(f.unsupported.is_empty());
+        let f = p(&["--max_traced_msg_len", "-1"]).unwrap();
+        assert_eq!(f.max_traced_msg_len, Some(0));
+        assert!(p(&["--max_traced_msg_len", "x"]).is_err());
     }
 
     #[test]

@@ -549,6 +549,17 @@ impl Client {
         if self.is_closed() {
             return;
         }
+        if crate::log::trace_enabled() {
+            let op = match bytes {
+                encode::OK => Some("OK"),
+                encode::PING => Some("PING"),
+                encode::PONG => Some("PONG"),
+                _ => None,
+            };
+            if let Some(op) = op {
+                self.trace_out(op, None);
+            }
+        }
         self.out.borrow_mut().extend_from_slice(bytes);
         self.queued();
     }
@@ -557,10 +568,33 @@ impl Client {
         if self.is_closed() {
             return;
         }
+        if crate::log::trace_enabled() {
+            self.trace_out("-ERR", Some(text.as_bytes()));
+        }
         self.out
             .borrow_mut()
             .append(text.len() + 9, |v| push_err(v, text));
         self.queued();
+    }
+
+    /// `->> [OP arg]`: something this client is sent.
+    #[cold]
+    fn trace_out(&self, op: &str, arg: Option<&[u8]>) {
+        crate::trace!(
+            "{} - ->> {}",
+            self.desc.borrow(),
+            crate::proto::trace::bracket(op, arg)
+        );
+    }
+
+    /// `<-> [DELSUB sid]`: one of this client's subscriptions goes away.
+    #[cold]
+    fn trace_delsub(&self, sid: &[u8]) {
+        crate::trace!(
+            "{} - <-> {}",
+            self.desc.borrow(),
+            crate::proto::trace::bracket("DELSUB", Some(sid))
+        );
     }
 
     /// After bytes were queued: enforce max_pending, note congestion, wake
@@ -766,6 +800,9 @@ impl Client {
     fn unsubscribe(&self, sid: &[u8]) {
         let removed = self.subs.borrow_mut().remove(sid);
         if let Some(sub) = removed {
+            if crate::log::trace_enabled() {
+                self.trace_delsub(sid);
+            }
             sub.removed.set(true);
             if self.shard.remove_sub(&sub.key(), &sub.handle()) {
                 self.needs_barrier.set(true);
@@ -984,6 +1021,13 @@ fn deliver(s: &Subscription, m: &Msg<'_>) -> bool {
         }
     }
     s.delivered.set(n);
+    if max > 0 && n == max {
+        crate::debug!(
+            "{} - Auto-unsubscribe limit of {max} reached for sid '{}'",
+            c.desc.borrow(),
+            String::from_utf8_lossy(&s.sid)
+        );
+    }
     {
         let bytes = if has_headers && !c.headers.get() {
             msg.len().saturating_sub(hdr_len) as u64
@@ -1020,6 +1064,9 @@ fn deliver(s: &Subscription, m: &Msg<'_>) -> bool {
             }
         });
     }
+    if crate::log::trace_enabled() {
+        trace_delivery(s, m);
+    }
     c.queued();
     if !c.is_closed() && c.pending() > c.stall_level() {
         fanout::note_congested(c.clone());
@@ -1028,6 +1075,60 @@ fn deliver(s: &Subscription, m: &Msg<'_>) -> bool {
         c.unsubscribe(&s.sid);
     }
     true
+}
+
+/// `->> [MSG subject sid [reply] size]` (or `HMSG … hdr_len size`) on the
+/// subscriber's connection, as the reference traces a delivery.
+#[cold]
+fn trace_delivery(s: &Subscription, m: &Msg<'_>) {
+    let c = &s.client;
+    let with_headers = m.has_headers && c.headers.get();
+    let size = if m.has_headers && !with_headers {
+        m.body.len().saturating_sub(m.hdr_len)
+    } else {
+        m.body.len()
+    };
+    let mut line = String::from(if with_headers { "HMSG " } else { "MSG " });
+    line.push_str(&String::from_utf8_lossy(m.subject));
+    line.push(' ');
+    line.push_str(&String::from_utf8_lossy(&s.sid));
+    if let Some(r) = m.reply {
+        line.push(' ');
+        line.push_str(&String::from_utf8_lossy(r));
+    }
+    if with_headers {
+        line.push_str(&format!(" {}", m.hdr_len));
+    }
+    line.push_str(&format!(" {size}"));
+    c.trace_out(&line, None);
+}
+
+/// Traces one operation a client sent, as read (`raw` starts with it):
+/// `<<- [OP args]`, and for a message its body.
+#[cold]
+fn trace_in(client: &Client, op: &Op<'_>, raw: &[u8]) {
+    use crate::proto::trace;
+    let arg = trace::op_arg(raw);
+    let desc = client.desc.borrow();
+    let line = match op {
+        Op::Connect(_) => trace::bracket("CONNECT", Some(&trace::redact_pass(arg))),
+        Op::Pub { has_headers, .. } => {
+            trace::bracket(if *has_headers { "HPUB" } else { "PUB" }, Some(arg))
+        }
+        Op::Sub { .. } => trace::bracket("SUB", Some(arg)),
+        Op::Unsub { .. } => trace::bracket("UNSUB", Some(arg)),
+        Op::Ping => trace::bracket("PING", None),
+        Op::Pong => trace::bracket("PONG", None),
+        // The reference does not trace these from a client.
+        Op::Info(_) | Op::Ok | Op::Err(_) => return,
+    };
+    crate::trace!("{desc} - <<- {line}");
+    if let Op::Pub { msg, .. } = op {
+        crate::trace!(
+            "{desc} - <<- {}",
+            trace::payload(msg, crate::log::max_traced_msg_len())
+        );
+    }
 }
 
 /// Initial read buffer; grows for large messages or fast producers.
@@ -1236,6 +1337,9 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     // Cleanup: drop every subscription, then the client itself.
     let subs: Vec<Rc<Subscription>> = client.subs.borrow_mut().drain().map(|(_, s)| s).collect();
     for s in subs {
+        if crate::log::trace_enabled() {
+            client.trace_delsub(&s.sid);
+        }
         shard.remove_sub(&s.key(), &s.handle());
     }
     shard.clients.borrow_mut().remove(&cid);
@@ -1596,6 +1700,7 @@ async fn read_loop(client: &Rc<Client>, stream: &Shared, mut info: Option<Vec<u8
         let mut pos = 0;
         let mut need = 0;
         client.caught_up.set(false);
+        let tracing = crate::log::trace_enabled();
         while pos < filled && !client.is_closed() {
             let limits = Limits {
                 headers: client.headers.get(),
@@ -1603,6 +1708,9 @@ async fn read_loop(client: &Rc<Client>, stream: &Shared, mut info: Option<Vec<u8
             };
             match parse(&buf[pos..filled], &limits) {
                 Ok(Parsed::Op(op, used)) => {
+                    if tracing {
+                        trace_in(client, &op, &buf[pos..pos + used]);
+                    }
                     handle(client, &shard, op, opts).await;
                     pos += used;
                     // As the reference: a producer that just fed a
@@ -1664,19 +1772,21 @@ fn parse_error(client: &Client, e: ParseError, at: &[u8]) {
     let snippet = String::from_utf8_lossy(&at[..at.len().min(32)]).into_owned();
     match e {
         ParseError::UnknownOp => {
+            // As the reference: the -ERR first (its trace line), then the
+            // log line.
+            client.send_err("Unknown Protocol Operation");
             crate::error!(
                 "{} - Client parser ERROR, proto='{:?}...'",
                 client.desc.borrow(),
                 snippet
             );
-            client.send_err("Unknown Protocol Operation");
             // The reference records an unknown operation as a protocol
             // violation (monitoring's close reason).
             client.close(CloseReason::ProtocolViolation, true);
         }
         ParseError::MaxControlLine => {
-            crate::error!("{} - maximum control line exceeded", client.desc.borrow());
             client.send_err("maximum control line exceeded");
+            crate::error!("{} - maximum control line exceeded", client.desc.borrow());
             client.close(CloseReason::MaxControlLineExceeded, true);
         }
         ParseError::MaxPayload => {
@@ -1949,6 +2059,8 @@ impl Client {
             return true;
         }
         let subj = String::from_utf8_lossy(subject);
+        // As the reference: the -ERR (its trace line), then the log.
+        self.send_err(&format!("Permissions Violation for Publish to {subj:?}"));
         crate::info!(
             "{} - Publish Violation - User {:?}, Account {:?}, Subject {subj:?}: {}",
             self.desc.borrow(),
@@ -1956,7 +2068,6 @@ impl Client {
             account::account_name(self.account()),
             p.explain_publish(subject).reason
         );
-        self.send_err(&format!("Permissions Violation for Publish to {subj:?}"));
         false
     }
 
@@ -2128,6 +2239,15 @@ fn sub(
     if let Some(p) = client.perms.borrow().clone() {
         if !p.can_subscribe(subject, queue) {
             let subj = String::from_utf8_lossy(subject);
+            // As the reference: the -ERR (its trace line), then the log.
+            let text = match queue {
+                Some(q) => format!(
+                    "Permissions Violation for Subscription to {subj:?} using queue {:?}",
+                    String::from_utf8_lossy(q)
+                ),
+                None => format!("Permissions Violation for Subscription to {subj:?}"),
+            };
+            client.send_err(&text);
             crate::info!(
                 "{} - Subscription Violation - User {:?}, Account {:?}, Subject {subj:?}{}: {}",
                 client.desc.borrow(),
@@ -2138,14 +2258,6 @@ fn sub(
                     .unwrap_or_default(),
                 p.explain_subscribe(subject, queue).reason
             );
-            let text = match queue {
-                Some(q) => format!(
-                    "Permissions Violation for Subscription to {subj:?} using queue {:?}",
-                    String::from_utf8_lossy(q)
-                ),
-                None => format!("Permissions Violation for Subscription to {subj:?}"),
-            };
-            client.send_err(&text);
             return;
         }
     }

@@ -6,13 +6,15 @@
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 static DEBUG: AtomicBool = AtomicBool::new(false);
 static TRACE: AtomicBool = AtomicBool::new(false);
 static LOGTIME: AtomicBool = AtomicBool::new(true);
+/// `max_traced_msg_len`: traced message bodies are cut past this (0: never).
+static MAX_TRACED: AtomicUsize = AtomicUsize::new(0);
 static SINK: Mutex<Option<FileSink>> = Mutex::new(None);
 
 /// The log file, with what it holds so far for `log_size_limit`.
@@ -138,6 +140,15 @@ pub fn debug_enabled() -> bool {
 
 pub fn trace_enabled() -> bool {
     TRACE.load(Ordering::Relaxed)
+}
+
+/// Sets `max_traced_msg_len` (at start and on reload).
+pub fn set_max_traced_msg_len(n: usize) {
+    MAX_TRACED.store(n, Ordering::Relaxed);
+}
+
+pub fn max_traced_msg_len() -> usize {
+    MAX_TRACED.load(Ordering::Relaxed)
 }
 
 /// Formats a UTC timestamp like Go's `2006/01/02 15:04:05.000000`.

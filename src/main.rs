@@ -45,6 +45,9 @@ fn apply_flags(opts: &mut Options, f: &Flags) -> Result<(), String> {
     if let Some(t) = f.trace {
         opts.trace = t;
     }
+    if let Some(n) = f.max_traced_msg_len {
+        opts.max_traced_msg_len = n;
+    }
     if let Some(t) = f.logtime {
         opts.logtime = t;
     }

@@ -57,6 +57,9 @@ pub struct Options {
     pub lame_duck_grace_period: Duration,
     pub debug: bool,
     pub trace: bool,
+    /// `max_traced_msg_len`: traced message bodies are cut past this many
+    /// bytes (0: never).
+    pub max_traced_msg_len: usize,
     pub logtime: bool,
     pub log_file: Option<PathBuf>,
     /// `log_size_limit`: rotate the log file past this many bytes (0: never).
@@ -113,6 +116,7 @@ impl Default for Options {
             lame_duck_grace_period: Duration::from_secs(10),
             debug: false,
             trace: false,
+            max_traced_msg_len: 0,
             logtime: true,
             log_file: None,
             log_size_limit: 0,
@@ -179,6 +183,7 @@ impl Options {
             lame_duck_grace_period: c.lame_duck_grace_period,
             debug: c.debug,
             trace: c.trace || c.trace_verbose,
+            max_traced_msg_len: usize::try_from(c.max_traced_msg_len).unwrap_or(0),
             logtime: c.logtime,
             log_file: c.log_file.clone(),
             log_size_limit: c.log_size_limit.max(0) as u64,

@@ -180,6 +180,7 @@ pub fn server_info(opts: &Options, server_id: &str, port: u16) -> ServerInfo {
 
 /// Applies the logging options (at start and on reload).
 fn configure_log(o: &Options) -> std::io::Result<()> {
+    crate::log::set_max_traced_msg_len(o.max_traced_msg_len);
     crate::log::configure(
         o.debug,
         o.trace,

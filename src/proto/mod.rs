@@ -2,5 +2,6 @@
 
 pub mod encode;
 pub mod parse;
+pub mod trace;
 
 pub use parse::{parse, Limits, Op, ParseError, Parsed};
