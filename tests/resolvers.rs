@@ -11,14 +11,14 @@ mod common;
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::jwt::{account_jwt, connect_jwt, operator_jwt, user_jwt};
-use common::{is_natrix, run_to_exit, shard_flags, with_timeout, Raw, Server, TempDir};
+use common::{is_natrix, run_to_exit, shard_flags, with_timeout, Launch, Raw, Server, TempDir};
 use natrix::security::operator::AccountResolver;
 use natrix::security::resolver::DirResolver;
 use nkeys::KeyPair;
@@ -53,6 +53,7 @@ fn assert_refused(srv: &Server, (mut r, line): (Raw, String), causes: &[&str]) {
 /// path. Stops when dropped.
 struct AccountServer {
     port: u16,
+    https: bool,
     jwts: Arc<Mutex<HashMap<String, (String, Duration)>>>,
     hits: Arc<Mutex<HashMap<String, usize>>>,
     stop: Arc<AtomicBool>,
@@ -60,10 +61,16 @@ struct AccountServer {
 
 impl AccountServer {
     fn start() -> AccountServer {
+        Self::start_with(None)
+    }
+
+    /// The same over TLS (`https://`), with this server configuration.
+    fn start_with(tls: Option<Arc<rustls::ServerConfig>>) -> AccountServer {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         l.set_nonblocking(true).unwrap();
         let s = AccountServer {
             port: l.local_addr().unwrap().port(),
+            https: tls.is_some(),
             jwts: Arc::default(),
             hits: Arc::default(),
             stop: Arc::default(),
@@ -73,8 +80,21 @@ impl AccountServer {
             while !stop.load(Ordering::Relaxed) {
                 match l.accept() {
                     Ok((c, _)) => {
-                        let (jwts, hits) = (jwts.clone(), hits.clone());
-                        std::thread::spawn(move || serve_one(c, &jwts, &hits));
+                        let (jwts, hits, tls) = (jwts.clone(), hits.clone(), tls.clone());
+                        std::thread::spawn(move || {
+                            c.set_nonblocking(false).unwrap();
+                            c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                            match tls {
+                                None => serve_one(c, &jwts, &hits),
+                                Some(cfg) => {
+                                    let conn = rustls::ServerConnection::new(cfg).unwrap();
+                                    let mut t = rustls::StreamOwned::new(conn, c);
+                                    serve_one(&mut t, &jwts, &hits);
+                                    t.conn.send_close_notify();
+                                    let _ = t.flush();
+                                }
+                            }
+                        });
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(5)),
                 }
@@ -84,7 +104,8 @@ impl AccountServer {
     }
 
     fn url(&self) -> String {
-        format!("http://127.0.0.1:{}{BASE}", self.port)
+        let scheme = if self.https { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}{BASE}", self.port)
     }
 
     fn put(&self, acc: &KeyPair, jwt: &str, delay: Duration) {
@@ -107,12 +128,10 @@ impl Drop for AccountServer {
 }
 
 fn serve_one(
-    mut c: TcpStream,
+    mut c: impl Read + Write,
     jwts: &Mutex<HashMap<String, (String, Duration)>>,
     hits: &Mutex<HashMap<String, usize>>,
 ) {
-    c.set_nonblocking(false).unwrap();
-    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let mut req = Vec::new();
     let mut buf = [0u8; 4096];
     while !req.windows(4).any(|w| w == b"\r\n\r\n") && req.len() < 65536 {
@@ -204,6 +223,109 @@ fn url_resolver_serves_accounts_and_remembers_them() {
                 &format!("signed by operator key {}", stranger.public_key()),
             ],
         );
+    });
+}
+
+/// A CA named `name` (written to `dir/ca.pem`) and a server configuration
+/// with a certificate it issued for 127.0.0.1.
+fn https_pki(dir: &Path, name: &str) -> (String, Arc<rustls::ServerConfig>) {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa,
+        KeyUsagePurpose, SanType,
+    };
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut p = CertificateParams::default();
+    p.distinguished_name.push(DnType::CommonName, name);
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let ca = p.self_signed(&ca_key).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut p = CertificateParams::default();
+    p.distinguished_name.push(DnType::CommonName, "127.0.0.1");
+    p.subject_alt_names = vec![SanType::IpAddress("127.0.0.1".parse().unwrap())];
+    p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let cert = p.signed_by(&key, &ca, &ca_key).unwrap();
+    let ca_path = dir.join("ca.pem");
+    std::fs::write(&ca_path, ca.pem()).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![cert.der().clone()],
+        rustls::pki_types::PrivatePkcs8KeyDer::from(key.serialize_der()).into(),
+    )
+    .unwrap();
+    (ca_path.to_string_lossy().into_owned(), Arc::new(config))
+}
+
+#[test]
+fn https_url_resolver_trusts_the_resolver_tls_ca() {
+    with_timeout(LIMIT, || {
+        let dir = TempDir::new("https-resolver");
+        let (ca, tls) = https_pki(dir.path(), "Account Server CA");
+        let op = KeyPair::new_operator();
+        let acc = KeyPair::new_account();
+        let web = AccountServer::start_with(Some(tls));
+        web.put(&acc, &account_jwt(&op, &acc, json!({})), Duration::ZERO);
+        let op_jwt = operator_jwt(&op, json!({}));
+
+        // Trusting the account server's CA: accounts are fetched over TLS.
+        let conf = format!(
+            "operator: {op_jwt}\nresolver: URL({})\nresolver_tls {{ ca_file: \"{ca}\" }}\n",
+            web.url()
+        );
+        let srv = Server::with_config(&conf, &[]);
+        let (mut a, line) = connect_user(srv.port(), &acc);
+        assert_eq!(line, "PONG");
+        a.send(b"SUB greet 1\r\nPUB greet 2\r\nhi\r\nPING\r\n");
+        assert_eq!(a.next_line(), "MSG greet 1 2");
+        assert_eq!(web.hits(&acc), 1, "the account JWT is fetched once");
+        drop(srv);
+
+        // Without resolver_tls, the system's roots: here SSL_CERT_FILE,
+        // which both servers honour.
+        let conf = format!("operator: {op_jwt}\nresolver: URL({})\n", web.url());
+        let srv = Server::start_with(&Launch {
+            conf: Some(&conf),
+            env: &[("SSL_CERT_FILE", &ca)],
+            ..Launch::default()
+        });
+        let (_b, line) = connect_user(srv.port(), &acc);
+        assert_eq!(line, "PONG");
+        drop(srv);
+
+        // insecure: the certificate is not checked.
+        let conf = format!(
+            "operator: {op_jwt}\nresolver: URL({})\nresolver_tls {{ insecure: true }}\n",
+            web.url()
+        );
+        let srv = Server::with_config(&conf, &[]);
+        let (_b, line) = connect_user(srv.port(), &acc);
+        assert_eq!(line, "PONG");
+        drop(srv);
+
+        // Not trusting it (a CA of its own that did not sign the account
+        // server's certificate): the server does not start.
+        let other = TempDir::new("https-resolver-other");
+        let (other_ca, _) = https_pki(other.path(), "Some Other CA");
+        let conf = format!(
+            "operator: {op_jwt}\nresolver: URL({})\nresolver_tls {{ ca_file: \"{other_ca}\" }}\n",
+            web.url()
+        );
+        let exit = run_to_exit("s.conf", &conf, &[], &[], Duration::from_secs(20));
+        assert!(
+            !exit.success(),
+            "started with an untrusted account server:\n{}",
+            exit.output
+        );
+        if is_natrix() {
+            assert!(exit.output.contains(&web.url()), "{}", exit.output);
+            assert!(exit.output.contains("UnknownIssuer"), "{}", exit.output);
+        }
     });
 }
 

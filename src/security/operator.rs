@@ -1075,7 +1075,7 @@ fn build_resolver(cfg: &ServerConfig, trust: &Trust) -> Result<Arc<dyn AccountRe
                         .into(),
                 );
             }
-            let r = UrlResolver::new(u, FETCH_TIMEOUT)?;
+            let r = UrlResolver::new(u, FETCH_TIMEOUT, cfg.resolver_tls.as_ref())?;
             // As the reference: someone must be home at start.
             r.check()?;
             Ok(cached(Arc::new(r)))

@@ -119,9 +119,9 @@ fn valid_account_key(key: &str) -> bool {
 // URL resolver
 
 /// `resolver: URL(http://host:port/path/)`: GET the base URL plus the
-/// account public key; status 200 carries the JWT. Plain HTTP/1.1 over
-/// TCP, one connection per request; https is not supported.
-#[derive(Debug)]
+/// account public key; status 200 carries the JWT. HTTP/1.1, one
+/// connection per request; over TLS for an `https://` URL, as
+/// `resolver_tls` says (see [`crate::security::tls::resolver_client_config`]).
 pub struct UrlResolver {
     /// The base URL, ending in `/`.
     url: String,
@@ -130,6 +130,62 @@ pub struct UrlResolver {
     /// Path part of the base URL, ending in `/`.
     path: String,
     timeout: Duration,
+    /// For an https URL: the TLS client side.
+    tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+impl fmt::Debug for UrlResolver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UrlResolver")
+            .field("url", &self.url)
+            .field("timeout", &self.timeout)
+            .field("tls", &self.tls.is_some())
+            .finish()
+    }
+}
+
+/// The connection to the account server: plain, or TLS over it.
+enum HttpStream {
+    Plain(TcpStream),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+impl HttpStream {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            HttpStream::Plain(s) => s,
+            HttpStream::Tls(s) => s.get_ref(),
+        }
+    }
+}
+
+impl Read for HttpStream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            HttpStream::Plain(s) => s.read(buf),
+            // A server that closes without TLS's close_notify ends the
+            // answer as a plain close would.
+            HttpStream::Tls(s) => match s.read(buf) {
+                Err(e) if e.kind() == ErrorKind::UnexpectedEof => Ok(0),
+                r => r,
+            },
+        }
+    }
+}
+
+impl Write for HttpStream {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            HttpStream::Plain(s) => s.write(buf),
+            HttpStream::Tls(s) => s.write(buf),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            HttpStream::Plain(s) => s.flush(),
+            HttpStream::Tls(s) => s.flush(),
+        }
+    }
 }
 
 /// How an HTTP exchange failed.
@@ -163,16 +219,23 @@ struct HttpAnswer {
 }
 
 impl UrlResolver {
-    /// Parses the base URL (the reference appends `/` when missing).
-    pub fn new(url: &str, timeout: Duration) -> Result<UrlResolver, String> {
-        let rest = if let Some(r) = url.strip_prefix("http://") {
-            r
-        } else if url.starts_with("https://") {
-            return Err(format!(
-                "resolver URL({url}): https is not supported by natrix (use http://, or a directory resolver)"
-            ));
+    /// Parses the base URL (the reference appends `/` when missing); an
+    /// https URL gets its TLS client from `tls` (`resolver_tls`).
+    pub fn new(
+        url: &str,
+        timeout: Duration,
+        tls: Option<&crate::config::TlsConfig>,
+    ) -> Result<UrlResolver, String> {
+        let (rest, tls, default_port) = if let Some(r) = url.strip_prefix("http://") {
+            (r, None, 80)
+        } else if let Some(r) = url.strip_prefix("https://") {
+            let config = crate::security::tls::resolver_client_config(tls)
+                .map_err(|e| format!("resolver URL({url}): {e}"))?;
+            (r, Some(config), 443)
         } else {
-            return Err(format!("resolver URL({url}): expected an http:// URL"));
+            return Err(format!(
+                "resolver URL({url}): expected an http:// or https:// URL"
+            ));
         };
         let (authority, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
@@ -196,7 +259,7 @@ impl UrlResolver {
             }
         };
         let port = match port {
-            None | Some("") => 80,
+            None | Some("") => default_port,
             Some(p) => p
                 .parse()
                 .map_err(|_| format!("resolver URL({url}): invalid port {p:?}"))?,
@@ -212,12 +275,17 @@ impl UrlResolver {
         if !base.ends_with('/') {
             base.push('/');
         }
+        if tls.is_some() {
+            rustls::pki_types::ServerName::try_from(host.as_str())
+                .map_err(|e| format!("resolver URL({url}): host {host:?}: {e}"))?;
+        }
         Ok(UrlResolver {
             url: base,
             host,
             port,
             path,
             timeout,
+            tls,
         })
     }
 
@@ -288,8 +356,18 @@ impl UrlResolver {
                 Err(e) => last = format!("cannot connect to {a}: {e}"),
             }
         }
-        let mut s = stream.ok_or(HttpError::Connection(last))?;
-        let _ = s.set_nodelay(true);
+        let tcp = stream.ok_or(HttpError::Connection(last))?;
+        let _ = tcp.set_nodelay(true);
+        let mut s = match &self.tls {
+            None => HttpStream::Plain(tcp),
+            Some(config) => {
+                let name = rustls::pki_types::ServerName::try_from(self.host.clone())
+                    .map_err(|e| HttpError::Protocol(format!("TLS: host {}: {e}", self.host)))?;
+                let conn = rustls::ClientConnection::new(config.clone(), name)
+                    .map_err(|e| HttpError::Protocol(format!("TLS: {e}")))?;
+                HttpStream::Tls(Box::new(rustls::StreamOwned::new(conn, tcp)))
+            }
+        };
         let host = if self.host.contains(':') {
             format!("[{}]", self.host)
         } else {
@@ -303,9 +381,13 @@ impl UrlResolver {
             ErrorKind::WouldBlock | ErrorKind::TimedOut => {
                 HttpError::Timeout(format!("no answer within {}", show_duration(self.timeout)))
             }
+            // rustls: the handshake failed (an untrusted certificate, a
+            // name that does not match); no retry helps.
+            ErrorKind::InvalidData => HttpError::Protocol(format!("TLS: {e}")),
             _ => HttpError::Connection(format!("{what}: {e}")),
         };
-        s.set_write_timeout(Some(left()?))
+        s.tcp()
+            .set_write_timeout(Some(left()?))
             .map_err(|e| io(e, "socket"))?;
         s.write_all(req.as_bytes())
             .map_err(|e| io(e, "sending the request"))?;
@@ -320,7 +402,8 @@ impl UrlResolver {
                     "answer larger than {MAX_ANSWER} bytes"
                 )));
             }
-            s.set_read_timeout(Some(left()?))
+            s.tcp()
+                .set_read_timeout(Some(left()?))
                 .map_err(|e| io(e, "socket"))?;
             match s.read(&mut chunk) {
                 Ok(0) => {
@@ -1144,18 +1227,28 @@ mod tests {
 
     #[test]
     fn url_parsing_and_http_answers() {
-        let r = UrlResolver::new("http://127.0.0.1:9090/jwt/v1/accounts", FETCH_TIMEOUT).unwrap();
+        let r =
+            UrlResolver::new("http://127.0.0.1:9090/jwt/v1/accounts", FETCH_TIMEOUT, None).unwrap();
         assert_eq!(r.url, "http://127.0.0.1:9090/jwt/v1/accounts/");
         assert_eq!(
             (r.host.as_str(), r.port, r.path.as_str()),
             ("127.0.0.1", 9090, "/jwt/v1/accounts/")
         );
-        let r = UrlResolver::new("http://[::1]/", FETCH_TIMEOUT).unwrap();
+        let r = UrlResolver::new("http://[::1]/", FETCH_TIMEOUT, None).unwrap();
         assert_eq!((r.host.as_str(), r.port), ("::1", 80));
-        assert!(UrlResolver::new("https://x/", FETCH_TIMEOUT)
-            .unwrap_err()
-            .contains("https is not supported"));
-        assert!(UrlResolver::new("http://u:p@x/", FETCH_TIMEOUT).is_err());
+        let insecure = crate::config::TlsConfig {
+            insecure: true,
+            ..Default::default()
+        };
+        let r = UrlResolver::new(
+            "https://accounts.example/jwt",
+            FETCH_TIMEOUT,
+            Some(&insecure),
+        )
+        .unwrap();
+        assert_eq!((r.port, r.tls.is_some()), (443, true));
+        assert!(UrlResolver::new("ftp://x/", FETCH_TIMEOUT, None).is_err());
+        assert!(UrlResolver::new("http://u:p@x/", FETCH_TIMEOUT, None).is_err());
 
         let a = parse_answer(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabcdef", false)
             .unwrap()

@@ -383,3 +383,129 @@ fn escape_dn_value(v: &str) -> String {
     }
     out
 }
+
+// ---------------------------------------------------------------------
+// The client side: an https account resolver
+
+/// Where Linux distributions keep the system's CA bundle, in the order
+/// Go's `crypto/x509` looks (it is what the reference trusts for an https
+/// account server without `resolver_tls { ca_file }`).
+const SYSTEM_CA_BUNDLES: &[&str] = &[
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/ca-bundle.pem",
+    "/etc/pki/tls/cacert.pem",
+    "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
+    "/etc/ssl/cert.pem",
+];
+
+/// The system's CA certificates: `$SSL_CERT_FILE` when set, else the
+/// first bundle of [`SYSTEM_CA_BUNDLES`] that holds any.
+fn system_roots() -> Result<RootCertStore, String> {
+    let env = std::env::var_os("SSL_CERT_FILE").map(PathBuf::from);
+    let candidates = env
+        .iter()
+        .cloned()
+        .chain(SYSTEM_CA_BUNDLES.iter().map(PathBuf::from));
+    for path in candidates {
+        let Ok(iter) = CertificateDer::pem_file_iter(&path) else {
+            continue;
+        };
+        let mut roots = RootCertStore::empty();
+        roots.add_parsable_certificates(iter.filter_map(Result::ok));
+        if !roots.is_empty() {
+            return Ok(roots);
+        }
+    }
+    Err(format!(
+        "no CA certificates found in the system's bundles ({}); set resolver_tls {{ ca_file }}",
+        SYSTEM_CA_BUNDLES.join(", ")
+    ))
+}
+
+/// The TLS client configuration for an https account server, from
+/// `resolver_tls` as the reference reads it: `ca_file` is the set of
+/// trusted roots (the system's without it), `cert_file`/`key_file` a
+/// client certificate to present, `insecure` skips verifying the server.
+pub fn resolver_client_config(t: Option<&TlsConfig>) -> Result<Arc<rustls::ClientConfig>, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| format!("resolver_tls: {e}"))?;
+    let builder = if t.is_some_and(|t| t.insecure) {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(NoServerVerification(provider)))
+    } else {
+        let roots = match t.and_then(|t| t.ca_file.as_ref()) {
+            Some(ca) => {
+                let mut roots = RootCertStore::empty();
+                for c in load_certs(ca)? {
+                    roots.add(c).map_err(|e| file_err("CA file", ca, e))?;
+                }
+                roots
+            }
+            None => system_roots()?,
+        };
+        builder.with_root_certificates(roots)
+    };
+    let config = match t.map(|t| (&t.cert_file, &t.key_file)) {
+        Some((Some(cert), Some(key))) => builder
+            .with_client_auth_cert(load_certs(cert)?, load_key(key)?)
+            .map_err(|e| file_err("certificate file", cert, e))?,
+        Some((Some(_), None)) => return Err("resolver_tls: cert_file needs key_file".into()),
+        Some((None, Some(_))) => return Err("resolver_tls: key_file needs cert_file".into()),
+        _ => builder.with_no_client_auth(),
+    };
+    Ok(Arc::new(config))
+}
+
+/// `resolver_tls { insecure: true }`: any server certificate is taken,
+/// as Go's `InsecureSkipVerify`; handshake signatures are still checked.
+#[derive(Debug)]
+struct NoServerVerification(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for NoServerVerification {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
