@@ -66,7 +66,10 @@ fn trace_shows_every_operation_in_and_out_with_the_password_redacted() {
             "{}",
             show(&rest)
         );
-        let got = trace_through(&srv, "<-> [DELSUB 2]");
+        let mut got = trace_through(&srv, "<-> [DELSUB 2]");
+        // The reference pings a new client about 2 s after CONNECT; on a
+        // slow machine that may fall inside this test.
+        got.retain(|l| l != "->> [PING]");
         let want = [
             r#"<<- [CONNECT {"verbose":true,"headers":true,"user":"x","pass":"[REDACTED]"}]"#,
             "->> [OK]",

@@ -1247,6 +1247,12 @@ mod tests {
         )
         .unwrap();
         assert_eq!((r.port, r.tls.is_some()), (443, true));
+        let old_tls = crate::config::TlsConfig {
+            min_version: Some("1.0".into()),
+            ..insecure.clone()
+        };
+        let e = UrlResolver::new("https://x/", FETCH_TIMEOUT, Some(&old_tls)).unwrap_err();
+        assert!(e.contains("resolver_tls: min_version \"1.0\""), "{e}");
         assert!(UrlResolver::new("ftp://x/", FETCH_TIMEOUT, None).is_err());
         assert!(UrlResolver::new("http://u:p@x/", FETCH_TIMEOUT, None).is_err());
 

@@ -85,6 +85,69 @@ fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, String> {
     PrivateKeyDer::from_pem_file(path).map_err(|e| file_err("key file", path, e))
 }
 
+/// Protocol versions a `tls` block allows.
+type Versions = &'static [&'static rustls::SupportedProtocolVersion];
+
+static TLS13_ONLY: Versions = &[&rustls::version::TLS13];
+
+/// The crypto provider and protocol versions a `tls` block asks for:
+/// `cipher_suites`, `curve_preferences` and `min_version`, shared by the
+/// client listener and the https account resolver.
+fn provider_and_versions(
+    t: &TlsConfig,
+) -> Result<(rustls::crypto::CryptoProvider, Versions), String> {
+    let mut provider = rustls::crypto::ring::default_provider();
+    if !t.cipher_suites.is_empty() {
+        let mut suites = Vec::new();
+        for name in &t.cipher_suites {
+            suites.push(
+                cipher_suite(name)
+                    .ok_or_else(|| format!("tls: cipher suite {name:?} is not supported"))?,
+            );
+        }
+        // TLS 1.3 suites are not configurable in the reference; keep them.
+        for s in rustls::crypto::ring::DEFAULT_CIPHER_SUITES {
+            if matches!(s, rustls::SupportedCipherSuite::Tls13(_)) && !suites.contains(s) {
+                suites.push(*s);
+            }
+        }
+        provider.cipher_suites = suites;
+    }
+    if !t.curve_preferences.is_empty() {
+        use rustls::crypto::ring::kx_group;
+        let mut groups = Vec::new();
+        for name in &t.curve_preferences {
+            match name.as_str() {
+                "X25519" => groups.push(kx_group::X25519),
+                "CurveP256" => groups.push(kx_group::SECP256R1),
+                "CurveP384" => groups.push(kx_group::SECP384R1),
+                // The reference's Go TLS has P-521; rustls with ring
+                // does not. The other curves listed still apply.
+                other => crate::warn!(
+                    "tls: curve_preferences: {other} is not supported by natrix and is left out"
+                ),
+            }
+        }
+        if groups.is_empty() {
+            return Err("tls: curve_preferences lists no curve natrix supports \
+                        (X25519, CurveP256, CurveP384)"
+                .into());
+        }
+        // In the listed order, which is the order of preference.
+        provider.kx_groups = groups;
+    }
+    let versions: &[&rustls::SupportedProtocolVersion] = match t.min_version.as_deref() {
+        None | Some("1.2") | Some("TLS1.2") | Some("tls1.2") => rustls::ALL_VERSIONS,
+        Some("1.3") | Some("TLS1.3") | Some("tls1.3") => TLS13_ONLY,
+        Some(v) => {
+            return Err(format!(
+                "tls: min_version {v:?} is not supported (use \"1.2\" or \"1.3\")"
+            ))
+        }
+    };
+    Ok((provider, versions))
+}
+
 /// The rustls cipher suite for a Go/IANA suite name, if rustls has it.
 fn cipher_suite(name: &str) -> Option<rustls::SupportedCipherSuite> {
     use rustls::crypto::ring::cipher_suite as cs;
@@ -116,55 +179,7 @@ impl TlsSettings {
         let certs = load_certs(cert_file)?;
         let key = load_key(key_file)?;
 
-        let mut provider = rustls::crypto::ring::default_provider();
-        if !t.cipher_suites.is_empty() {
-            let mut suites = Vec::new();
-            for name in &t.cipher_suites {
-                suites.push(
-                    cipher_suite(name)
-                        .ok_or_else(|| format!("tls: cipher suite {name:?} is not supported"))?,
-                );
-            }
-            // TLS 1.3 suites are not configurable in the reference; keep them.
-            for s in rustls::crypto::ring::DEFAULT_CIPHER_SUITES {
-                if matches!(s, rustls::SupportedCipherSuite::Tls13(_)) && !suites.contains(s) {
-                    suites.push(*s);
-                }
-            }
-            provider.cipher_suites = suites;
-        }
-        if !t.curve_preferences.is_empty() {
-            use rustls::crypto::ring::kx_group;
-            let mut groups = Vec::new();
-            for name in &t.curve_preferences {
-                match name.as_str() {
-                    "X25519" => groups.push(kx_group::X25519),
-                    "CurveP256" => groups.push(kx_group::SECP256R1),
-                    "CurveP384" => groups.push(kx_group::SECP384R1),
-                    // The reference's Go TLS has P-521; rustls with ring
-                    // does not. The other curves listed still apply.
-                    other => crate::warn!(
-                        "tls: curve_preferences: {other} is not supported by natrix and is left out"
-                    ),
-                }
-            }
-            if groups.is_empty() {
-                return Err("tls: curve_preferences lists no curve natrix supports \
-                            (X25519, CurveP256, CurveP384)"
-                    .into());
-            }
-            // In the listed order, which is the order of preference.
-            provider.kx_groups = groups;
-        }
-        let versions: &[&rustls::SupportedProtocolVersion] = match t.min_version.as_deref() {
-            None | Some("1.2") | Some("TLS1.2") | Some("tls1.2") => rustls::ALL_VERSIONS,
-            Some("1.3") | Some("TLS1.3") | Some("tls1.3") => &[&rustls::version::TLS13],
-            Some(v) => {
-                return Err(format!(
-                    "tls: min_version {v:?} is not supported (use \"1.2\" or \"1.3\")"
-                ))
-            }
-        };
+        let (provider, versions) = provider_and_versions(t)?;
         let provider = Arc::new(provider);
         let monitor_config = ServerConfig::builder_with_provider(provider.clone())
             .with_protocol_versions(versions)
@@ -426,11 +441,19 @@ fn system_roots() -> Result<RootCertStore, String> {
 /// The TLS client configuration for an https account server, from
 /// `resolver_tls` as the reference reads it: `ca_file` is the set of
 /// trusted roots (the system's without it), `cert_file`/`key_file` a
-/// client certificate to present, `insecure` skips verifying the server.
+/// client certificate to present, `insecure` skips verifying the server;
+/// `cipher_suites`, `curve_preferences` and `min_version` as for clients.
 pub fn resolver_client_config(t: Option<&TlsConfig>) -> Result<Arc<rustls::ClientConfig>, String> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let (provider, versions) = match t {
+        Some(t) => provider_and_versions(t).map_err(|e| format!("resolver_{e}"))?,
+        None => (
+            rustls::crypto::ring::default_provider(),
+            rustls::ALL_VERSIONS,
+        ),
+    };
+    let provider = Arc::new(provider);
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .with_protocol_versions(versions)
         .map_err(|e| format!("resolver_tls: {e}"))?;
     let builder = if t.is_some_and(|t| t.insecure) {
         builder
