@@ -945,8 +945,21 @@ fn natrix_only_placement_prefers_the_less_busy_shard() {
 #[test]
 fn natrix_only_shards_are_pinned_unless_pin_is_false() {
     with_timeout(LIMIT, || {
-        // The server inherits this process's CPUs.
-        let available = std::thread::available_parallelism().map_or(1, |n| n.get());
+        // The server inherits this process's CPUs: its affinity, as
+        // /proc has it (a cgroup's CPU quota does not narrow it).
+        let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+        let list = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+            .expect("Cpus_allowed_list")
+            .trim();
+        let available: usize = list
+            .split(',')
+            .map(|r| match r.split_once('-') {
+                Some((a, b)) => b.parse::<usize>().unwrap() - a.parse::<usize>().unwrap() + 1,
+                None => 1,
+            })
+            .sum();
         let cpus = |conf: &str| -> Vec<u64> {
             let srv = Server::with_config(conf, &["-m", "-1"]);
             let v = get_json(srv.monitor_port(), "/varz");
