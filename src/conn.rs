@@ -1131,6 +1131,10 @@ fn trace_in(client: &Client, op: &Op<'_>, raw: &[u8]) {
     }
 }
 
+/// How long a CONNECT waits for a fetched account's exports and imports
+/// to be in place on every shard (normally well under a millisecond).
+const EDGES_WAIT: Duration = Duration::from_secs(2);
+
 /// Initial read buffer; grows for large messages or fast producers.
 const READ_BUF_START: usize = 512;
 const READ_BUF_MAX: usize = 64 * 1024;
@@ -2165,12 +2169,31 @@ async fn connect(client: &Rc<Client>, json: &[u8], opts: &Options) {
                 // Gone (or timed out) while the resolver was asked.
                 return;
             }
-            if answer.is_ok() {
-                if let Some(sys) = &client.shard.system {
-                    // Its exports and imports must route from now on.
-                    sys.send(crate::system::SysIn::AccountFetched(
-                        pending.account().to_string(),
-                    ));
+            if let (Ok(jwt), Some(sys)) = (&answer, &client.shard.system) {
+                // Its exports and imports must route from now on: before
+                // this CONNECT is answered, so that a message the client
+                // (or anyone) sends after it already takes them, as in
+                // the reference, which wires a fetched account's edges
+                // while it authenticates. Accounts without edges skip the
+                // wait.
+                let has_edges = crate::security::jwt::decode(jwt)
+                    .ok()
+                    .and_then(|c| c.typed::<crate::security::jwt::AccountClaims>().ok())
+                    .is_some_and(|a| !a.imports.is_empty() || !a.exports.is_empty());
+                let (done, applied) = std::sync::mpsc::channel::<()>();
+                sys.send(crate::system::SysIn::AccountFetched(
+                    pending.account().to_string(),
+                    done,
+                ));
+                if has_edges {
+                    glommio::executor()
+                        .spawn_blocking(move || {
+                            let _ = applied.recv_timeout(EDGES_WAIT);
+                        })
+                        .await;
+                    if client.is_closed() {
+                        return;
+                    }
                 }
             }
             pending.finish(answer, &saved.as_credentials(), nonce)
