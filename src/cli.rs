@@ -42,6 +42,9 @@ pub struct Flags {
     /// Flags of the reference that natrix does not implement, kept to be
     /// refused with a clear message instead of silently ignored.
     pub unsupported: Vec<String>,
+    /// Flags that are accepted but have no effect in natrix, each with the
+    /// warning to log at start.
+    pub warnings: Vec<String>,
 }
 
 pub const USAGE: &str = "\
@@ -232,9 +235,15 @@ pub fn parse(args: &[String]) -> Result<Flags, String> {
                     "tlscacert" => f.tls_ca = Some(PathBuf::from(value)),
                     "sl" | "signal" => f.signal = Some(value),
                     "r" | "remote_syslog" | "routes" | "cluster" | "cluster_name"
-                    | "cluster_advertise" | "sd" | "store_dir" | "connect_retries" | "gateway" => {
+                    | "cluster_advertise" | "connect_retries" | "gateway" => {
                         f.unsupported.push(format!("-{name}"))
                     }
+                    // As in a config file: without JetStream, which only the
+                    // flag -js enables, the reference keeps the directory and
+                    // never uses it.
+                    "sd" | "store_dir" => f.warnings.push(format!(
+                        "-{name} is only used by JetStream, which natrix does not support; ignored"
+                    )),
                     "max_traced_msg_len" => {
                         // As the reference: 0 or less means no limit.
                         let n: i64 = parse_num(name, &value)?;
@@ -290,6 +299,17 @@ mod tests {
         );
         assert_eq!(p(&["-p"]).unwrap_err(), "flag needs an argument: -p");
         assert!(p(&["-p", "x"]).unwrap_err().contains("-p"));
+    }
+
+    #[test]
+    fn store_dir_is_accepted_with_a_warning() {
+        let f = p(&["--store_dir", "/tmp/s", "-p", "-1"]).unwrap();
+        assert!(f.unsupported.is_empty());
+        assert_eq!(f.port, Some(-1));
+        assert_eq!(f.warnings.len(), 1);
+        assert!(f.warnings[0].starts_with("-store_dir is only used by JetStream"));
+        let f = p(&["-sd=/tmp/s", "-js"]).unwrap();
+        assert_eq!(f.unsupported, vec!["-js".to_string()]);
     }
 
     #[test]

@@ -97,6 +97,9 @@ fn load_options(flags: &Flags) -> Result<Options, String> {
         }
         None => Options::default(),
     };
+    for w in &flags.warnings {
+        natrix::warn!("{w}");
+    }
     apply_flags(&mut opts, flags)?;
     opts.validate()?;
     Ok(opts)
