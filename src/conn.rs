@@ -1131,10 +1131,6 @@ fn trace_in(client: &Client, op: &Op<'_>, raw: &[u8]) {
     }
 }
 
-/// How long a CONNECT waits for a fetched account's exports and imports
-/// to be in place on every shard (normally well under a millisecond).
-const EDGES_WAIT: Duration = Duration::from_secs(2);
-
 /// Initial read buffer; grows for large messages or fast producers.
 const READ_BUF_START: usize = 512;
 const READ_BUF_MAX: usize = 64 * 1024;
@@ -2169,27 +2165,22 @@ async fn connect(client: &Rc<Client>, json: &[u8], opts: &Options) {
                 // Gone (or timed out) while the resolver was asked.
                 return;
             }
-            if let (Ok(jwt), Some(sys)) = (&answer, &client.shard.system) {
+            if let (Ok(jwt), Some(plane)) = (&answer, client.shard.global.plane.get()) {
                 // Its exports and imports must route from now on: before
                 // this CONNECT is answered, so that a message the client
                 // (or anyone) sends after it already takes them, as in
                 // the reference, which wires a fetched account's edges
-                // while it authenticates. Accounts without edges skip the
-                // wait.
+                // while it authenticates. Accounts without edges need
+                // nothing. The change waits for every shard's answer
+                // (this one's too), so it runs off the shard.
                 let has_edges = crate::security::jwt::decode(jwt)
                     .ok()
                     .and_then(|c| c.typed::<crate::security::jwt::AccountClaims>().ok())
                     .is_some_and(|a| !a.imports.is_empty() || !a.exports.is_empty());
-                let (done, applied) = std::sync::mpsc::channel::<()>();
-                sys.send(crate::system::SysIn::AccountFetched(
-                    pending.account().to_string(),
-                    done,
-                ));
                 if has_edges {
+                    let (plane, key) = (plane.clone(), pending.account().to_string());
                     glommio::executor()
-                        .spawn_blocking(move || {
-                            let _ = applied.recv_timeout(EDGES_WAIT);
-                        })
+                        .spawn_blocking(move || crate::system::claims::adopt(&plane, &key))
                         .await;
                     if client.is_closed() {
                         return;

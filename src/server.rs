@@ -295,6 +295,7 @@ pub fn run(opts: Options, reload: impl Fn() -> Result<Options, String>) -> Resul
     }
 
     let plane = Arc::new(Plane::new(controls, opts.clone()));
+    let _ = global.plane.set(plane.clone());
     let (monitor, monitoring) = start_monitoring(&opts, &info, &plane, system.is_some())?;
     if let Some(m) = &monitor {
         plane.set_monitor(m.clone());

@@ -104,6 +104,10 @@ pub struct Global {
     /// since the last report. Touched once per TLS connection, never per
     /// message.
     tls_rate: std::sync::Mutex<TlsRate>,
+    /// The control plane, set once every shard runs: what a shard's
+    /// blocking work uses to change options on every shard (a fetched
+    /// account's exports and imports).
+    pub plane: std::sync::OnceLock<Arc<crate::plane::Plane>>,
 }
 
 #[derive(Default)]
@@ -123,6 +127,7 @@ impl Global {
             interest_adds: AtomicU64::new(0),
             tls_rate_limit,
             tls_rate: std::sync::Mutex::new(TlsRate::default()),
+            plane: std::sync::OnceLock::new(),
         }
     }
 

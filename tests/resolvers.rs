@@ -589,7 +589,18 @@ fn dir_resolver_needs_an_operator_and_a_system_account() {
 /// imports with them, as the reference registers them when it fetches.
 #[test]
 fn fetched_accounts_export_and_import() {
-    with_timeout(LIMIT, || {
+    fetched_accounts_export_and_import_with("");
+}
+
+/// The same without a system account: wiring a fetched account does not
+/// depend on one.
+#[test]
+fn fetched_accounts_export_and_import_without_a_system_account() {
+    fetched_accounts_export_and_import_with("no_system_account: true\n");
+}
+
+fn fetched_accounts_export_and_import_with(extra: &'static str) {
+    with_timeout(LIMIT, move || {
         let op = KeyPair::new_operator();
         let exporter = KeyPair::new_account();
         let importer = KeyPair::new_account();
@@ -615,7 +626,7 @@ fn fetched_accounts_export_and_import() {
             Duration::ZERO,
         );
         let conf = format!(
-            "operator: {}\nresolver: URL({})\n",
+            "operator: {}\nresolver: URL({})\n{extra}",
             operator_jwt(&op, json!({})),
             web.url()
         );

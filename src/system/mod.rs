@@ -39,10 +39,6 @@ pub enum SysIn {
     },
     /// Account `name`'s number of connections changed to `conns`.
     AccountConns { name: String, conns: u64 },
-    /// A CONNECT fetched account `key` from the resolver: if it exports
-    /// or imports, it joins the accounts whose edges route. The sender is
-    /// dropped once that is done (on every shard), or found not needed.
-    AccountFetched(String, std::sync::mpsc::Sender<()>),
     /// The server is stopping: send the shutdown event, then acknowledge.
     Shutdown(Sender<()>),
 }

@@ -116,10 +116,6 @@ impl Service {
                                 hdr: _,
                                 body,
                             } => self.request(account, &subject, reply.as_deref(), &body),
-                            SysIn::AccountFetched(key, done) => {
-                                claims::adopt(&self.plane, &key);
-                                drop(done);
-                            }
                             SysIn::Shutdown(ack) => {
                                 self.flush();
                                 self.shutdown();
