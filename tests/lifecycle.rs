@@ -77,6 +77,40 @@ fn sigterm_stops_the_server_and_removes_the_ports_file() {
     });
 }
 
+/// The flags async-nats's own test helper starts every server with:
+/// `--store_dir` (JetStream's directory, unused without `-js`), `-l` and
+/// `-P`. The server runs, logs where it listens (the helper reads the port
+/// from that line) and writes its pid.
+#[test]
+fn store_dir_log_and_pid_flags_as_the_client_test_helpers_pass_them() {
+    with_timeout(LIMIT, || {
+        let dir = TempDir::new("flags");
+        let (log, pid) = (dir.path().join("s.log"), dir.path().join("s.pid"));
+        let store = dir.path().join("store");
+        let srv = Server::start(&[
+            "--store_dir",
+            store.to_str().unwrap(),
+            "-l",
+            log.to_str().unwrap(),
+            "-P",
+            pid.to_str().unwrap(),
+        ]);
+        let mut c = Raw::connect(srv.port());
+        c.send(b"CONNECT {\"verbose\":false}\r\nPING\r\n");
+        assert_eq!(c.next_line(), "PONG");
+        let pid_text = std::fs::read_to_string(&pid).expect("pid file");
+        assert_eq!(pid_text.trim(), srv.pid().to_string());
+        let text = std::fs::read_to_string(&log).expect("log file");
+        assert!(
+            text.contains(&format!(
+                "Listening for client connections on 127.0.0.1:{}",
+                srv.port()
+            )),
+            "{text}"
+        );
+    });
+}
+
 /// `log_size_limit`: once the log file passes the limit it is kept under a
 /// dated backup name and a new file starts, saying where the old one went.
 #[test]
