@@ -1514,7 +1514,8 @@ fn connz_closed_connection_user_is_the_connect_user_name() {
 }
 
 /// An export or import list as sorted (field, value) strings, without the
-/// reference's system account imports (natrix has no system account).
+/// imports every account gets from the system account (see
+/// `accountz_shows_the_system_accounts_imports_and_exports`).
 fn entries(v: &Value) -> Vec<String> {
     let mut out: Vec<String> = v
         .as_array()
@@ -1526,6 +1527,74 @@ fn entries(v: &Value) -> Vec<String> {
         .collect();
     out.sort();
     out
+}
+
+/// Every account imports the system account's per-account CONNZ and STATZ
+/// services under the `PING` subjects, and the system account exports
+/// them; `/accountz` shows both, as the reference does. An account that
+/// imports one of those subjects itself keeps its own.
+#[test]
+fn accountz_shows_the_system_accounts_imports_and_exports() {
+    with_timeout(LIMIT, || {
+        let srv = start_conf(
+            r#"
+accounts {
+  SYS { users = [ {user: s, password: s} ] }
+  A { users = [ {user: a, password: a} ] }
+  B { users = [ {user: b, password: b} ],
+      exports = [ {service: "b.connz"} ] }
+  C { users = [ {user: c, password: c} ],
+      imports = [ {service: {account: B, subject: "b.connz"}, to: "$SYS.REQ.ACCOUNT.PING.CONNZ"} ] }
+}
+system_account: SYS
+"#,
+        );
+        let port = srv.monitor_port();
+        let system = |v: &Value| -> Vec<String> {
+            let mut out: Vec<String> = v
+                .as_array()
+                .map(|a| a.as_slice())
+                .unwrap_or(&[])
+                .iter()
+                .filter(|e| e["subject"].as_str().unwrap_or("").starts_with("$SYS."))
+                .map(|e| e.to_string())
+                .collect();
+            out.sort();
+            out
+        };
+        let a = &get_json(port, "/accountz?acc=A")["account_detail"];
+        assert_eq!(
+            system(&a["imports"]),
+            [
+                r#"{"account":"SYS","invalid":false,"share":false,"subject":"$SYS.REQ.ACCOUNT.PING.CONNZ","to":"$SYS.REQ.ACCOUNT.A.CONNZ","tracking":false,"type":"service"}"#,
+                r#"{"account":"SYS","invalid":false,"share":false,"subject":"$SYS.REQ.ACCOUNT.PING.STATZ","to":"$SYS.REQ.ACCOUNT.A.STATZ","tracking":false,"type":"service"}"#,
+                r#"{"account":"SYS","invalid":false,"share":false,"subject":"$SYS.REQ.SERVER.PING.CONNZ","to":"$SYS.REQ.ACCOUNT.A.CONNZ","tracking":false,"type":"service"}"#,
+            ]
+        );
+        // C's own import of the PING subject stays; the other two are added.
+        let c = &get_json(port, "/accountz?acc=C")["account_detail"];
+        assert_eq!(
+            system(&c["imports"]),
+            [
+                r#"{"account":"B","invalid":false,"share":false,"subject":"$SYS.REQ.ACCOUNT.PING.CONNZ","to":"b.connz","tracking":false,"type":"service"}"#,
+                r#"{"account":"SYS","invalid":false,"share":false,"subject":"$SYS.REQ.ACCOUNT.PING.STATZ","to":"$SYS.REQ.ACCOUNT.C.STATZ","tracking":false,"type":"service"}"#,
+                r#"{"account":"SYS","invalid":false,"share":false,"subject":"$SYS.REQ.SERVER.PING.CONNZ","to":"$SYS.REQ.ACCOUNT.C.CONNZ","tracking":false,"type":"service"}"#,
+            ]
+        );
+        let sys = &get_json(port, "/accountz?acc=SYS")["account_detail"];
+        assert_eq!(sys["is_system"], true);
+        assert!(sys.get("imports").is_none(), "{sys}");
+        let exports = system(&sys["exports"]);
+        for want in [
+            r#"{"response_type":"Streamed","subject":"$SYS.REQ.ACCOUNT.*.CONNZ","type":"service"}"#,
+            r#"{"response_type":"Streamed","subject":"$SYS.REQ.ACCOUNT.*.STATZ","type":"service"}"#,
+        ] {
+            assert!(
+                exports.iter().any(|e| e == want),
+                "{want} not in {exports:?}"
+            );
+        }
+    });
 }
 
 #[test]

@@ -645,6 +645,33 @@ fn monitoring_requests_answer_with_the_endpoints_data() {
     });
 }
 
+/// An account that imports a service to one of those PING subjects itself
+/// keeps it: only that service answers there, not the server too.
+#[test]
+fn an_accounts_own_import_of_a_ping_subject_replaces_the_servers() {
+    with_timeout(LIMIT, || {
+        let conf = "accounts {\n  SYS { users: [ {user: sys, password: sys} ] }\n  B { users: [ {user: b, password: b} ], exports: [ {service: \"b.connz\"} ] }\n  C { users: [ {user: c, password: c} ], imports: [ {service: {account: B, subject: \"b.connz\"}, to: \"$SYS.REQ.ACCOUNT.PING.CONNZ\"} ] }\n}\nsystem_account: SYS\n";
+        let srv = Server::with_config(conf, &[]);
+        let mut b = login(srv.port(), "b");
+        b.send(b"SUB b.connz 1\r\n");
+        b.sync();
+        let mut c = login(srv.port(), "c");
+        c.send(b"SUB _INBOX.sys 1\r\n");
+        c.sync();
+        c.send(b"PUB $SYS.REQ.ACCOUNT.PING.CONNZ _INBOX.sys 2\r\n{}\r\n");
+        // (With the requester's Nats-Request-Info header.)
+        let line = b
+            .line_within(Duration::from_secs(5))
+            .expect("B's service gets it");
+        assert!(line.starts_with("HMSG b.connz 1 _R_."), "{line}");
+        // B's service does not answer, and the server must not either.
+        assert_eq!(next_msg(&mut c, Duration::from_millis(500)), None);
+        // The imports it does not replace still reach the server.
+        let v = json_request(&mut c, "$SYS.REQ.SERVER.PING.CONNZ", b"");
+        assert_eq!(v["data"]["num_connections"], 1, "{v}");
+    });
+}
+
 #[test]
 fn every_account_can_ask_about_its_own_connections() {
     with_timeout(LIMIT, || {

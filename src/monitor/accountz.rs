@@ -239,6 +239,52 @@ impl ImportJson {
     }
 }
 
+/// The service imports every account but the system account has from it,
+/// as the reference adds them: `$SYS.REQ.ACCOUNT.PING.CONNZ` and
+/// `$SYS.REQ.SERVER.PING.CONNZ` answer with its own connections,
+/// `$SYS.REQ.ACCOUNT.PING.STATZ` with its statistics.
+fn system_imports(acc: &str, sys: &str, own: &[Import]) -> Vec<ImportJson> {
+    crate::system::system_imports_for(own)
+        .map(|(local, what)| ImportJson {
+            subject: (*local).to_string(),
+            account: sys.to_string(),
+            to: Some(format!("$SYS.REQ.ACCOUNT.{acc}.{what}")),
+            local_subject: None,
+            kind: "service".into(),
+            invalid: false,
+            share: false,
+            tracking: false,
+            latency: None,
+        })
+        .collect()
+}
+
+/// The service exports behind [`system_imports`], which the system account
+/// gets unless it exports a subject covering them itself. (The reference
+/// also exports `$SYS.DEBUG.SUBSCRIBERS`, which natrix does not serve.)
+fn system_exports(own: &[Export]) -> Vec<ExportJson> {
+    ["CONNZ", "STATZ"]
+        .iter()
+        .map(|what| format!("$SYS.REQ.ACCOUNT.*.{what}"))
+        .filter(|subject| {
+            !own.iter().any(|e| {
+                matches!(e.kind, ExportKind::Service { .. })
+                    && crate::subject::subset(subject.as_bytes(), e.subject.as_bytes())
+            })
+        })
+        .map(|subject| ExportJson {
+            subject,
+            kind: "service",
+            token_req: false,
+            response_type: Some("Streamed"),
+            service_latency: None,
+            account_token_position: 0,
+            approved_accounts: Vec::new(),
+            revoked_activations: BTreeMap::new(),
+        })
+        .collect()
+}
+
 /// The claims of a JWT (its middle part), as JSON.
 fn decode_claims(jwt: &str) -> Option<Value> {
     let part = jwt.split('.').nth(1)?;
@@ -402,6 +448,31 @@ impl Monitor {
             .and_then(Value::as_array)
             .cloned()
             .unwrap_or_default();
+        let mut exports: Vec<ExportJson> = cfg
+            .map(|a| {
+                a.exports
+                    .iter()
+                    .map(|e| ExportJson::of(e, &claim_exports))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut imports: Vec<ImportJson> = cfg
+            .map(|a| {
+                a.imports
+                    .iter()
+                    .map(|i| ImportJson::of(i, accounts))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if let Some(sys) = opts.system_account() {
+            let own = cfg.map_or(&[][..], |a| &a.imports[..]);
+            let own_exports = cfg.map_or(&[][..], |a| &a.exports[..]);
+            if sys == acc {
+                exports.extend(system_exports(own_exports));
+            } else {
+                imports.extend(system_imports(acc, &sys, own));
+            }
+        }
         Ok(AccountInfo {
             account_name: acc.to_string(),
             update_time: rfc3339(self.config_load_time()),
@@ -412,22 +483,8 @@ impl Monitor {
             leafnode_connections: 0,
             client_connections: counters.conns,
             subscriptions: counters.subscriptions,
-            exports: cfg
-                .map(|a| {
-                    a.exports
-                        .iter()
-                        .map(|e| ExportJson::of(e, &claim_exports))
-                        .collect()
-                })
-                .unwrap_or_default(),
-            imports: cfg
-                .map(|a| {
-                    a.imports
-                        .iter()
-                        .map(|i| ImportJson::of(i, accounts))
-                        .collect()
-                })
-                .unwrap_or_default(),
+            exports,
+            imports,
             jwt: jwt_acc.map(|j| j.jwt.clone()),
             issuer_key: jwt_acc.map(|j| j.issuer.clone()),
             name_tag: jwt_acc.map(|j| j.name.clone()).filter(|n| !n.is_empty()),

@@ -201,6 +201,19 @@ pub const SYSTEM_IMPORTS: &[(&str, &str)] = &[
     ("$SYS.REQ.ACCOUNT.PING.STATZ", "STATZ"),
 ];
 
+/// The [`SYSTEM_IMPORTS`] an account with `own` imports gets: as in the
+/// reference, one whose local subject the account imports a service to
+/// itself is left out, so that service alone answers there.
+pub fn system_imports_for(
+    own: &[crate::config::Import],
+) -> impl Iterator<Item = &'static (&'static str, &'static str)> + '_ {
+    SYSTEM_IMPORTS.iter().filter(move |(local, _)| {
+        !own.iter().any(
+            |i| matches!(&i.kind, crate::config::ImportKind::Service { to, .. } if to == local),
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
