@@ -71,8 +71,9 @@ pub struct Options {
     /// CPUs to pin shards to, in order; empty pins shard i to the i-th
     /// available core.
     pub shard_cpus: Vec<usize>,
-    /// `shards.pin`: false leaves every shard unpinned.
-    pub shard_pin: bool,
+    /// `shards.pin`: false leaves every shard unpinned, true pins each;
+    /// `None` decides by the CPUs to spare (see [`crate::config::ShardsConfig`]).
+    pub shard_pin: Option<bool>,
     pub io_memory: usize,
     /// How long an idle shard polls before it sleeps (`shards.spin`).
     pub shard_spin: std::time::Duration,
@@ -124,7 +125,7 @@ impl Default for Options {
             ports_file_dir: None,
             shards: 0,
             shard_cpus: Vec::new(),
-            shard_pin: true,
+            shard_pin: None,
             io_memory: IO_MEMORY,
             shard_spin: std::time::Duration::ZERO,
             max_sub_tokens: 0,

@@ -109,9 +109,19 @@ fn placement(opts: &Options) -> Vec<Option<usize>> {
     } else {
         cores.len().max(1)
     };
+    // Unless told, pin only where a CPU is left to spare: with a shard on
+    // every CPU, anything else running on the machine (clients, above all)
+    // shares a pinned shard's CPU, and the shard waits for its turn there
+    // while other CPUs may be idle. A SUB it has not read yet is then
+    // missed by a message another shard routes meanwhile, where the
+    // reference, unpinned, would have read it (see the README).
+    let pin = match opts.shard_pin {
+        Some(p) => p,
+        None => !opts.shard_cpus.is_empty() || n < cores.len(),
+    };
     (0..n)
         .map(|i| {
-            if !opts.shard_pin {
+            if !pin {
                 None
             } else if !opts.shard_cpus.is_empty() {
                 opts.shard_cpus.get(i).copied()

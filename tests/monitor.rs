@@ -943,7 +943,7 @@ fn natrix_only_placement_prefers_the_less_busy_shard() {
 }
 
 #[test]
-fn natrix_only_shards_are_pinned_unless_pin_is_false() {
+fn natrix_only_shards_are_pinned_where_a_cpu_is_to_spare_or_when_asked() {
     with_timeout(LIMIT, || {
         // The server inherits this process's CPUs: its affinity, as
         // /proc has it (a cgroup's CPU quota does not narrow it).
@@ -971,13 +971,21 @@ fn natrix_only_shards_are_pinned_unless_pin_is_false() {
                 .map(|c| c.as_u64().expect("a CPU number"))
                 .collect()
         };
-        // One shard, the default: pinned to a single CPU.
+        // Fewer shards than CPUs, the default: pinned to a single CPU.
         assert_eq!(cpus("shards { count: 1 }\n").len(), 1);
         // pin: false leaves it every CPU the process may use.
         assert_eq!(
             cpus("shards { count: 1, pin: false }\n").len(),
             available,
             "an unpinned shard is confined"
+        );
+        // A shard on every CPU, the default: none is pinned, so none waits
+        // for whatever else runs on its CPU.
+        assert_eq!(cpus("").len(), available, "default shards are confined");
+        // Unless pin: true asks for it.
+        assert_eq!(
+            cpus(&format!("shards {{ count: {available}, pin: true }}\n")).len(),
+            1
         );
     });
 }

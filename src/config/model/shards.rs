@@ -6,7 +6,8 @@
 //! Invariants: `count` is at least 1 and, when `cpus` is also given, equals
 //! its length; a CPU is listed at most once; `io_memory` is a positive byte
 //! size (an integer such as `64MB` or a quoted size such as `"1GiB"`);
-//! `pin: false` cannot be combined with `cpus`;
+//! `pin: false` cannot be combined with `cpus`; without `pin`, shards are
+//! pinned when `cpus` lists them or when they leave a CPU to spare;
 //! `spin` is a duration string of at most 10ms (`"50us"`). The
 //! reference has no such block, so a config that uses it is natrix-only.
 
@@ -25,10 +26,13 @@ pub struct ShardsConfig {
     /// CPUs to pin shards to, in shard order; empty means the default:
     /// shard i on the i-th available CPU while there are enough of them.
     pub cpus: Vec<usize>,
-    /// Whether shards are pinned at all (default true). `false` leaves
-    /// them to the kernel's scheduler, for machines where clients share
-    /// the shards' cores.
-    pub pin: bool,
+    /// Whether shards are pinned: `false` leaves them to the kernel's
+    /// scheduler, `true` pins shard i to the i-th CPU (or to `cpus`).
+    /// `None` (the default) pins them when `cpus` lists them, or when there
+    /// are fewer shards than CPUs; with a shard on every CPU it leaves them
+    /// unpinned, since a pinned shard must then share its CPU with whatever
+    /// else runs there (clients on the same machine) and waits for it.
+    pub pin: Option<bool>,
     /// Bytes of I/O buffer memory per shard; `None` means the default.
     pub io_memory: Option<u64>,
     /// How long an idle shard keeps polling before it sleeps: a message
@@ -42,7 +46,7 @@ impl Default for ShardsConfig {
         ShardsConfig {
             count: None,
             cpus: Vec::new(),
-            pin: true,
+            pin: None,
             io_memory: None,
             spin: Duration::ZERO,
         }
@@ -80,7 +84,7 @@ pub(super) fn shards(n: &Node<'_>) -> Result<ShardsConfig, ConfigError> {
                 }
             }
             "pin" => {
-                s.pin = v.bool()?;
+                s.pin = Some(v.bool()?);
                 pin_node = Some(v.clone());
             }
             "io_memory" => {
@@ -103,7 +107,7 @@ pub(super) fn shards(n: &Node<'_>) -> Result<ShardsConfig, ConfigError> {
             _ => field.unknown(KEYS)?,
         }
     }
-    if let Some(node) = pin_node.filter(|_| !s.pin && !s.cpus.is_empty()) {
+    if let Some(node) = pin_node.filter(|_| s.pin == Some(false) && !s.cpus.is_empty()) {
         return Err(node.err("pin: false cannot be combined with a cpus list"));
     }
     if let (Some(count), Some(node)) = (s.count, count_node) {
@@ -150,12 +154,16 @@ mod tests {
             ShardsConfig {
                 count: Some(4),
                 cpus: vec![0, 2, 4, 6],
-                pin: true,
+                pin: None,
                 io_memory: Some(64 << 20),
                 spin: Duration::ZERO,
             }
         );
-        assert!(!ok("shards { count: 2, pin: false }").shards.pin);
+        assert_eq!(
+            ok("shards { count: 2, pin: false }").shards.pin,
+            Some(false)
+        );
+        assert_eq!(ok("shards { count: 2, pin: true }").shards.pin, Some(true));
         assert_eq!(
             err("shards { cpus: [0, 1]\n  pin: false }"),
             "<string>:2:8: shards.pin: pin: false cannot be combined with a cpus list"
