@@ -2176,7 +2176,7 @@ async fn connect(client: &Rc<Client>, json: &[u8], opts: &Options) {
                 let has_edges = crate::security::jwt::decode(jwt)
                     .ok()
                     .and_then(|c| c.typed::<crate::security::jwt::AccountClaims>().ok())
-                    .is_some_and(|a| !a.imports.is_empty() || !a.exports.is_empty());
+                    .is_some_and(|a| crate::system::claims::has_edges(&a));
                 if has_edges {
                     let (plane, key) = (plane.clone(), pending.account().to_string());
                     glommio::executor()

@@ -1868,15 +1868,7 @@ impl Shard {
         for (subject, queue) in sys.subscriptions(mode) {
             add(sys.account_id, &subject, queue.as_deref());
         }
-        let mut accounts: Vec<(&str, &[crate::config::Import])> =
-            vec![(crate::config::GLOBAL_ACCOUNT, &[])];
-        accounts.extend(
-            opts.security
-                .accounts
-                .iter()
-                .map(|a| (a.name.as_str(), &a.imports[..])),
-        );
-        for (name, own) in accounts.into_iter().filter(|(a, _)| *a != sys.account) {
+        for (name, own) in crate::system::system_importers(&opts.security, &sys.account) {
             let account = crate::security::account::account_id(name);
             for (subject, _) in crate::system::system_imports_for(own) {
                 add(account, subject, None);

@@ -465,11 +465,13 @@ impl Monitor {
             })
             .unwrap_or_default();
         if let Some(sys) = opts.system_account() {
-            let own = cfg.map_or(&[][..], |a| &a.imports[..]);
-            let own_exports = cfg.map_or(&[][..], |a| &a.exports[..]);
             if sys == acc {
-                exports.extend(system_exports(own_exports));
-            } else {
+                exports.extend(system_exports(cfg.map_or(&[][..], |a| &a.exports[..])));
+            } else if let Some((_, own)) =
+                crate::system::system_importers(&opts.security, &sys).find(|(name, _)| *name == acc)
+            {
+                // Only the accounts the shards gave them (see
+                // `Shard::subscribe_system`).
                 imports.extend(system_imports(acc, &sys, own));
             }
         }

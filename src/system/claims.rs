@@ -163,6 +163,12 @@ pub fn update(
     }
 }
 
+/// Whether an account exports or imports anything: only then does a
+/// fetched one need [`adopt`].
+pub fn has_edges(claims: &crate::security::jwt::AccountClaims) -> bool {
+    !claims.imports.is_empty() || !claims.exports.is_empty()
+}
+
 /// An account a CONNECT fetched from the resolver: when it exports or
 /// imports, it joins the operator mode's accounts, so its edges (and those
 /// of importers waiting for its exports) route, as the reference registers
@@ -174,7 +180,7 @@ pub fn adopt(plane: &Plane, key: &str) {
             return Err("known");
         }
         let acc = op.account(key, operator::now()).map_err(|_| "unusable")?;
-        if acc.claims.imports.is_empty() && acc.claims.exports.is_empty() {
+        if !has_edges(&acc.claims) {
             return Err("no edges");
         }
         let mut new = cur.clone();

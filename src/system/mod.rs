@@ -201,6 +201,23 @@ pub const SYSTEM_IMPORTS: &[(&str, &str)] = &[
     ("$SYS.REQ.ACCOUNT.PING.STATZ", "STATZ"),
 ];
 
+/// The accounts that get [`SYSTEM_IMPORTS`], each with its own imports:
+/// the global account and every account known at start but the system
+/// account `sys`.
+pub fn system_importers<'a>(
+    security: &'a crate::security::account::Security,
+    sys: &'a str,
+) -> impl Iterator<Item = (&'a str, &'a [crate::config::Import])> {
+    std::iter::once((crate::config::GLOBAL_ACCOUNT, &[][..]))
+        .chain(
+            security
+                .accounts
+                .iter()
+                .map(|a| (a.name.as_str(), &a.imports[..])),
+        )
+        .filter(move |(name, _)| *name != sys)
+}
+
 /// The [`SYSTEM_IMPORTS`] an account with `own` imports gets: as in the
 /// reference, one whose local subject the account imports a service to
 /// itself is left out, so that service alone answers there.
