@@ -206,6 +206,9 @@ pub struct Client {
     /// other shards (see the `Pub` handler): everything in one read
     /// arrived at once, so one catch-up covers all of it.
     caught_up: Cell<bool>,
+    /// Until this client's first message is routed: the settle rounds
+    /// started before it arrived (see [`Shard::settled_since`]).
+    settle_mark: Cell<Option<u64>>,
     last_activity: Cell<Instant>,
     /// This read batch carried a message or a (un)subscription: activity
     /// in the reference's sense (PINGs and PONGs are not).
@@ -1202,6 +1205,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         touched: Cell::new(0),
         needs_barrier: Cell::new(false),
         caught_up: Cell::new(false),
+        settle_mark: Cell::new((shard.nshards > 1).then(|| shard.settle_mark())),
         last_activity: Cell::new(now),
         active: Cell::new(false),
         last_ping_in: Cell::new(None),
@@ -1883,6 +1887,20 @@ async fn handle(client: &Rc<Client>, shard: &Rc<Shard>, op: Op<'_>, opts: &Optio
                 hdr_len,
                 body: msg,
             };
+            if let Some(mark) = client.settle_mark.take() {
+                // A new connection's first message may not overtake what
+                // other shards' clients wrote before it connected.
+                // async-nats's flush(), for one, only writes, so "subscribe,
+                // flush, connect another client, publish" can leave the SUB
+                // unread on a shard the OS has not run yet, where the
+                // reference, reading each socket as it becomes readable,
+                // would deliver. Once per connection, and only as it first
+                // publishes.
+                shard.settled_since(mark).await;
+                if client.is_closed() {
+                    return;
+                }
+            }
             let mut routed = route_from(client, shard, m);
             let wants_503 = reply.is_some() && client.no_responders.get();
             if !routed.delivered
@@ -1903,7 +1921,13 @@ async fn handle(client: &Rc<Client>, shard: &Rc<Shard>, op: Op<'_>, opts: &Optio
                 // message while other clients keep subscribing.
                 client.needs_barrier.set(false);
                 client.caught_up.set(true);
-                shard.barrier().await;
+                if wants_503 {
+                    // A 503 is final for the requester: first read what
+                    // other shards' clients already wrote, too.
+                    shard.settled_since(shard.settle_mark()).await;
+                } else {
+                    shard.barrier().await;
+                }
                 routed = route_from(client, shard, m);
             }
             if routed.remote {

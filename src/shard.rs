@@ -27,6 +27,10 @@
 //! peer before any later message of that client's. A PING after a SUB
 //! waits on a barrier (every peer acknowledges having processed what this
 //! shard sent before it), so subscribe-flush-publish works across shards.
+//! A new connection's first message waits for a settle ([`Shard::settle`]):
+//! a barrier that every peer answers only after reading what its clients
+//! had already written, so a SUB still unread on a shard the OS has not run
+//! yet is not overtaken by a client that connected after it was written.
 //!
 //! Flow control between shards has two parts.
 //! - A byte window per directed link bounds what is in flight: bytes pushed
@@ -252,6 +256,9 @@ pub enum ShardMsg {
     },
     Barrier {
         token: u64,
+        /// Acknowledge only after reading what already waits in this
+        /// shard's sockets (see [`Shard::settle`]).
+        settle: bool,
     },
     BarrierAck {
         token: u64,
@@ -436,6 +443,17 @@ pub fn bump(c: &Cell<u64>, n: u64) {
 /// (the reference's default `max_closed_clients`).
 pub const MAX_CLOSED_CLIENTS: usize = 10_000;
 
+/// The rounds of [`Shard::settle`] behind [`Shard::settled_since`]: a round
+/// covers what clients wrote before it started.
+#[derive(Default)]
+struct Settles {
+    started: Cell<u64>,
+    done: Cell<u64>,
+    wanted: Cell<u64>,
+    running: Cell<bool>,
+    waiters: RefCell<Vec<Waker>>,
+}
+
 struct BarrierState {
     remaining: usize,
     waker: Option<Waker>,
@@ -457,6 +475,8 @@ pub struct Shard {
     senders: Senders<Batch>,
     barriers: RefCell<HashMap<u64, BarrierState>>,
     next_token: Cell<u64>,
+    /// Settle rounds, for new connections' first messages and for 503s.
+    settles: Settles,
     /// New interest this shard knows of: its own and what peers announced
     /// to it, against [`Global::interest_adds`].
     interest_known: Cell<u64>,
@@ -720,6 +740,74 @@ impl Shard {
     /// Resolves once every peer has processed everything this shard sent
     /// before the call.
     pub async fn barrier(&self) {
+        self.barrier_with(false).await
+    }
+
+    /// A [`Shard::barrier`] that also covers what clients of other shards
+    /// wrote before the call and those shards have not read yet: each peer
+    /// acknowledges only after one pass of its event loop, which reads
+    /// every socket with input waiting, and after the connections woken by
+    /// that pass have run; the interest they announced travels ahead of
+    /// the acknowledgement. A shard whose thread the OS has not run for a
+    /// while (more busy threads than CPUs) can hold a client's `SUB` for
+    /// milliseconds, while a message that the reference, reading every
+    /// socket as it becomes readable, would have delivered to it arrives
+    /// elsewhere. Costs a round trip to every peer and a loop pass there,
+    /// so it runs in coalesced rounds ([`Shard::settled_since`]) and where
+    /// rare: before a connection's first message is routed, and before a
+    /// request is told there are no responders.
+    async fn settle(&self) {
+        self.barrier_with(true).await
+    }
+
+    /// A mark of the settle rounds started so far: a round started after
+    /// it covers what clients wrote before it was taken.
+    pub fn settle_mark(&self) -> u64 {
+        self.settles.started.get()
+    }
+
+    /// Resolves once a settle round that started after `mark` was taken has
+    /// completed, starting one if none has. Rounds are coalesced: one runs
+    /// at a time, and the next one serves every mark taken meanwhile.
+    pub async fn settled_since(self: &Rc<Self>, mark: u64) {
+        if self.nshards == 1 {
+            return;
+        }
+        let st = &self.settles;
+        let ticket = mark + 1;
+        if st.done.get() >= ticket {
+            return;
+        }
+        st.wanted.set(st.wanted.get().max(ticket));
+        if !st.running.replace(true) {
+            glommio::spawn_local(self.clone().settle_rounds()).detach();
+        }
+        poll_fn(|cx| {
+            if st.done.get() >= ticket {
+                Poll::Ready(())
+            } else {
+                st.waiters.borrow_mut().push(cx.waker().clone());
+                Poll::Pending
+            }
+        })
+        .await
+    }
+
+    async fn settle_rounds(self: Rc<Self>) {
+        let st = &self.settles;
+        while st.done.get() < st.wanted.get() {
+            let round = st.started.get() + 1;
+            st.started.set(round);
+            self.settle().await;
+            st.done.set(round);
+            for w in st.waiters.borrow_mut().drain(..) {
+                w.wake();
+            }
+        }
+        st.running.set(false);
+    }
+
+    async fn barrier_with(&self, settle: bool) {
         if self.nshards == 1 {
             return;
         }
@@ -734,7 +822,7 @@ impl Shard {
         );
         for p in 0..self.nshards {
             if p != self.id {
-                self.push(p, ShardMsg::Barrier { token });
+                self.push(p, ShardMsg::Barrier { token, settle });
             }
         }
         poll_fn(|cx| {
@@ -1086,8 +1174,22 @@ impl Shard {
                     self.remote_interest(from, account, subject, queue, count);
                     continue;
                 }
-                ShardMsg::Barrier { token } => {
-                    self.push(from, ShardMsg::BarrierAck { token });
+                ShardMsg::Barrier { token, settle } => {
+                    if settle {
+                        // A timer fires only in the loop's I/O pass, which
+                        // also reaps the socket reads ready by then and wakes
+                        // their connections; those run before this task,
+                        // queued behind them by the yield, acknowledges.
+                        let shard = self.clone();
+                        glommio::spawn_local(async move {
+                            glommio::timer::sleep(Duration::from_micros(1)).await;
+                            futures_lite::future::yield_now().await;
+                            shard.push(from, ShardMsg::BarrierAck { token });
+                        })
+                        .detach();
+                    } else {
+                        self.push(from, ShardMsg::BarrierAck { token });
+                    }
                     continue;
                 }
                 ShardMsg::BarrierAck { token } => {
@@ -1741,6 +1843,7 @@ pub async fn run(spec: ShardSpec) {
             .collect(),
         senders,
         barriers: RefCell::new(HashMap::new()),
+        settles: Settles::default(),
         next_token: Cell::new(0),
         interest_known: Cell::new(0),
         clients: RefCell::new(HashMap::new()),
