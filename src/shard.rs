@@ -494,6 +494,9 @@ pub struct Shard {
     closed: RefCell<std::collections::VecDeque<ConnInfo>>,
     /// The system account, when events are on.
     pub system: Option<Arc<System>>,
+    /// The system imports this shard subscribed (shard 0 only), by account
+    /// and subject, kept in step with the accounts the options know.
+    system_imports: RefCell<HashMap<(AccountId, &'static str), SubRef>>,
     /// The client whose message is being routed (0: none), for the
     /// deliveries it sends to peers.
     producer: Cell<u64>,
@@ -1855,6 +1858,7 @@ pub async fn run(spec: ShardSpec) {
         listener_fd: Cell::new(spec.listener_fd),
         closed: RefCell::new(std::collections::VecDeque::new()),
         system: spec.system,
+        system_imports: RefCell::new(HashMap::new()),
         producer: Cell::new(0),
         stalled: RefCell::new(HashMap::new()),
         stalling: RefCell::new(std::collections::HashSet::new()),
@@ -1951,31 +1955,67 @@ impl fanout::Subscriber for SysSub {
 
 impl Shard {
     /// Registers the server's internal subscriptions: the system account's
-    /// requests, and in every other account known now the services the
-    /// reference imports into it from the system account.
+    /// requests, and in every other account the services the reference
+    /// imports into it from the system account.
     fn subscribe_system(&self, sys: &Arc<System>) {
         let opts = self.options();
-        let add = |account: AccountId, subject: &str, queue: Option<&str>| {
-            let sub = SubRef(Rc::new(SysSub {
-                sys: sys.clone(),
-                account,
-            }));
-            let key = SubKey {
-                account,
-                subject: subject.as_bytes(),
-                queue: queue.map(str::as_bytes),
-            };
-            self.add_sub(&key, sub);
-        };
         let mode = crate::system::ClaimsMode::of(&opts);
         for (subject, queue) in sys.subscriptions(mode) {
-            add(sys.account_id, &subject, queue.as_deref());
+            let sub = SubRef(Rc::new(SysSub {
+                sys: sys.clone(),
+                account: sys.account_id,
+            }));
+            let key = SubKey {
+                account: sys.account_id,
+                subject: subject.as_bytes(),
+                queue: queue.as_deref().map(str::as_bytes),
+            };
+            self.add_sub(&key, sub);
         }
+        self.sync_system_imports(sys, &opts);
+    }
+
+    /// Subscribes the system imports of every account the options know
+    /// and drops those of accounts they no longer know (or that now import
+    /// a service to the subject themselves): at start, and whenever the
+    /// options change, as a reload, a pushed account JWT or a fetched
+    /// account's exports and imports do. The reference registers them with
+    /// each account it learns of.
+    fn sync_system_imports(&self, sys: &Arc<System>, opts: &Options) {
+        let mut want = std::collections::HashSet::new();
         for (name, own) in crate::system::system_importers(&opts.security, &sys.account) {
             let account = crate::security::account::account_id(name);
             for (subject, _) in crate::system::system_imports_for(own) {
-                add(account, subject, None);
+                want.insert((account, *subject));
             }
+        }
+        let mut have = self.system_imports.borrow_mut();
+        let gone: Vec<_> = have.keys().filter(|k| !want.contains(k)).copied().collect();
+        for k in gone {
+            if let Some(sub) = have.remove(&k) {
+                let key = SubKey {
+                    account: k.0,
+                    subject: k.1.as_bytes(),
+                    queue: None,
+                };
+                self.remove_sub(&key, &sub);
+            }
+        }
+        for k in want {
+            if have.contains_key(&k) {
+                continue;
+            }
+            let sub = SubRef(Rc::new(SysSub {
+                sys: sys.clone(),
+                account: k.0,
+            }));
+            let key = SubKey {
+                account: k.0,
+                subject: k.1.as_bytes(),
+                queue: None,
+            };
+            self.add_sub(&key, sub.clone());
+            have.insert(k, sub);
         }
     }
 
@@ -2158,6 +2198,11 @@ impl Shard {
             self.perms.borrow_mut().clear();
         }
         let opts = self.options();
+        if auth_changed && self.id == 0 {
+            if let Some(sys) = self.system.clone() {
+                self.sync_system_imports(&sys, &opts);
+            }
+        }
         for c in self.client_list() {
             c.reloaded(&opts, auth_changed);
         }

@@ -695,3 +695,97 @@ fn every_account_can_ask_about_its_own_connections() {
         assert_eq!(accounts[0]["conns"], 1);
     });
 }
+
+/// The reference gives every account it registers the system imports, whether it was
+/// configured, stored in a resolver's directory, or pushed while the server runs: a
+/// user of any of them can ask about its own account's connections and statistics.
+#[test]
+fn resolver_accounts_can_ask_about_their_own_connections() {
+    with_timeout(LIMIT, || {
+        let o = Operator::new();
+        // One account stored before the start, one pushed while the server runs.
+        let stored = KeyPair::new_account();
+        write_jwt(
+            o.jwts.path(),
+            &stored,
+            &account_jwt(&o.op, &stored, json!({})),
+        );
+        let srv = Server::with_config(&o.config(""), &[]);
+        let mut sys = o.sys_client(srv.port());
+        let pushed = KeyPair::new_account();
+        let jwt = account_jwt(&o.op, &pushed, json!({}));
+        let v = json_request(&mut sys, "$SYS.REQ.CLAIMS.UPDATE", jwt.as_bytes());
+        assert_eq!(v["data"]["code"], 200, "{v}");
+        for acc in [&stored, &pushed] {
+            let user = KeyPair::new_user();
+            let (mut r, line) = connect_user(srv.port(), acc, &user);
+            assert_eq!(line, "PONG");
+            r.send(b"SUB _INBOX.sys 1\r\n");
+            r.sync();
+            for subject in ["$SYS.REQ.ACCOUNT.PING.CONNZ", "$SYS.REQ.SERVER.PING.CONNZ"] {
+                let v = json_request(&mut r, subject, b"");
+                assert_eq!(v["data"]["num_connections"], 1, "{subject}: {v}");
+            }
+            let v = json_request(&mut r, "$SYS.REQ.ACCOUNT.PING.STATZ", b"");
+            let accounts = v["data"]["account_statz"]
+                .as_array()
+                .expect("account_statz");
+            assert_eq!(accounts.len(), 1, "{v}");
+            assert_eq!(accounts[0]["acc"], acc.public_key().as_str());
+            assert_eq!(accounts[0]["conns"], 1);
+        }
+    });
+}
+
+/// An account a reload adds gets the system imports too; one whose reload gives it an
+/// import of its own to a PING subject loses the server's there. natrix only: the
+/// reference registers the imports on reload too (`registerSystemImports`), but 2.9.10
+/// then crashes on the first such request (a nil dereference in
+/// `setResponseThresholdTimer`: the reload replaced the system account's exports).
+#[test]
+fn natrix_only_accounts_changed_by_reload_get_the_system_imports() {
+    with_timeout(LIMIT, || {
+        let srv = Server::with_config(CONFIG, &[]);
+        let _sys = login(srv.port(), "sys");
+        srv.reload_with(
+            "accounts {\n  SYS { users: [ {user: sys, password: sys} ] }\n  \
+             A { users: [ {user: a, password: a} ], exports: [ {service: \"a.connz\"} ] }\n  \
+             B { users: [ {user: b, password: b} ] }\n  \
+             C { users: [ {user: c, password: c} ], imports: [ {service: {account: A, \
+             subject: \"a.connz\"}, to: \"$SYS.REQ.ACCOUNT.PING.CONNZ\"} ] }\n}\n\
+             system_account: SYS\n",
+        );
+        assert!(
+            srv.wait_for_log("Reloaded server configuration", Duration::from_secs(10)),
+            "no reload: {}",
+            srv.log()
+        );
+        for user in ["b", "c"] {
+            let mut r = login(srv.port(), user);
+            r.send(b"SUB _INBOX.sys 1\r\n");
+            r.sync();
+            let v = json_request(&mut r, "$SYS.REQ.SERVER.PING.CONNZ", b"");
+            assert_eq!(v["data"]["num_connections"], 1, "{user}: {v}");
+            let v = json_request(&mut r, "$SYS.REQ.ACCOUNT.PING.STATZ", b"");
+            assert_eq!(
+                v["data"]["account_statz"][0]["acc"],
+                user.to_uppercase(),
+                "{v}"
+            );
+        }
+        // C's own import answers there now: A's service, nobody else.
+        let mut a = login(srv.port(), "a");
+        a.send(b"SUB a.connz 1\r\n");
+        a.sync();
+        let mut c = login(srv.port(), "c");
+        c.send(b"SUB _INBOX.sys 1\r\n");
+        c.sync();
+        c.send(b"PUB $SYS.REQ.ACCOUNT.PING.CONNZ _INBOX.sys 2\r\n{}\r\n");
+        // (With the requester's Nats-Request-Info header.)
+        let line = a
+            .line_within(Duration::from_secs(5))
+            .expect("A's service gets it");
+        assert!(line.starts_with("HMSG a.connz 1 _R_."), "{line}");
+        assert_eq!(next_msg(&mut c, Duration::from_millis(500)), None);
+    });
+}

@@ -471,7 +471,7 @@ impl Monitor {
                 crate::system::system_importers(&opts.security, &sys).find(|(name, _)| *name == acc)
             {
                 // Only the accounts the shards gave them (see
-                // `Shard::subscribe_system`).
+                // `Shard::sync_system_imports`).
                 imports.extend(system_imports(acc, &sys, own));
             }
         }
