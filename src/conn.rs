@@ -206,6 +206,9 @@ pub struct Client {
     /// other shards (see the `Pub` handler): everything in one read
     /// arrived at once, so one catch-up covers all of it.
     caught_up: Cell<bool>,
+    /// The settle rounds started before this read (see
+    /// [`Shard::settled_since`]): one that starts later covers its input.
+    read_mark: Cell<u64>,
     /// Until this client's first message is routed: the settle rounds
     /// started before it arrived (see [`Shard::settled_since`]).
     settle_mark: Cell<Option<u64>>,
@@ -1205,6 +1208,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         touched: Cell::new(0),
         needs_barrier: Cell::new(false),
         caught_up: Cell::new(false),
+        read_mark: Cell::new(0),
         settle_mark: Cell::new((shard.nshards > 1).then(|| shard.settle_mark())),
         last_activity: Cell::new(now),
         active: Cell::new(false),
@@ -1704,6 +1708,7 @@ async fn read_loop(client: &Rc<Client>, stream: &Shared, mut info: Option<Vec<u8
         let mut pos = 0;
         let mut need = 0;
         client.caught_up.set(false);
+        client.read_mark.set(shard.settle_mark());
         let tracing = crate::log::trace_enabled();
         while pos < filled && !client.is_closed() {
             let limits = Limits {
@@ -1923,8 +1928,10 @@ async fn handle(client: &Rc<Client>, shard: &Rc<Shard>, op: Op<'_>, opts: &Optio
                 client.caught_up.set(true);
                 if wants_503 {
                     // A 503 is final for the requester: first read what
-                    // other shards' clients already wrote, too.
-                    shard.settled_since(shard.settle_mark()).await;
+                    // other shards' clients already wrote, too. One round
+                    // that started after this read covers every request
+                    // in it, so a burst of them waits once, not each.
+                    shard.settled_since(client.read_mark.get()).await;
                 } else {
                     shard.barrier().await;
                 }

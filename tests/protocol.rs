@@ -693,6 +693,36 @@ fn connect_protocol_0_and_1_are_accepted() {
 
 // ---------------------------------------------------------------- no_responders
 
+/// A burst of requests nobody serves, pipelined in one write, gets one 503 each, in
+/// order, on each request's own reply subject; at 2 shards too, where natrix first
+/// makes sure no other shard has a responder (once for what one read brought).
+#[test]
+fn a_pipelined_burst_of_unserved_requests_gets_a_503_each_in_order() {
+    const N: usize = 3000;
+    with_timeout(LIMIT, || {
+        let flags = common::shard_flags(2);
+        let args: Vec<&str> = flags.iter().map(|s| s.as_str()).collect();
+        let srv = Server::start(&args);
+        let mut r = Raw::connect_ok(srv.port());
+        r.send(b"SUB _INBOX.b.* 1\r\nPING\r\n");
+        assert_eq!(r.next_line(), "PONG");
+        let burst: Vec<u8> = (0..N)
+            .flat_map(|i| format!("PUB nobody.home _INBOX.b.{i} 0\r\n\r\n").into_bytes())
+            .collect();
+        r.send(&burst);
+        for i in 0..N {
+            let line = r.next_line();
+            let want = format!("HMSG _INBOX.b.{i} 1 16 16");
+            assert_eq!(line, want, "request {i}");
+            assert_eq!(
+                r.read_exact_bytes(18),
+                b"NATS/1.0 503\r\n\r\n\r\n",
+                "request {i}"
+            );
+        }
+    });
+}
+
 #[test]
 fn no_responders_sends_503_hmsg_exact_bytes() {
     run(|srv| {
