@@ -2227,6 +2227,10 @@ async fn connect(client: &Rc<Client>, json: &[u8], opts: &Options) {
             if !client.bind(&id) {
                 return;
             }
+            client.shard.ensure_system_imports(client.account()).await;
+            if client.is_closed() {
+                return;
+            }
             *client.creds.borrow_mut() = Some(Box::new(saved));
             if !client.connected.get() {
                 client.connect_events();

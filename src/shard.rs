@@ -278,6 +278,11 @@ pub enum ShardMsg {
     },
     /// A connection this shard accepted for the receiver to own.
     Adopt(AcceptedTcpStream),
+    /// To shard 0: a client bound to `account`, which the options do not
+    /// list (fetched from a URL resolver), so give it the system imports.
+    SystemImports {
+        account: AccountId,
+    },
 }
 
 pub type Batch = Vec<ShardMsg>;
@@ -497,6 +502,12 @@ pub struct Shard {
     /// The system imports this shard subscribed (shard 0 only), by account
     /// and subject, kept in step with the accounts the options know.
     system_imports: RefCell<HashMap<(AccountId, &'static str), SubRef>>,
+    /// Accounts the options do not list that clients bound to (fetched
+    /// ones): given every system import as well (shard 0 only).
+    fetched_importers: RefCell<std::collections::HashSet<AccountId>>,
+    /// Accounts this shard asked shard 0 to give system imports to, or
+    /// found listed in the options: asked once per shard.
+    system_imports_asked: RefCell<std::collections::HashSet<AccountId>>,
     /// The client whose message is being routed (0: none), for the
     /// deliveries it sends to peers.
     producer: Cell<u64>,
@@ -1238,6 +1249,10 @@ impl Shard {
                     glommio::spawn_local((self.serve)(self.clone(), stream)).detach();
                     continue;
                 }
+                ShardMsg::SystemImports { account } => {
+                    self.add_fetched_importer(account);
+                    continue;
+                }
             };
             self.stats.mesh_in.set(self.stats.mesh_in.get() + 1);
             let p = &self.peers[from];
@@ -1859,6 +1874,8 @@ pub async fn run(spec: ShardSpec) {
         closed: RefCell::new(std::collections::VecDeque::new()),
         system: spec.system,
         system_imports: RefCell::new(HashMap::new()),
+        fetched_importers: RefCell::new(std::collections::HashSet::new()),
+        system_imports_asked: RefCell::new(std::collections::HashSet::new()),
         producer: Cell::new(0),
         stalled: RefCell::new(HashMap::new()),
         stalling: RefCell::new(std::collections::HashSet::new()),
@@ -1983,10 +2000,19 @@ impl Shard {
     /// each account it learns of.
     fn sync_system_imports(&self, sys: &Arc<System>, opts: &Options) {
         let mut want = std::collections::HashSet::new();
+        let mut listed = std::collections::HashSet::new();
         for (name, own) in crate::system::system_importers(&opts.security, &sys.account) {
             let account = crate::security::account::account_id(name);
+            listed.insert(account);
             for (subject, _) in crate::system::system_imports_for(own) {
                 want.insert((account, *subject));
+            }
+        }
+        for &account in self.fetched_importers.borrow().iter() {
+            if !listed.contains(&account) && account != sys.account_id {
+                for (subject, _) in crate::system::system_imports_for(&[]) {
+                    want.insert((account, *subject));
+                }
             }
         }
         let mut have = self.system_imports.borrow_mut();
@@ -2016,6 +2042,46 @@ impl Shard {
             };
             self.add_sub(&key, sub.clone());
             have.insert(k, sub);
+        }
+    }
+
+    /// Shard 0: gives a fetched account, which the options do not list,
+    /// the system imports (kept from then on, as the reference keeps a
+    /// registered account's).
+    fn add_fetched_importer(&self, account: AccountId) {
+        let Some(sys) = self.system.clone() else {
+            return;
+        };
+        if self.fetched_importers.borrow_mut().insert(account) {
+            let opts = self.options();
+            self.sync_system_imports(&sys, &opts);
+        }
+    }
+
+    /// At CONNECT, once a client is bound to `account`: if the options do
+    /// not list it (an account fetched from a URL resolver), has shard 0
+    /// give it the system imports, as the reference does with every account
+    /// it registers, and waits until this shard knows of that interest, so
+    /// the client's first request finds it. Once per account and shard.
+    pub async fn ensure_system_imports(self: &Rc<Self>, account: AccountId) {
+        let Some(sys) = self.system.clone() else {
+            return;
+        };
+        if account == sys.account_id || !self.system_imports_asked.borrow_mut().insert(account) {
+            return;
+        }
+        let opts = self.options();
+        let name = crate::security::account::account_name(account);
+        if crate::system::system_importers(&opts.security, &sys.account).any(|(n, _)| n == name) {
+            return;
+        }
+        if self.id == 0 {
+            self.add_fetched_importer(account);
+        } else {
+            // Shard 0 handles it before acknowledging the barrier, and
+            // announces the interest ahead of the acknowledgement.
+            self.push(0, ShardMsg::SystemImports { account });
+            self.barrier().await;
         }
     }
 

@@ -647,3 +647,51 @@ fn fetched_accounts_export_and_import_with(extra: &'static str) {
         assert_eq!(im.next_line(), "a");
     });
 }
+
+/// An account fetched from a URL resolver gets the system imports as any other: its
+/// user can ask about its own connections. At 2 shards, the user's shard is not the
+/// one that holds the server's internal subscriptions.
+#[test]
+fn fetched_accounts_can_ask_about_their_own_connections() {
+    with_timeout(LIMIT, || {
+        let op = KeyPair::new_operator();
+        let acc = KeyPair::new_account();
+        let sys = KeyPair::new_account();
+        let web = AccountServer::start();
+        web.put(&acc, &account_jwt(&op, &acc, json!({})), Duration::ZERO);
+        web.put(&sys, &account_jwt(&op, &sys, json!({})), Duration::ZERO);
+        let conf = format!(
+            "operator: {}\nsystem_account: {}\nresolver: URL({})\n",
+            operator_jwt(&op, json!({})),
+            sys.public_key(),
+            web.url()
+        );
+        let flags = shard_flags(2);
+        let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+        let srv = Server::with_config(&conf, &flags);
+        // Two users: on natrix the second lands on the other shard.
+        for _ in 0..2 {
+            let (mut r, line) = connect_user(srv.port(), &acc);
+            assert_eq!(line, "PONG");
+            r.send(b"SUB _INBOX.me 1\r\nPUB $SYS.REQ.SERVER.PING.CONNZ _INBOX.me 0\r\n\r\n");
+            let line = r.next_line();
+            assert!(line.starts_with("MSG _INBOX.me 1 "), "{line}");
+            let len: usize = line.rsplit(' ').next().unwrap().parse().unwrap();
+            let body = r.read_exact_bytes(len + 2);
+            let v: serde_json::Value = serde_json::from_slice(&body[..len]).unwrap();
+            assert!(v["data"]["num_connections"].as_u64() >= Some(1), "{v}");
+            r.send(b"PUB $SYS.REQ.ACCOUNT.PING.STATZ _INBOX.me 0\r\n\r\n");
+            let line = r.next_line();
+            assert!(line.starts_with("MSG _INBOX.me 1 "), "{line}");
+            let len: usize = line.rsplit(' ').next().unwrap().parse().unwrap();
+            let body = r.read_exact_bytes(len + 2);
+            let v: serde_json::Value = serde_json::from_slice(&body[..len]).unwrap();
+            assert_eq!(
+                v["data"]["account_statz"][0]["acc"],
+                acc.public_key().as_str(),
+                "{v}"
+            );
+            std::mem::forget(r);
+        }
+    });
+}
