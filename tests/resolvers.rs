@@ -666,7 +666,8 @@ fn fetched_accounts_can_ask_about_their_own_connections() {
             sys.public_key(),
             web.url()
         );
-        let flags = shard_flags(2);
+        let mut flags = shard_flags(2);
+        flags.extend(["-m".to_string(), "-1".to_string()]);
         let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
         let srv = Server::with_config(&conf, &flags);
         // Two users: on natrix the second lands on the other shard.
@@ -693,5 +694,31 @@ fn fetched_accounts_can_ask_about_their_own_connections() {
             );
             std::mem::forget(r);
         }
+        // And /accountz lists them, as for any other account.
+        let key = acc.public_key();
+        let v = common::http::get_json(srv.monitor_port(), &format!("/accountz?acc={key}"));
+        let mut subjects: Vec<(String, String)> = v["account_detail"]["imports"]
+            .as_array()
+            .map(|a| a.as_slice())
+            .unwrap_or(&[])
+            .iter()
+            .map(|i| {
+                (
+                    i["subject"].as_str().unwrap_or("").to_string(),
+                    i["to"].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect();
+        subjects.sort();
+        let want = |s: &str, w: &str| (s.to_string(), format!("$SYS.REQ.ACCOUNT.{key}.{w}"));
+        assert_eq!(
+            subjects,
+            [
+                want("$SYS.REQ.ACCOUNT.PING.CONNZ", "CONNZ"),
+                want("$SYS.REQ.ACCOUNT.PING.STATZ", "STATZ"),
+                want("$SYS.REQ.SERVER.PING.CONNZ", "CONNZ"),
+            ],
+            "{v}"
+        );
     });
 }

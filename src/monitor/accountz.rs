@@ -473,6 +473,10 @@ impl Monitor {
                 // Only the accounts the shards gave them (see
                 // `Shard::sync_system_imports`).
                 imports.extend(system_imports(acc, &sys, own));
+            } else if jwt_acc.is_some() {
+                // Fetched, without edges of its own: given them at its
+                // first CONNECT (`Shard::ensure_system_imports`).
+                imports.extend(system_imports(acc, &sys, &[]));
             }
         }
         Ok(AccountInfo {
