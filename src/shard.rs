@@ -1978,18 +1978,31 @@ impl Shard {
         let opts = self.options();
         let mode = crate::system::ClaimsMode::of(&opts);
         for (subject, queue) in sys.subscriptions(mode) {
-            let sub = SubRef(Rc::new(SysSub {
-                sys: sys.clone(),
-                account: sys.account_id,
-            }));
-            let key = SubKey {
-                account: sys.account_id,
-                subject: subject.as_bytes(),
-                queue: queue.as_deref().map(str::as_bytes),
-            };
-            self.add_sub(&key, sub);
+            self.add_system_sub(sys, sys.account_id, &subject, queue.as_deref());
         }
         self.sync_system_imports(sys, &opts);
+    }
+
+    /// Adds one internal subscription in `account`, whose messages go to
+    /// the system account's service thread.
+    fn add_system_sub(
+        &self,
+        sys: &Arc<System>,
+        account: AccountId,
+        subject: &str,
+        queue: Option<&str>,
+    ) -> SubRef {
+        let sub = SubRef(Rc::new(SysSub {
+            sys: sys.clone(),
+            account,
+        }));
+        let key = SubKey {
+            account,
+            subject: subject.as_bytes(),
+            queue: queue.map(str::as_bytes),
+        };
+        self.add_sub(&key, sub.clone());
+        sub
     }
 
     /// Subscribes the system imports of every account the options know
@@ -2009,7 +2022,7 @@ impl Shard {
             }
         }
         for &account in self.fetched_importers.borrow().iter() {
-            if !listed.contains(&account) && account != sys.account_id {
+            if !listed.contains(&account) {
                 for (subject, _) in crate::system::system_imports_for(&[]) {
                     want.insert((account, *subject));
                 }
@@ -2028,33 +2041,26 @@ impl Shard {
             }
         }
         for k in want {
-            if have.contains_key(&k) {
-                continue;
-            }
-            let sub = SubRef(Rc::new(SysSub {
-                sys: sys.clone(),
-                account: k.0,
-            }));
-            let key = SubKey {
-                account: k.0,
-                subject: k.1.as_bytes(),
-                queue: None,
-            };
-            self.add_sub(&key, sub.clone());
-            have.insert(k, sub);
+            have.entry(k)
+                .or_insert_with(|| self.add_system_sub(sys, k.0, k.1, None));
         }
     }
 
-    /// Shard 0: gives a fetched account, which the options do not list,
-    /// the system imports (kept from then on, as the reference keeps a
-    /// registered account's).
+    /// Shard 0: gives a fetched account, which the options do not list
+    /// (its CONNECT's shard checked), every system import, kept from then
+    /// on as the reference keeps a registered account's. Adds only its
+    /// own; the next options change re-syncs the whole set.
     fn add_fetched_importer(&self, account: AccountId) {
         let Some(sys) = self.system.clone() else {
             return;
         };
-        if self.fetched_importers.borrow_mut().insert(account) {
-            let opts = self.options();
-            self.sync_system_imports(&sys, &opts);
+        if !self.fetched_importers.borrow_mut().insert(account) {
+            return;
+        }
+        let mut have = self.system_imports.borrow_mut();
+        for (subject, _) in crate::system::system_imports_for(&[]) {
+            have.entry((account, *subject))
+                .or_insert_with(|| self.add_system_sub(&sys, account, subject, None));
         }
     }
 

@@ -670,29 +670,30 @@ fn fetched_accounts_can_ask_about_their_own_connections() {
         flags.extend(["-m".to_string(), "-1".to_string()]);
         let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
         let srv = Server::with_config(&conf, &flags);
-        // Two users: on natrix the second lands on the other shard.
+        // The JSON reply to a request on `subject`.
+        let ask = |r: &mut Raw, subject: &str| -> serde_json::Value {
+            r.send(format!("PUB {subject} _INBOX.me 0\r\n\r\n").as_bytes());
+            let line = r.next_line();
+            assert!(line.starts_with("MSG _INBOX.me 1 "), "{subject}: {line}");
+            let len: usize = line.rsplit(' ').next().unwrap().parse().unwrap();
+            let body = r.read_exact_bytes(len + 2);
+            serde_json::from_slice(&body[..len]).unwrap()
+        };
+        // Two users, both kept connected: on natrix the second lands on the other shard.
+        let mut users = Vec::new();
         for _ in 0..2 {
             let (mut r, line) = connect_user(srv.port(), &acc);
             assert_eq!(line, "PONG");
-            r.send(b"SUB _INBOX.me 1\r\nPUB $SYS.REQ.SERVER.PING.CONNZ _INBOX.me 0\r\n\r\n");
-            let line = r.next_line();
-            assert!(line.starts_with("MSG _INBOX.me 1 "), "{line}");
-            let len: usize = line.rsplit(' ').next().unwrap().parse().unwrap();
-            let body = r.read_exact_bytes(len + 2);
-            let v: serde_json::Value = serde_json::from_slice(&body[..len]).unwrap();
+            r.send(b"SUB _INBOX.me 1\r\n");
+            let v = ask(&mut r, "$SYS.REQ.SERVER.PING.CONNZ");
             assert!(v["data"]["num_connections"].as_u64() >= Some(1), "{v}");
-            r.send(b"PUB $SYS.REQ.ACCOUNT.PING.STATZ _INBOX.me 0\r\n\r\n");
-            let line = r.next_line();
-            assert!(line.starts_with("MSG _INBOX.me 1 "), "{line}");
-            let len: usize = line.rsplit(' ').next().unwrap().parse().unwrap();
-            let body = r.read_exact_bytes(len + 2);
-            let v: serde_json::Value = serde_json::from_slice(&body[..len]).unwrap();
+            let v = ask(&mut r, "$SYS.REQ.ACCOUNT.PING.STATZ");
             assert_eq!(
                 v["data"]["account_statz"][0]["acc"],
                 acc.public_key().as_str(),
                 "{v}"
             );
-            std::mem::forget(r);
+            users.push(r);
         }
         // And /accountz lists them, as for any other account.
         let key = acc.public_key();

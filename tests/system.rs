@@ -647,25 +647,37 @@ fn monitoring_requests_answer_with_the_endpoints_data() {
 
 /// An account that imports a service to one of those PING subjects itself
 /// keeps it: only that service answers there, not the server too.
+/// User `importer`'s account imports the service `<exporter>.connz` of user
+/// `exporter`'s account to `$SYS.REQ.ACCOUNT.PING.CONNZ`: a request there reaches the
+/// exporter's service (which does not answer), and neither it nor the server replies.
+/// Returns both clients, still connected.
+fn only_own_import_answers(port: u16, exporter: &str, importer: &str) -> (Raw, Raw) {
+    let mut ex = login(port, exporter);
+    ex.send(format!("SUB {exporter}.connz 1\r\n").as_bytes());
+    ex.sync();
+    let mut im = login(port, importer);
+    im.send(b"SUB _INBOX.sys 1\r\n");
+    im.sync();
+    im.send(b"PUB $SYS.REQ.ACCOUNT.PING.CONNZ _INBOX.sys 2\r\n{}\r\n");
+    // (With the requester's Nats-Request-Info header.)
+    let line = ex
+        .line_within(Duration::from_secs(5))
+        .expect("the exporter's service gets it");
+    assert!(
+        line.starts_with(&format!("HMSG {exporter}.connz 1 _R_.")),
+        "{line}"
+    );
+    // The service does not answer, and the server must not either.
+    assert_eq!(next_msg(&mut im, Duration::from_millis(500)), None);
+    (ex, im)
+}
+
 #[test]
 fn an_accounts_own_import_of_a_ping_subject_replaces_the_servers() {
     with_timeout(LIMIT, || {
         let conf = "accounts {\n  SYS { users: [ {user: sys, password: sys} ] }\n  B { users: [ {user: b, password: b} ], exports: [ {service: \"b.connz\"} ] }\n  C { users: [ {user: c, password: c} ], imports: [ {service: {account: B, subject: \"b.connz\"}, to: \"$SYS.REQ.ACCOUNT.PING.CONNZ\"} ] }\n}\nsystem_account: SYS\n";
         let srv = Server::with_config(conf, &[]);
-        let mut b = login(srv.port(), "b");
-        b.send(b"SUB b.connz 1\r\n");
-        b.sync();
-        let mut c = login(srv.port(), "c");
-        c.send(b"SUB _INBOX.sys 1\r\n");
-        c.sync();
-        c.send(b"PUB $SYS.REQ.ACCOUNT.PING.CONNZ _INBOX.sys 2\r\n{}\r\n");
-        // (With the requester's Nats-Request-Info header.)
-        let line = b
-            .line_within(Duration::from_secs(5))
-            .expect("B's service gets it");
-        assert!(line.starts_with("HMSG b.connz 1 _R_."), "{line}");
-        // B's service does not answer, and the server must not either.
-        assert_eq!(next_msg(&mut c, Duration::from_millis(500)), None);
+        let (_b, mut c) = only_own_import_answers(srv.port(), "b", "c");
         // The imports it does not replace still reach the server.
         let v = json_request(&mut c, "$SYS.REQ.SERVER.PING.CONNZ", b"");
         assert_eq!(v["data"]["num_connections"], 1, "{v}");
@@ -774,18 +786,6 @@ fn natrix_only_accounts_changed_by_reload_get_the_system_imports() {
             );
         }
         // C's own import answers there now: A's service, nobody else.
-        let mut a = login(srv.port(), "a");
-        a.send(b"SUB a.connz 1\r\n");
-        a.sync();
-        let mut c = login(srv.port(), "c");
-        c.send(b"SUB _INBOX.sys 1\r\n");
-        c.sync();
-        c.send(b"PUB $SYS.REQ.ACCOUNT.PING.CONNZ _INBOX.sys 2\r\n{}\r\n");
-        // (With the requester's Nats-Request-Info header.)
-        let line = a
-            .line_within(Duration::from_secs(5))
-            .expect("A's service gets it");
-        assert!(line.starts_with("HMSG a.connz 1 _R_."), "{line}");
-        assert_eq!(next_msg(&mut c, Duration::from_millis(500)), None);
+        only_own_import_answers(srv.port(), "a", "c");
     });
 }
