@@ -246,6 +246,12 @@ pub fn run(opts: Options, reload: impl Fn() -> Result<Options, String>) -> Resul
             sys_tx,
         ))
     });
+    if let Some(sys) = &opts.security.system_account {
+        let importers: Vec<_> = crate::system::system_importers(&opts.security, sys)
+            .map(|(name, _)| crate::security::account::account_id(name))
+            .collect();
+        global.reserve_internal_cids(crate::security::account::account_id(sys), &importers);
+    }
     let mesh = MeshBuilder::full(n, MESH_CHANNEL);
     let mut handles = Vec::with_capacity(n);
     let mut controls = Vec::with_capacity(n);

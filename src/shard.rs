@@ -77,7 +77,7 @@ use glommio::net::{AcceptedTcpStream, TcpListener, TcpStream};
 use crate::fanout::{self, Msg, Session, SubRef};
 use crate::monitor::snapshot::{
     AccountCounters, ConnBrief, ConnInfo, ConnSelect, PendingResponse, Query, ShardSnapshot,
-    SublistStats,
+    SubInfo, SublistStats,
 };
 use crate::options::Options;
 use crate::proto::encode::ServerInfo;
@@ -112,7 +112,17 @@ pub struct Global {
     /// blocking work uses to change options on every shard (a fetched
     /// account's exports and imports).
     pub plane: std::sync::OnceLock<Arc<crate::plane::Plane>>,
+    /// The client ids of the reference's internal clients, one per account
+    /// with the system imports (the system client itself is
+    /// [`SYSTEM_CLIENT_CID`]): what `/subsz` lists the server's own
+    /// subscriptions under. Touched when an account gets the imports and by
+    /// monitoring, never per message.
+    internal_cids: std::sync::Mutex<HashMap<AccountId, u64>>,
 }
+
+/// The client id of the reference's system client, whose subscriptions are
+/// the system account's requests: the first one taken.
+pub const SYSTEM_CLIENT_CID: u64 = 1;
 
 #[derive(Default)]
 struct TlsRate {
@@ -132,7 +142,30 @@ impl Global {
             tls_rate_limit,
             tls_rate: std::sync::Mutex::new(TlsRate::default()),
             plane: std::sync::OnceLock::new(),
+            internal_cids: std::sync::Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Takes the client ids the reference's internal clients take before
+    /// any client connects, when there is a system account: the system
+    /// client's, one per account in `importers` (those given the system
+    /// imports, in order), then the system account's own. A first client
+    /// therefore gets the id it gets from the reference (4 by default).
+    pub fn reserve_internal_cids(&self, system_account: AccountId, importers: &[AccountId]) {
+        self.next_cid
+            .fetch_max(SYSTEM_CLIENT_CID, Ordering::Relaxed);
+        for &a in importers {
+            self.internal_cid(a);
+        }
+        self.internal_cid(system_account);
+    }
+
+    /// The id of `account`'s internal client, taken from the client ids the
+    /// first time the account needs one, as the reference creates it.
+    pub fn internal_cid(&self, account: AccountId) -> u64 {
+        let mut m = self.internal_cids.lock().unwrap_or_else(|e| e.into_inner());
+        *m.entry(account)
+            .or_insert_with(|| self.next_cid.fetch_add(1, Ordering::Relaxed) + 1)
     }
 
     /// Whether one more TLS connection fits `tls { connection_rate_limit }`,
@@ -505,6 +538,10 @@ pub struct Shard {
     /// Accounts the options do not list that clients bound to (fetched
     /// ones): given every system import as well (shard 0 only).
     fetched_importers: RefCell<std::collections::HashSet<AccountId>>,
+    /// The server's own subscriptions (shard 0 only), for `/subsz`, and
+    /// the last sid each internal client used.
+    internal_subs: RefCell<Vec<Rc<SysSub>>>,
+    internal_sids: RefCell<HashMap<u64, u64>>,
     /// Accounts this shard asked shard 0 to give system imports to, or
     /// found listed in the options: asked once per shard.
     system_imports_asked: RefCell<std::collections::HashSet<AccountId>>,
@@ -1875,6 +1912,8 @@ pub async fn run(spec: ShardSpec) {
         system: spec.system,
         system_imports: RefCell::new(HashMap::new()),
         fetched_importers: RefCell::new(std::collections::HashSet::new()),
+        internal_subs: RefCell::new(Vec::new()),
+        internal_sids: RefCell::new(HashMap::new()),
         system_imports_asked: RefCell::new(std::collections::HashSet::new()),
         producer: Cell::new(0),
         stalled: RefCell::new(HashMap::new()),
@@ -1946,10 +1985,17 @@ pub async fn run(spec: ShardSpec) {
 struct SysSub {
     sys: Arc<System>,
     account: AccountId,
+    /// As monitoring lists it: the internal client's id, its own sid.
+    cid: u64,
+    sid: u64,
+    subject: Box<str>,
+    queue: Option<Box<str>>,
+    msgs: Cell<u64>,
 }
 
 impl fanout::Subscriber for SysSub {
     fn deliver(&self, m: &Msg<'_>) -> bool {
+        self.msgs.set(self.msgs.get() + 1);
         let split = if m.has_headers {
             m.hdr_len.min(m.body.len())
         } else {
@@ -1992,10 +2038,28 @@ impl Shard {
         subject: &str,
         queue: Option<&str>,
     ) -> SubRef {
-        let sub = SubRef(Rc::new(SysSub {
+        let cid = if account == sys.account_id {
+            SYSTEM_CLIENT_CID
+        } else {
+            self.global.internal_cid(account)
+        };
+        let sid = {
+            let mut sids = self.internal_sids.borrow_mut();
+            let n = sids.entry(cid).or_insert(0);
+            *n += 1;
+            *n
+        };
+        let sys_sub = Rc::new(SysSub {
             sys: sys.clone(),
             account,
-        }));
+            cid,
+            sid,
+            subject: subject.into(),
+            queue: queue.map(Into::into),
+            msgs: Cell::new(0),
+        });
+        self.internal_subs.borrow_mut().push(sys_sub.clone());
+        let sub = SubRef(sys_sub);
         let key = SubKey {
             account,
             subject: subject.as_bytes(),
@@ -2038,6 +2102,9 @@ impl Shard {
                     queue: None,
                 };
                 self.remove_sub(&key, &sub);
+                self.internal_subs
+                    .borrow_mut()
+                    .retain(|s| (s.account, &*s.subject) != (k.0, k.1));
             }
         }
         for k in want {
@@ -2211,6 +2278,23 @@ impl Shard {
                 Vec::new()
             },
             conns,
+            internal_subs: if matches!(q.open, ConnSelect::All) {
+                self.internal_subs
+                    .borrow()
+                    .iter()
+                    .map(|s| SubInfo {
+                        account: crate::security::account::account_name(s.account),
+                        subject: s.subject.to_string(),
+                        queue: s.queue.as_deref().map(str::to_string),
+                        sid: s.sid.to_string(),
+                        msgs: s.msgs.get(),
+                        max: 0,
+                        cid: s.cid,
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            },
             in_msgs: st.in_msgs.get(),
             out_msgs: st.out_msgs.get(),
             in_bytes: st.in_bytes.get(),

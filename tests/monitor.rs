@@ -1765,3 +1765,91 @@ fn accountz_detail_of_a_jwt_account_from_a_directory_resolver() {
         assert_eq!(d["decoded_jwt"]["sub"], a.public_key());
     });
 }
+
+/// The `client_id` of a new raw connection's INFO.
+fn first_client_id(port: u16) -> u64 {
+    let mut r = Raw::connect_no_info(port);
+    let line = r.expect_line();
+    let info: Value = serde_json::from_str(line.trim_start_matches("INFO ").trim_end())
+        .unwrap_or_else(|e| panic!("INFO {line}: {e}"));
+    u(&info, "client_id")
+}
+
+/// The server's own subscriptions are listed as the reference lists them:
+/// the system account's under the system client (cid 1), each account's
+/// system imports under an internal client of its own, all with ids taken
+/// before the first client's.
+#[test]
+fn subsz_lists_the_servers_own_subscriptions_under_internal_clients() {
+    with_timeout(LIMIT, || {
+        // The system client, $G, A, B and $SYS each take an id first.
+        let srv = start_conf(
+            "accounts { A { users [{user: a, password: a}] }, B { users [{user: b, password: b}] } }\n\
+             no_auth_user: a\n",
+        );
+        let port = srv.monitor_port();
+        assert_eq!(first_client_id(srv.port()), 6);
+
+        let listed = |acc: &str| -> Vec<Value> {
+            let v = get_json(port, &format!("/subsz?subs=1&acc={acc}"));
+            assert_eq!(u(&v, "total"), u(&v, "num_subscriptions"), "{v}");
+            v["subscriptions_list"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        };
+        let mut import_cids = Vec::new();
+        for acc in ["A", "B", "$G"] {
+            let list = listed(acc);
+            let mut subjects: Vec<&str> = list.iter().map(|d| s(d, "subject")).collect();
+            subjects.sort();
+            assert_eq!(
+                subjects,
+                [
+                    "$SYS.REQ.ACCOUNT.PING.CONNZ",
+                    "$SYS.REQ.ACCOUNT.PING.STATZ",
+                    "$SYS.REQ.SERVER.PING.CONNZ"
+                ],
+                "{acc}"
+            );
+            let cid = u(&list[0], "cid");
+            assert!(list.iter().all(|d| u(d, "cid") == cid), "{acc}: {list:?}");
+            assert!((2..6).contains(&cid), "{acc}: cid {cid}");
+            import_cids.push(cid);
+        }
+        import_cids.sort();
+        import_cids.dedup();
+        assert_eq!(import_cids.len(), 3, "one internal client per account");
+
+        let sys = listed("$SYS");
+        assert!(!sys.is_empty());
+        assert!(sys.iter().all(|d| u(d, "cid") == 1), "{sys:?}");
+        assert!(sys
+            .iter()
+            .any(|d| s(d, "subject") == "$SYS.REQ.SERVER.PING"));
+
+        // A request through A's import counts on A's subscription.
+        let mut a = Raw::connect_ok(srv.port());
+        a.send(b"SUB r 1\r\nPUB $SYS.REQ.SERVER.PING.CONNZ r 0\r\n\r\n");
+        let msg = a.expect_line();
+        assert!(msg.starts_with("MSG r 1 "), "{msg}");
+        let list = listed("A");
+        let d = list
+            .iter()
+            .find(|d| s(d, "subject") == "$SYS.REQ.SERVER.PING.CONNZ")
+            .unwrap();
+        assert_eq!(u(d, "msgs"), 1, "{d}");
+    });
+}
+
+/// Without a system account there are no internal clients: the first
+/// client is 1.
+#[test]
+fn first_client_id_follows_the_internal_clients() {
+    with_timeout(LIMIT, || {
+        let srv = start(&[]);
+        assert_eq!(first_client_id(srv.port()), 4);
+        let srv = start_conf("no_sys_acc: true\n");
+        assert_eq!(first_client_id(srv.port()), 1);
+    });
+}

@@ -42,7 +42,7 @@ use crate::proto::encode::ServerInfo;
 use crate::shard::{Control, MAX_CLOSED_CLIENTS};
 use http::{Request, Response};
 use query::reply;
-use snapshot::{AccountCounters, ConnInfo, Query, ShardSnapshot};
+use snapshot::{AccountCounters, ConnInfo, Query, ShardSnapshot, SubInfo};
 
 pub use varz::ShardJson;
 
@@ -131,6 +131,12 @@ impl Merged {
     /// The open connections the query selected.
     pub fn open(&self) -> impl Iterator<Item = &ConnInfo> {
         self.shards.iter().flat_map(|s| s.conns.iter())
+    }
+
+    /// The server's own subscriptions (gathered with every open
+    /// connection).
+    pub fn internal_subs(&self) -> impl Iterator<Item = &SubInfo> {
+        self.shards.iter().flat_map(|s| s.internal_subs.iter())
     }
 
     /// Closed connections of all shards, oldest first, the newest

@@ -388,6 +388,8 @@ pub struct ShardSnapshot {
     pub briefs: Vec<ConnBrief>,
     /// Recently closed connections, oldest first (when asked for).
     pub closed: Vec<ConnInfo>,
+    /// The server's own subscriptions (with every open connection).
+    pub internal_subs: Vec<SubInfo>,
     pub in_msgs: u64,
     pub out_msgs: u64,
     pub in_bytes: u64,

@@ -184,6 +184,7 @@ impl Monitor {
         let mut all: Vec<&SubInfo> = m
             .open()
             .flat_map(|c| c.subs.iter())
+            .chain(m.internal_subs())
             .filter(|s| acc.is_empty() || s.account == acc)
             .filter(|s| {
                 test.is_empty() || crate::subject::matches(s.subject.as_bytes(), test.as_bytes())
