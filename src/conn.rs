@@ -27,12 +27,12 @@ use std::time::{Duration, Instant, SystemTime};
 
 use futures_lite::{AsyncRead, AsyncWrite};
 use glommio::net::TcpStream;
-use serde::Deserialize;
 
 use crate::fanout::{self, Msg, Outbound, Session, SubRef, Subscriber};
 use crate::monitor::snapshot::{ConnBrief, ConnFilter, ConnInfo, SubInfo};
 use crate::options::Options;
 use crate::outbuf::OutBuf;
+use crate::proto::connect::{self, ConnectOpts};
 use crate::proto::encode::{self, push_err, push_msg};
 use crate::proto::{parse, Limits, Op, ParseError, Parsed};
 use crate::security::account::{self, AccountId};
@@ -127,52 +127,6 @@ impl Subscription {
     /// The handle the shard's index holds.
     fn handle(self: &Rc<Self>) -> SubRef {
         SubRef(self.clone())
-    }
-}
-
-/// CONNECT options; absent fields keep the reference's defaults
-/// (verbose, pedantic and echo on).
-#[derive(Deserialize, Debug)]
-#[serde(default)]
-pub struct ConnectOpts {
-    pub verbose: bool,
-    pub pedantic: bool,
-    pub tls_required: bool,
-    pub auth_token: Option<String>,
-    pub user: Option<String>,
-    pub pass: Option<String>,
-    pub name: Option<String>,
-    pub lang: Option<String>,
-    pub version: Option<String>,
-    pub protocol: i64,
-    pub echo: bool,
-    pub headers: bool,
-    pub no_responders: bool,
-    pub sig: Option<String>,
-    pub jwt: Option<String>,
-    pub nkey: Option<String>,
-}
-
-impl Default for ConnectOpts {
-    fn default() -> Self {
-        ConnectOpts {
-            verbose: true,
-            pedantic: true,
-            tls_required: false,
-            auth_token: None,
-            user: None,
-            pass: None,
-            name: None,
-            lang: None,
-            version: None,
-            protocol: 0,
-            echo: true,
-            headers: false,
-            no_responders: false,
-            sig: None,
-            jwt: None,
-            nkey: None,
-        }
     }
 }
 
@@ -313,6 +267,41 @@ impl SavedCreds {
 }
 
 impl Client {
+    /// A CONNECT's options: the first over the reference's defaults, a
+    /// later one over what the earlier ones set.
+    fn connect_opts(&self, json: &[u8]) -> Result<ConnectOpts, serde_json::Error> {
+        if !self.connected.get() {
+            return connect::merge(serde_json::Map::new(), json);
+        }
+        let creds = self.creds.borrow();
+        let c = creds.as_deref();
+        let text = |v: Option<String>| v.map_or(serde_json::Value::Null, Into::into);
+        let so_far = [
+            ("verbose", self.verbose.get().into()),
+            ("pedantic", self.pedantic.get().into()),
+            ("echo", self.echo.get().into()),
+            ("headers", self.headers.get().into()),
+            ("no_responders", self.no_responders.get().into()),
+            ("protocol", self.protocol.get().into()),
+            ("name", text(self.client_name.borrow().clone())),
+            ("lang", text(self.lang.borrow().clone())),
+            ("version", text(self.version.borrow().clone())),
+            ("user", text(c.and_then(|c| c.user.clone()))),
+            ("pass", text(c.and_then(|c| c.pass.clone()))),
+            ("auth_token", text(c.and_then(|c| c.token.clone()))),
+            ("nkey", text(c.and_then(|c| c.nkey.clone()))),
+            ("sig", text(c.and_then(|c| c.sig.clone()))),
+            ("jwt", text(c.and_then(|c| c.jwt.clone()))),
+        ];
+        connect::merge(
+            so_far
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+            json,
+        )
+    }
+
     pub fn account(&self) -> AccountId {
         self.account.get()
     }
@@ -1715,6 +1704,9 @@ async fn read_loop(client: &Rc<Client>, stream: &Shared, mut info: Option<Vec<u8
                 headers: client.headers.get(),
                 ..limits
             };
+            if !before_connect(client, buf[pos], opts) {
+                break;
+            }
             match parse(&buf[pos..filled], &limits) {
                 Ok(Parsed::Op(op, used)) => {
                     if tracing {
@@ -1780,7 +1772,14 @@ fn tls_closed(client: &Client) -> CloseReason {
 fn parse_error(client: &Client, e: ParseError, at: &[u8]) {
     let snippet = String::from_utf8_lossy(&at[..at.len().min(32)]).into_owned();
     match e {
-        ParseError::UnknownOp => {
+        ParseError::UnknownOp | ParseError::PayloadEnd { .. } => {
+            // The reference checks a pedantic client's publish subject as
+            // it reads the line, before the payload it finds malformed.
+            if let ParseError::PayloadEnd { subject: (a, b) } = e {
+                if client.pedantic.get() && !subject::valid_literal(&at[a..b]) {
+                    client.send_err("Invalid Publish Subject");
+                }
+            }
             // As the reference: the -ERR first (its trace line), then the
             // log line.
             client.send_err("Unknown Protocol Operation");
@@ -1814,32 +1813,40 @@ fn parse_error(client: &Client, e: ParseError, at: &[u8]) {
     }
 }
 
-async fn handle(client: &Rc<Client>, shard: &Rc<Shard>, op: Op<'_>, opts: &Options) {
-    if !client.connected.get() && !matches!(op, Op::Connect(_)) && opts.security.auth.required() {
-        // Like the reference: a first operation other than CONNECT logs
-        // the client in as the no_auth_user when there is one.
-        match opts.security.auth.no_auth_identity() {
-            Some(id) => {
-                if !client.bind(&id) {
-                    return;
-                }
-                *client.creds.borrow_mut() = Some(Box::default());
-                client.auth_deadline.set(None);
-                client.connect_events();
-                client.connected.set(true);
+/// An operation other than CONNECT (its first byte, `first`, is not a C)
+/// from a client that has not sent CONNECT where authentication is
+/// required: like the reference, which looks at that byte alone, before
+/// the rest of the line, logs the client in as the no_auth_user when there
+/// is one, and otherwise refuses it. Whether the operation may go on.
+fn before_connect(client: &Client, first: u8, opts: &Options) -> bool {
+    if client.connected.get() || matches!(first, b'C' | b'c') || !opts.security.auth.required() {
+        return true;
+    }
+    match opts.security.auth.no_auth_identity() {
+        Some(id) => {
+            if !client.bind(&id) {
+                return false;
             }
-            None => {
-                client.auth_error_event();
-                crate::info!(
-                    "{} - Authorization Violation: operation before CONNECT",
-                    client.desc.borrow()
-                );
-                client.send_err("Authorization Violation");
-                client.close(CloseReason::AuthenticationViolation, true);
-                return;
-            }
+            *client.creds.borrow_mut() = Some(Box::default());
+            client.auth_deadline.set(None);
+            client.connect_events();
+            client.connected.set(true);
+            true
+        }
+        None => {
+            client.auth_error_event();
+            crate::info!(
+                "{} - Authorization Violation: operation before CONNECT",
+                client.desc.borrow()
+            );
+            client.send_err("Authorization Violation");
+            client.close(CloseReason::AuthenticationViolation, true);
+            false
         }
     }
+}
+
+async fn handle(client: &Rc<Client>, shard: &Rc<Shard>, op: Op<'_>, opts: &Options) {
     match op {
         // Boxed: CONNECT's state (credentials, a resolver fetch) is big,
         // and inline it would sit in every idle connection's future.
@@ -2128,7 +2135,7 @@ impl Client {
 /// operation, so nothing the client sent after CONNECT runs before its
 /// authentication is decided, while the shard serves everyone else.
 async fn connect(client: &Rc<Client>, json: &[u8], opts: &Options) {
-    let co: ConnectOpts = match serde_json::from_slice(json) {
+    let co: ConnectOpts = match client.connect_opts(json) {
         Ok(c) => c,
         Err(e) => {
             crate::error!("{} - Client parser ERROR: {e}", client.desc.borrow());
@@ -2335,12 +2342,14 @@ fn sub(
         client.send_err("maximum subscriptions exceeded");
         return;
     }
-    if !subject::valid_subscribe(subject) {
+    // A repeated sid keeps the existing subscription, as the reference
+    // does, and its subject is not even checked there.
+    let repeated = client.subs.borrow().contains_key(sid);
+    if !repeated && !subject::valid_subscribe(subject) {
         client.send_err("Invalid Subject");
         return;
     }
-    // A repeated sid keeps the existing subscription, as the reference does.
-    if !client.subs.borrow().contains_key(sid) {
+    if !repeated {
         let s = Rc::new(Subscription {
             client: client.clone(),
             account: client.account(),

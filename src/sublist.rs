@@ -280,7 +280,12 @@ impl<T: Clone + PartialEq> SubList<T> {
             None => {
                 let mut result = MatchResult::new();
                 let tokens: smallvec_tokens::Tokens = smallvec_tokens::Tokens::new(subject);
-                match_level(&self.root, tokens.as_slice(), &mut result);
+                // As the reference: a subject with an empty token (a
+                // leading, trailing or doubled dot) matches nothing, not
+                // even `>`.
+                if !tokens.as_slice().iter().any(|t| t.is_empty()) {
+                    match_level(&self.root, tokens.as_slice(), &mut result);
+                }
                 let r = Rc::new(result);
                 if self.cache.len() >= CACHE_MAX {
                     self.cache.clear();
@@ -439,6 +444,25 @@ mod tests {
         assert_eq!(plain(&mut sl, "foo.bar.baz"), vec![3, 4]);
         assert_eq!(plain(&mut sl, "foo"), vec![4]);
         assert_eq!(sl.len(), 5);
+    }
+
+    #[test]
+    fn subjects_with_empty_tokens_match_nothing() {
+        let mut sl = SubList::new();
+        for p in [
+            &b">"[..],
+            b"*.*",
+            b"foo.*",
+            b"*.foo",
+            b"foo.>",
+            b"foo.*.bar",
+        ] {
+            sl.insert(p, None, 1);
+        }
+        for s in [&b"foo."[..], b".foo", b"foo..bar", b".", b""] {
+            assert!(sl.matches(s).is_empty(), "{}", String::from_utf8_lossy(s));
+        }
+        assert!(!sl.matches(b"foo.x.bar").is_empty());
     }
 
     #[test]

@@ -283,6 +283,15 @@ fn operations_before_connect_are_refused_when_auth_is_on() {
             b"SUB foo 1\r\n",
             b"PUB foo 2\r\nhi\r\n",
             b"UNSUB 1\r\n",
+            // The reference decides on the first byte, before the line is
+            // parsed: what would be a protocol error is refused as well,
+            // and so is a PUB whose payload has not come yet.
+            b"P\r\n",
+            b"\r\n",
+            b"SUB a b c d\r\n",
+            b"HPUB foo 10 5\r\n",
+            b"PUB foo 1000000000\r\n",
+            b"PUB foo 5\r\n",
         ] {
             let mut r = Raw::connect(srv.port());
             assert_eq!(r.info["auth_required"], true);

@@ -281,6 +281,55 @@ fn duplicate_sid_does_not_duplicate_delivery() {
 }
 
 #[test]
+fn a_repeated_sid_is_acknowledged_without_checking_its_subject() {
+    // The reference keeps the first subscription and looks no further.
+    run(|srv| {
+        let mut r = Raw::connect(srv.port());
+        r.send(b"CONNECT {\"verbose\":true}\r\n");
+        r.expect(b"+OK\r\n");
+        r.send(b"SUB foo 1\r\nSUB foo..bar 1\r\nSUB .x q 1\r\nSUB foo..bar 2\r\nPING\r\n");
+        r.expect(b"+OK\r\n+OK\r\n+OK\r\n-ERR 'Invalid Subject'\r\nPONG\r\n");
+        r.send(b"PUB foo 1\r\nx\r\nPING\r\n");
+        r.expect(b"+OK\r\nMSG foo 1 1\r\nx\r\nPONG\r\n");
+    });
+}
+
+#[test]
+fn a_second_connect_changes_only_the_fields_it_names() {
+    // Go's decoder fills the options the client already has: a field left
+    // out keeps its value, names match regardless of case, the last wins,
+    // and null changes nothing.
+    run(|srv| {
+        let mut r = Raw::connect(srv.port());
+        r.send(b"CONNECT {\"verbose\":false}\r\nPING\r\n");
+        r.expect(b"PONG\r\n");
+        r.send(b"CONNECT {\"name\":\"x\"}\r\nSUB a 1\r\nPING\r\n");
+        r.expect(b"PONG\r\n");
+        r.send(b"CONNECT {\"verbose\":true,\"Verbose\":false}\r\nSUB b 2\r\nPING\r\n");
+        r.expect(b"PONG\r\n");
+        r.send(b"CONNECT {\"VERBOSE\":true,\"echo\":null}\r\n");
+        r.expect(b"+OK\r\n");
+        r.send(b"CONNECT null\r\nPUB a 1\r\nx\r\nPING\r\n");
+        r.expect(b"+OK\r\n+OK\r\nMSG a 1 1\r\nx\r\nPONG\r\n");
+    });
+}
+
+#[test]
+fn pedantic_publish_subject_is_checked_before_a_malformed_payload() {
+    // The reference checks the subject as it reads the PUB line, so the
+    // client hears of it before the payload's missing CRLF closes it.
+    run(|srv| {
+        let mut r = Raw::connect(srv.port());
+        r.send(b"CONNECT {\"verbose\":false}\r\nPUB foo.* 5\r\nabcd\r\nPING\r\n");
+        let got = r.read_until_closed(Duration::from_secs(5));
+        assert_eq!(
+            show(&got),
+            show(b"-ERR 'Invalid Publish Subject'\r\n-ERR 'Unknown Protocol Operation'\r\n")
+        );
+    });
+}
+
+#[test]
 fn sid_may_be_non_numeric() {
     run(|srv| {
         let mut r = Raw::connect_ok(srv.port());
@@ -399,6 +448,33 @@ fn hpub_header_size_larger_than_total_closes_silently() {
 }
 
 // ---------------------------------------------------------------- subjects
+
+#[test]
+fn subjects_with_an_empty_token_reach_no_subscriber() {
+    // The reference's index matches nothing for a leading, trailing or
+    // doubled dot, not even `>`; a non-pedantic publisher hears nothing.
+    run(|srv| {
+        let mut sub = Raw::connect_ok(srv.port());
+        sub.send(b"SUB > 1\r\nSUB foo.* 2\r\nSUB *.foo 3\r\nSUB foo.> 4\r\n");
+        sub.sync();
+        let mut p = Raw::connect(srv.port());
+        p.send(b"CONNECT {\"verbose\":false,\"pedantic\":false}\r\n");
+        for subj in ["foo.", ".foo", "foo..bar", "."] {
+            p.send(format!("PUB {subj} 1\r\nx\r\n").as_bytes());
+        }
+        p.send(b"PUB foo.ok 1\r\ny\r\nPING\r\n");
+        p.expect(b"PONG\r\n");
+        let mut got = Vec::new();
+        for _ in 0..3 {
+            got.push(sub.expect_line());
+            assert_eq!(sub.expect_line(), "y");
+        }
+        got.sort();
+        assert_eq!(got, ["MSG foo.ok 1 1", "MSG foo.ok 2 1", "MSG foo.ok 4 1"]);
+        sub.send(b"PING\r\n");
+        sub.expect(b"PONG\r\n");
+    });
+}
 
 #[test]
 fn wildcard_star_and_full_wildcard() {

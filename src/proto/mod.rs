@@ -1,5 +1,6 @@
 //! The client protocol: parsing what clients send, encoding what they get.
 
+pub mod connect;
 pub mod encode;
 pub mod parse;
 pub mod trace;

@@ -55,6 +55,10 @@ pub enum ParseError {
     MaxControlLine,
     /// `-ERR 'Maximum Payload Violation'`, then close.
     MaxPayload,
+    /// A payload not followed by its CRLF: `-ERR 'Unknown Protocol
+    /// Operation'`, then close. The subject (`start..end` in the input) is
+    /// there for the check the reference made when it read the line.
+    PayloadEnd { subject: (usize, usize) },
     /// A malformed argument list: the reference closes without an `-ERR`.
     BadArgs,
     /// HPUB from a client that did not declare headers: closed without `-ERR`.
@@ -253,7 +257,10 @@ fn pub_payload<'a>(
         return Ok(Parsed::Incomplete { need: total });
     }
     if buf[line_len + a.size..total] != *b"\r\n" {
-        return Err(ParseError::UnknownOp);
+        let start = a.subject.as_ptr() as usize - buf.as_ptr() as usize;
+        return Err(ParseError::PayloadEnd {
+            subject: (start, start + a.subject.len()),
+        });
     }
     let op = Op::Pub {
         subject: a.subject,
@@ -658,7 +665,11 @@ mod tests {
     fn payload_must_end_with_crlf() {
         assert_eq!(
             parse(b"PUB foo 2\r\nhello\r\n", &LIM),
-            Err(ParseError::UnknownOp)
+            Err(ParseError::PayloadEnd { subject: (4, 7) })
+        );
+        assert_eq!(
+            parse(b"HPUB a.* 12 12\r\nNATS/1.0\r\n\r\n..\r\n", &LIM),
+            Err(ParseError::PayloadEnd { subject: (5, 8) })
         );
     }
 
