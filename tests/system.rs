@@ -642,6 +642,11 @@ fn monitoring_requests_answer_with_the_endpoints_data() {
         let v = json_request(&mut sys, "$SYS.REQ.SERVER.PING.CONNZ", br#"{"limit":"x"}"#);
         assert_eq!(v["error"]["code"], 400, "{v}");
         assert!(v.get("data").is_none());
+        // The endpoint's own failure: a 500, and data present but null.
+        let v = json_request(&mut sys, "$SYS.REQ.ACCOUNT.A.JSZ", b"");
+        assert_eq!(v["error"]["code"], 500, "{v}");
+        assert_eq!(v["error"]["description"], "jetstream not enabled", "{v}");
+        assert_eq!(v.get("data"), Some(&Value::Null), "{v}");
     });
 }
 

@@ -261,7 +261,9 @@ impl System {
     }
 
     /// The reference's ServerAPIResponse: `data` on success, `error`
-    /// (code and description) otherwise.
+    /// (code and description) otherwise. An endpoint's own failure (500)
+    /// also carries `"data":null`, as the reference's typed nil does; a
+    /// request whose options do not decode (400) has no `data`.
     pub fn api_response(&self, answer: Result<Value, (u16, String)>) -> Vec<u8> {
         #[derive(Serialize)]
         struct ApiError {
@@ -279,7 +281,10 @@ impl System {
         }
         let (data, error) = match answer {
             Ok(v) => (Some(v), None),
-            Err((code, description)) => (None, Some(ApiError { code, description })),
+            Err((code, description)) => (
+                (code == 500).then_some(Value::Null),
+                Some(ApiError { code, description }),
+            ),
         };
         to_vec(&Resp {
             server: self.server(),
@@ -377,5 +382,8 @@ mod tests {
         assert_eq!(v["error"]["code"], 400);
         assert_eq!(v["error"]["description"], "bad");
         assert!(v.get("data").is_none());
+        let v: Value = serde_json::from_slice(&s.api_response(Err((500, "x".into())))).unwrap();
+        assert_eq!(v["error"]["code"], 500);
+        assert_eq!(v.get("data"), Some(&Value::Null));
     }
 }
