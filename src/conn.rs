@@ -1688,11 +1688,8 @@ async fn read_loop(client: &Rc<Client>, stream: &Shared, mut info: Option<Vec<u8
 
         let limits = Limits {
             max_control_line: opts.max_control_line,
-            max_payload: match client.max_payload.get() {
-                n if n < 0 => usize::MAX,
-                n => n as usize,
-            },
-            headers: client.headers.get(),
+            max_payload: usize::MAX,
+            headers: false,
         };
         let mut pos = 0;
         let mut need = 0;
@@ -1700,8 +1697,14 @@ async fn read_loop(client: &Rc<Client>, stream: &Shared, mut info: Option<Vec<u8
         client.read_mark.set(shard.settle_mark());
         let tracing = crate::log::trace_enabled();
         while pos < filled && !client.is_closed() {
+            // CONNECT may change both (an account's or user's payload
+            // limit), and what follows it in the same read obeys them.
             let limits = Limits {
                 headers: client.headers.get(),
+                max_payload: match client.max_payload.get() {
+                    n if n < 0 => usize::MAX,
+                    n => n as usize,
+                },
                 ..limits
             };
             if !before_connect(client, buf[pos], opts) {

@@ -356,6 +356,38 @@ fn signing_keys_and_scoped_templates() {
     });
 }
 
+/// A payload limit from the JWTs binds what the client wrote right behind
+/// its CONNECT, in the same packet, as the reference checks it.
+#[test]
+fn payload_limits_bind_a_publish_sent_with_connect() {
+    with_timeout(LIMIT, || {
+        let s = Setup::new();
+        let (srv, acc) = s.one_account(json!({"limits": {"payload": 4}}));
+        for user_limits in [json!({}), json!({"payload": 4})] {
+            let u = KeyPair::new_user();
+            let jwt = user_jwt(&acc, &u, user_limits);
+            let mut r = Raw::connect(srv.port());
+            let nonce = r.info["nonce"].as_str().unwrap().to_string();
+            let sig = base64_url_encode(&u.sign(nonce.as_bytes()).unwrap());
+            r.send(
+                format!(
+                    "CONNECT {{\"verbose\":false,\"jwt\":\"{jwt}\",\"sig\":\"{sig}\"}}\r\n\
+                     SUB x 1\r\nPUB x 4\r\nabcd\r\nPUB x 5\r\nabcde\r\nPING\r\n"
+                )
+                .as_bytes(),
+            );
+            let got = r.read_until_closed(Duration::from_secs(5));
+            let text = show(&got);
+            assert!(
+                text.contains("MSG x 1 4")
+                    && text.ends_with("-ERR 'Maximum Payload Violation'\\r\\n"),
+                "{text}"
+            );
+            assert!(!text.contains("MSG x 1 5"), "{text}");
+        }
+    });
+}
+
 #[test]
 fn user_and_account_limits() {
     with_timeout(LIMIT, || {
