@@ -187,6 +187,11 @@ pub struct Client {
     /// stricter of user, account and server.
     max_subs: Cell<i64>,
     max_payload: Cell<i64>,
+    /// Whether messages to this client are checked against its subscribe
+    /// deny rules at delivery: set, as the reference sets its filter, once
+    /// a wildcard subscription that some deny rule falls within is
+    /// accepted, and worked out again when the permissions change.
+    deny_filter: Cell<bool>,
     /// The account this connection is counted in, for account limits.
     account_slot: Cell<Option<AccountId>>,
     /// Bound to the system account; cleared once its first application
@@ -340,6 +345,9 @@ impl Client {
             .permissions
             .as_ref()
             .map(|p| self.shard.compiled_perms(&id.name, p));
+        // The reference drops its filter with the old permissions and
+        // builds it again from the subscriptions they still allow.
+        self.deny_filter.set(false);
         *self.user.borrow_mut() = id.name.clone();
         *self.jwt_user.borrow_mut() = id.jwt_user.clone().map(Box::new);
         if !id.name.is_empty() {
@@ -479,7 +487,11 @@ impl Client {
         // Report in sid order (numeric sids sort by length first).
         subs.sort_by(|a, b| (a.sid.len(), &a.sid).cmp(&(b.sid.len(), &b.sid)));
         for sub in subs {
-            if !perms.can_subscribe(&sub.subject, sub.queue.as_deref()) {
+            if perms.can_subscribe(&sub.subject, sub.queue.as_deref()) {
+                if perms.needs_delivery_filter(&sub.subject) {
+                    self.deny_filter.set(true);
+                }
+            } else {
                 let subj = String::from_utf8_lossy(&sub.subject).into_owned();
                 let sid = String::from_utf8_lossy(&sub.sid).into_owned();
                 crate::info!(
@@ -1005,9 +1017,10 @@ fn deliver(s: &Subscription, m: &Msg<'_>) -> bool {
         return false;
     }
     if let Some(p) = c.perms.borrow().as_deref() {
-        // A wildcard subscription may overlap subscribe deny rules; the
-        // denied subjects are filtered here, as the reference does.
-        if s.wildcard && p.has_sub_deny() && p.deny_delivery(subject) {
+        // Once a wildcard subscription overlapping the subscribe deny
+        // rules was accepted, the denied subjects are filtered here, for
+        // every subscription of the client, as the reference does.
+        if c.deny_filter.get() && p.deny_delivery(subject) {
             return false;
         }
         if let (Some((max, ttl)), Some(r)) = (p.responses(), reply) {
@@ -1226,6 +1239,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         jwt_user: RefCell::new(None),
         max_subs: Cell::new(opts.subs_limit()),
         max_payload: Cell::new(opts.max_payload as i64),
+        deny_filter: Cell::new(false),
         account_slot: Cell::new(None),
         user_expires: Cell::new(None),
         account_expires: Cell::new(None),
@@ -2296,7 +2310,11 @@ fn sub(
     sid: &[u8],
 ) {
     if let Some(p) = client.perms.borrow().clone() {
-        if !p.can_subscribe(subject, queue) {
+        if p.can_subscribe(subject, queue) {
+            if p.needs_delivery_filter(subject) {
+                client.deny_filter.set(true);
+            }
+        } else {
             let subj = String::from_utf8_lossy(subject);
             // As the reference: the -ERR (its trace line), then the log.
             let text = match queue {

@@ -674,6 +674,45 @@ fn wildcard_subscription_overlapping_deny_is_filtered_at_delivery() {
     });
 }
 
+/// The reference filters deliveries by the subscribe deny rules only once
+/// the client has a wildcard subscription that a deny rule falls within;
+/// until then a wildcard that merely overlaps a deny rule (`foo.>` and
+/// `*.bar`) gets the denied subjects too. The filter then covers all of
+/// the client's subscriptions.
+#[test]
+fn the_delivery_filter_starts_with_a_wildcard_containing_a_deny_rule() {
+    with_timeout(LIMIT, || {
+        let srv = Server::with_config(
+            "authorization { users: [\n\
+             {user: f, password: f, permissions: {subscribe: {allow: [\">\"], deny: [\"*.bar\"]}}}\n\
+             {user: p, password: p}\n] }\n",
+            &[],
+        );
+        let mut f = user(srv.port(), "f", "f");
+        f.send(b"SUB foo.> 1\r\n");
+        quiet(&mut f);
+        let mut p = user(srv.port(), "p", "p");
+        p.send(b"PUB foo.bar 1\r\n1\r\n");
+        p.sync();
+        line(&mut f, "MSG foo.bar 1 1");
+        line(&mut f, "1");
+        // `*.bar` lies within `*.*`: from now on the client gets no
+        // subject the deny rule matches, on either subscription.
+        f.send(b"SUB *.* 2\r\n");
+        quiet(&mut f);
+        p.send(b"PUB foo.bar 1\r\n2\r\nPUB foo.baz 1\r\n3\r\n");
+        p.sync();
+        let mut got = Vec::new();
+        for _ in 0..2 {
+            got.push(f.next_line());
+            assert_eq!(f.next_line(), "3");
+        }
+        got.sort();
+        assert_eq!(got, ["MSG foo.baz 1 1", "MSG foo.baz 2 1"]);
+        quiet(&mut f);
+    });
+}
+
 #[test]
 fn plain_string_or_list_means_allow() {
     with_timeout(LIMIT, || {

@@ -23,8 +23,10 @@
 //!   SUB `foo` in queue `r`, and deny `["foo", "foo q"]` lets it through).
 //!   Queue rule names may themselves be wildcard patterns.
 //! - A wildcard SUB that is allowed but merely overlaps a deny rule is
-//!   accepted; [`CompiledPerms::deny_delivery`] then filters the denied
-//!   subjects when messages are delivered.
+//!   accepted. As in the reference, once a client has such a SUB that a
+//!   deny rule falls within ([`CompiledPerms::needs_delivery_filter`]),
+//!   [`CompiledPerms::deny_delivery`] filters the denied subjects from
+//!   every message delivered to it; before, nothing is filtered.
 
 use crate::fxhash::FxHashMap;
 use std::cell::RefCell;

@@ -607,7 +607,7 @@ fn explain_sub(who: &Who<'_>, s: &str, queue: Option<&str>) -> Report {
         if !filters.is_empty() {
             let list: Vec<String> = filters.iter().map(|f| format!("{f:?}")).collect();
             r.hint(format!(
-                "the subscription overlaps deny rule {}: messages on denied subjects will not be delivered to it",
+                "the subscription contains deny rule {}: as in nats-server, from this SUB on the client gets no message on a denied subject, on any of its subscriptions",
                 list.join(", ")
             ));
         }
@@ -1136,7 +1136,7 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("hint: the subscription overlaps deny rule \"events.secret\""),
+            text.contains("hint: the subscription contains deny rule \"events.secret\""),
             "{text}"
         );
         let (code, _) = report(&["--user", "Bob", "--sub", "events.secret"]);
