@@ -102,8 +102,6 @@ impl CloseReason {
 pub struct Subscription {
     pub client: Rc<Client>,
     pub account: AccountId,
-    /// The subject has wildcards (deliveries may need the deny filter).
-    pub wildcard: bool,
     pub subject: Box<[u8]>,
     pub queue: Option<Box<[u8]>>,
     pub sid: Box<[u8]>,
@@ -1700,26 +1698,22 @@ async fn read_loop(client: &Rc<Client>, stream: &Shared, mut info: Option<Vec<u8
         let opts = shard.options();
         let opts = &*opts;
 
-        let limits = Limits {
-            max_control_line: opts.max_control_line,
-            max_payload: usize::MAX,
-            headers: false,
-        };
         let mut pos = 0;
         let mut need = 0;
         client.caught_up.set(false);
         client.read_mark.set(shard.settle_mark());
         let tracing = crate::log::trace_enabled();
         while pos < filled && !client.is_closed() {
-            // CONNECT may change both (an account's or user's payload
-            // limit), and what follows it in the same read obeys them.
+            // Per operation: CONNECT may change the headers flag and the
+            // payload limit (an account's or user's), and what follows it
+            // in the same read obeys them.
             let limits = Limits {
-                headers: client.headers.get(),
+                max_control_line: opts.max_control_line,
                 max_payload: match client.max_payload.get() {
                     n if n < 0 => usize::MAX,
                     n => n as usize,
                 },
-                ..limits
+                headers: client.headers.get(),
             };
             if !before_connect(client, buf[pos], opts) {
                 break;
@@ -2374,7 +2368,6 @@ fn sub(
         let s = Rc::new(Subscription {
             client: client.clone(),
             account: client.account(),
-            wildcard: !subject::valid_literal(subject),
             subject: subject.into(),
             queue: queue.map(Into::into),
             sid: sid.into(),
