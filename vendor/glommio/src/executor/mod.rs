@@ -1475,6 +1475,11 @@ impl LocalExecutor {
                 // requests that are latency sensitive we want them out of the
                 // ring ASAP (before we run the task queues). We will also use
                 // the opportunity to install the timer.
+                // natrix: the reactor arms a preemption timer only when a
+                // task queue has work (or this poll wakes a task).
+                this.reactor.sys.set_tasks_pending(
+                    !this.queues.borrow().active_executors.is_empty(),
+                );
                 this.parker
                     .poll_io(|| Some(this.preempt_timer_duration()))
                     .expect("Failed to poll io! This is actually pretty bad!");
@@ -1486,7 +1491,12 @@ impl LocalExecutor {
                 let cur_time = Instant::now();
                 this.queues.borrow_mut().stats.total_runtime += cur_time - pre_time;
                 pre_time = cur_time;
-                if !run {
+                // natrix: `run_task_queues` also returns false when it
+                // stopped at once because a preemption was already pending,
+                // with tasks still waiting; parking then could sleep past
+                // them (nothing may wake the reactor again). Only an empty
+                // run queue parks.
+                if !run && this.queues.borrow().active_executors.is_empty() {
                     if let Poll::Ready(t) = future.as_mut().poll(cx) {
                         // It may be that we just became ready now that the task queue
                         // is exhausted. But if we sleep (park) we'll never know so we

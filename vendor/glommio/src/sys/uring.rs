@@ -38,7 +38,7 @@ use crate::{
         blocking::{BlockingThreadOp, BlockingThreadPool},
         dma_buffer::{BufferStorage, DmaBuffer},
         DirectIo, EnqueuedSource, EnqueuedStatus, InnerSource, IoBuffer, PollableStatus, Source,
-        SourceType, Statx, TimeSpec64,
+        SourceType, Statx, StatsCollection, TimeSpec64,
     },
     uring_sys::{self, IoRingOp},
     GlommioError, IoRequirements, IoStats, ReactorErrorKind, RingIoStats, TaskQueueHandle,
@@ -452,12 +452,20 @@ fn transmute_error(res: io::Result<u32>) -> io::Result<usize> {
         })
 }
 
+/// natrix: whether a source's scheduler latency is collected, the only use
+/// of the three timestamps glommio took per operation.
+fn wants_latency(src: &InnerSource) -> bool {
+    matches!(src.stats_collection, Some(StatsCollection { latency: Some(_), .. }))
+}
+
 fn record_stats<Ring: UringCommon>(
     ring: &mut Ring,
     src: &mut InnerSource,
     res: &io::Result<usize>,
 ) {
-    src.wakers.fulfilled_at = Some(Instant::now());
+    if wants_latency(src) {
+        src.wakers.fulfilled_at = Some(Instant::now());
+    }
     if let Some(fulfilled) = src.stats_collection.and_then(|x| x.fulfilled) {
         fulfilled(res, ring.io_stats_mut(), 1);
         if let Some(handle) = src.task_queue {
@@ -503,7 +511,7 @@ fn extract_one_chain(
     source_map: &mut SourceMap,
     queue: &mut VecDeque<UringDescriptor>,
     chain: Range<usize>,
-    now: Instant,
+    now: &mut Option<Instant>,
 ) -> SmallVec<[UringDescriptor; 1]> {
     queue
         .drain(chain)
@@ -511,7 +519,12 @@ fn extract_one_chain(
             if op.user_data > 0 {
                 let id = from_user_data(op.user_data);
                 let status = source_map.peek_source_mut(from_user_data(op.user_data), |mut x| {
-                    x.wakers.submitted_at = Some(now);
+                    // natrix: the clock is read only for sources whose
+                    // latency is collected (none of natrix's sockets); it
+                    // was read for every submission.
+                    if wants_latency(&x) {
+                        x.wakers.submitted_at = Some(*now.get_or_insert_with(Instant::now));
+                    }
                     let current = x.enqueued.as_mut().expect("bug");
                     match current.status {
                         EnqueuedStatus::Enqueued => {
@@ -856,11 +869,11 @@ impl UringCommon for PollRing {
 
     fn submit_one_event(&mut self, queue: &mut VecDeque<UringDescriptor>) -> Option<bool> {
         let source_map = &mut *self.source_map.borrow_mut();
-        let now = Instant::now();
+        let mut now = None;
 
         while let Some(chain) = peek_one_chain(queue, self.size) {
             return if let Some(sqes) = self.ring.sq().prepare_sqes(chain.len() as u32) {
-                let ops = extract_one_chain(source_map, queue, chain, now);
+                let ops = extract_one_chain(source_map, queue, chain, &mut now);
                 if ops.is_empty() {
                     // all the sources in the ring were cancelled
                     continue;
@@ -1198,11 +1211,11 @@ impl UringCommon for SleepableRing {
 
     fn submit_one_event(&mut self, queue: &mut VecDeque<UringDescriptor>) -> Option<bool> {
         let source_map = &mut *self.source_map.borrow_mut();
-        let now = Instant::now();
+        let mut now = None;
 
         while let Some(chain) = peek_one_chain(queue, self.size) {
             return if let Some(sqes) = self.ring.sq().prepare_sqes(chain.len() as u32) {
-                let ops = extract_one_chain(source_map, queue, chain, now);
+                let ops = extract_one_chain(source_map, queue, chain, &mut now);
                 if ops.is_empty() {
                     // all the sources in the ring were cancelled
                     continue;
@@ -1233,7 +1246,13 @@ pub(crate) struct Reactor {
     poll_ring: RefCell<PollRing>,
 
     latency_preemption_timeout_src: Cell<Option<Source>>,
+    // natrix: when the armed latency timer fires; it stays armed across
+    // passes (see `wait`).
+    latency_preemption_deadline: Cell<Option<Instant>>,
     throughput_preemption_timeout_src: Cell<Option<Source>>,
+    // natrix: set by the executor before each non-sleeping poll: whether a
+    // task queue has work, i.e. whether a preemption timer is wanted.
+    tasks_pending: Cell<bool>,
 
     link_fd: RawFd,
 
@@ -1380,7 +1399,9 @@ impl Reactor {
             latency_ring: RefCell::new(latency_ring),
             poll_ring: RefCell::new(poll_ring),
             latency_preemption_timeout_src: Cell::new(None),
+            latency_preemption_deadline: Cell::new(None),
             throughput_preemption_timeout_src: Cell::new(None),
+            tasks_pending: Cell::new(true),
             blocking_thread,
             link_fd,
             notifier,
@@ -1841,22 +1862,27 @@ impl Reactor {
         // consume all events from the rings
         consume_rings!(into &mut woke; lat_ring, poll_ring, main_ring);
 
-        // Cancel the old timer regardless of whether we can sleep:
-        // if we won't sleep, we will register the new timer with its new
-        // value.
-        //
-        // But if we will sleep, there might be a timer registered that needs
-        // to be removed otherwise we'll wake up when it expires.
-        drop(self.latency_preemption_timeout_src.take());
-
-        // Schedule the throughput-based timeout immediately: it won't matter if we end
-        // up sleeping.
-        self.throughput_preemption_timeout_src.replace(Some(
-            main_ring.prepare_throughput_preemption_timer(
-                self.ring_depth() as u32,
-                self.eventfd_src.raw(),
-            ),
-        ));
+        // natrix: upstream cancelled both preemption timers and armed new
+        // ones on every pass: two or three `io_uring_enter` calls a pass,
+        // most of a busy shard's system calls when each pass does little.
+        // Now a timer that has not fired stays armed. The latency timer
+        // then fires up to one slice after it was armed rather than after
+        // this pass (an earlier preemption, never a later one); the
+        // throughput timer fires after `ring_depth` completions counted
+        // over several passes rather than one. A new one is armed only
+        // once the old one has fired.
+        if !Self::timer_pending(&self.latency_preemption_timeout_src) {
+            drop(self.latency_preemption_timeout_src.take());
+            self.latency_preemption_deadline.set(None);
+        }
+        if !Self::timer_pending(&self.throughput_preemption_timeout_src) {
+            self.throughput_preemption_timeout_src.replace(Some(
+                main_ring.prepare_throughput_preemption_timer(
+                    self.ring_depth() as u32,
+                    self.eventfd_src.raw(),
+                ),
+            ));
+        }
 
         // This will only dispatch if we run out of sqes. Which means until
         // flush_rings! nothing is really send to the kernel...
@@ -1877,10 +1903,15 @@ impl Reactor {
         if should_sleep {
             // We are about to go to sleep. It's ok to sleep, but if there
             // is a timer set, we need to make sure we wake up to handle it.
+            // natrix: an armed timer that fires no later than the user's
+            // is kept: waking then, the loop finds the user timer not yet
+            // due and arms it here. An armed preemption timer with no user
+            // timer is kept too: it wakes the shard once, at most one slice
+            // from now, which costs less than cancelling it at every park.
             if let Some(dur) = user_timer {
-                self.latency_preemption_timeout_src
-                    .set(Some(lat_ring.prepare_latency_preemption_timer(dur)));
-                assert!(flush_rings!(lat_ring)? > 0);
+                if self.arm_latency_timer(&mut lat_ring, dur) {
+                    assert!(flush_rings!(lat_ring)? > 0);
+                }
             }
             // From this moment on the remote executors are aware that we are sleeping
             // We have to sweep the remote channels function once more because since
@@ -1907,10 +1938,14 @@ impl Reactor {
             }
         }
 
+        // natrix: armed only when some task is waiting to run; otherwise
+        // the loop parks next, and a timer armed now would only wake it.
         if let Some(preempt) = preempt_timer() {
-            self.latency_preemption_timeout_src
-                .set(Some(lat_ring.prepare_latency_preemption_timer(preempt)));
-            flush_rings!(lat_ring, main_ring)?;
+            if (woke > 0 || self.tasks_pending.get())
+                && self.arm_latency_timer(&mut lat_ring, preempt)
+            {
+                flush_rings!(lat_ring, main_ring)?;
+            }
         }
 
         // A Note about `need_preempt`:
@@ -1921,6 +1956,40 @@ impl Reactor {
         // need_preempt() should be false at this point. As soon as the next event
         // in the preempt ring completes, though, then it will be true.
         Ok(should_sleep)
+    }
+
+    /// natrix: whether a preemption timer is still in the kernel.
+    fn timer_pending(cell: &Cell<Option<Source>>) -> bool {
+        let src = cell.take();
+        let pending = src
+            .as_ref()
+            .is_some_and(|s| s.inner.borrow().wakers.result.is_none());
+        cell.set(src);
+        pending
+    }
+
+    /// natrix: arms the latency ring's timer to fire `dur` from now, unless
+    /// the one armed fires no later than that. Returns whether one was
+    /// armed; the caller submits it. Replacing a pending timer queues its
+    /// cancellation, flushed here ahead of the new timer.
+    fn arm_latency_timer(&self, lat_ring: &mut SleepableRing, dur: Duration) -> bool {
+        let deadline = Instant::now() + dur;
+        if let Some(armed) = self.latency_preemption_deadline.get() {
+            if armed <= deadline && Self::timer_pending(&self.latency_preemption_timeout_src) {
+                return false;
+            }
+        }
+        self.latency_preemption_timeout_src
+            .set(Some(lat_ring.prepare_latency_preemption_timer(dur)));
+        self.latency_preemption_deadline.set(Some(deadline));
+        lat_ring.flush_cancellations(&mut 0);
+        true
+    }
+
+    /// natrix: the executor says before each non-sleeping poll whether a
+    /// task queue has work.
+    pub(crate) fn set_tasks_pending(&self, pending: bool) {
+        self.tasks_pending.set(pending);
     }
 
     pub(crate) fn flush_syscall_thread(&self) -> usize {
@@ -2025,7 +2094,12 @@ fn queue_request_into_ring(
     descriptor: UringOpDescriptor,
     source_map: &mut SourceMap,
 ) {
-    source.inner.borrow_mut().wakers.queued_at = Some(Instant::now());
+    {
+        let mut inner = source.inner.borrow_mut();
+        if wants_latency(&inner) {
+            inner.wakers.queued_at = Some(Instant::now());
+        }
+    }
     let q = ring.submission_queue();
     let id = source_map.add_source(source, Rc::clone(&q));
 
