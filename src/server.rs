@@ -97,6 +97,11 @@ fn signal_set() -> libc::sigset_t {
     }
 }
 
+/// The CPUs this process may run on (its affinity mask), at least 1.
+fn usable_cpus() -> usize {
+    core_affinity::get_core_ids().map_or(1, |c| c.len().max(1))
+}
+
 /// The shard count and the CPU each shard is pinned to (None: unpinned).
 fn placement(opts: &Options) -> Vec<Option<usize>> {
     let cores: Vec<usize> = core_affinity::get_core_ids()
@@ -226,6 +231,13 @@ pub fn run(opts: Options, reload: impl Fn() -> Result<Options, String>) -> Resul
     crate::info!("  Name:     {}", info.server_name);
     crate::info!("  ID:       {}", server_id);
     crate::info!("  Shards:   {n}");
+    let cpus = usable_cpus();
+    if n > cpus {
+        crate::warn!(
+            "{n} shards on {cpus} CPUs: shards will wait for one another's CPU, and \
+             traffic between shards for the scheduler; at most {cpus} shards is usually faster"
+        );
+    }
     if let Some(c) = &opts.config_file {
         crate::info!("Using configuration file: {}", c.display());
     }
