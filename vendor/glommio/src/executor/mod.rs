@@ -1477,9 +1477,9 @@ impl LocalExecutor {
                 // the opportunity to install the timer.
                 // natrix: the reactor arms a preemption timer only when a
                 // task queue has work (or this poll wakes a task).
-                this.reactor.sys.set_tasks_pending(
-                    !this.queues.borrow().active_executors.is_empty(),
-                );
+                this.reactor
+                    .sys
+                    .set_tasks_pending(!this.queues.borrow().active_executors.is_empty());
                 this.parker
                     .poll_io(|| Some(this.preempt_timer_duration()))
                     .expect("Failed to poll io! This is actually pretty bad!");

@@ -38,7 +38,7 @@ use crate::{
         blocking::{BlockingThreadOp, BlockingThreadPool},
         dma_buffer::{BufferStorage, DmaBuffer},
         DirectIo, EnqueuedSource, EnqueuedStatus, InnerSource, IoBuffer, PollableStatus, Source,
-        SourceType, Statx, StatsCollection, TimeSpec64,
+        SourceType, StatsCollection, Statx, TimeSpec64,
     },
     uring_sys::{self, IoRingOp},
     GlommioError, IoRequirements, IoStats, ReactorErrorKind, RingIoStats, TaskQueueHandle,
@@ -455,7 +455,13 @@ fn transmute_error(res: io::Result<u32>) -> io::Result<usize> {
 /// natrix: whether a source's scheduler latency is collected, the only use
 /// of the three timestamps glommio took per operation.
 fn wants_latency(src: &InnerSource) -> bool {
-    matches!(src.stats_collection, Some(StatsCollection { latency: Some(_), .. }))
+    matches!(
+        src.stats_collection,
+        Some(StatsCollection {
+            latency: Some(_),
+            ..
+        })
+    )
 }
 
 fn record_stats<Ring: UringCommon>(
