@@ -97,18 +97,18 @@ fn signal_set() -> libc::sigset_t {
     }
 }
 
-/// The CPUs this process may run on (its affinity mask), at least 1.
-fn usable_cpus() -> usize {
-    core_affinity::get_core_ids().map_or(1, |c| c.len().max(1))
-}
-
-/// The shard count and the CPU each shard is pinned to (None: unpinned).
-fn placement(opts: &Options) -> Vec<Option<usize>> {
-    let cores: Vec<usize> = core_affinity::get_core_ids()
+/// The CPUs this process may run on (its affinity mask).
+fn usable_cpus() -> Vec<usize> {
+    core_affinity::get_core_ids()
         .unwrap_or_default()
         .into_iter()
         .map(|c| c.id)
-        .collect();
+        .collect()
+}
+
+/// The shard count and the CPU each shard is pinned to (None: unpinned),
+/// given the CPUs the process may run on.
+fn placement(opts: &Options, cores: &[usize]) -> Vec<Option<usize>> {
     let n = if opts.shards > 0 {
         opts.shards
     } else {
@@ -215,7 +215,8 @@ pub fn run(opts: Options, reload: impl Fn() -> Result<Options, String>) -> Resul
     // every shard inherits the mask and only `sigwait` below sees them.
     unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &sigs, std::ptr::null_mut()) };
 
-    let places = placement(&opts);
+    let cores = usable_cpus();
+    let places = placement(&opts, &cores);
     let n = places.len();
     let (socks, addr) = bind_listeners(&opts.host, opts.port, n)
         .map_err(|e| format!("Error listening on port: {}:{}, {e}", opts.host, opts.port))?;
@@ -231,7 +232,7 @@ pub fn run(opts: Options, reload: impl Fn() -> Result<Options, String>) -> Resul
     crate::info!("  Name:     {}", info.server_name);
     crate::info!("  ID:       {}", server_id);
     crate::info!("  Shards:   {n}");
-    let cpus = usable_cpus();
+    let cpus = cores.len().max(1);
     if n > cpus {
         crate::warn!(
             "{n} shards on {cpus} CPUs: shards will wait for one another's CPU, and \
