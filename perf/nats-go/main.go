@@ -58,18 +58,16 @@ func main() {
 	if *mode == "pairs" {
 		nsubs = *np
 	}
-	if *mode == "pub" {
-		nsubs = 0
+	if *mode == "pub" || *mode == "reqrep" {
+		nsubs = 0 // reqrep makes its own responder below
 	}
-	done := make(chan struct{}, 1024)
+	done := make(chan struct{}, 1)
 	var total int64
 	var want int64
 	switch *mode {
 	case "fanout":
 		want = int64(*np) * int64(*n) * int64(nsubs)
-	case "pairs":
-		want = int64(*np) * int64(*n)
-	case "queue":
+	case "pairs", "queue":
 		want = int64(*np) * int64(*n)
 	}
 	recv = make([]int64, nsubs)
